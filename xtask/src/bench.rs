@@ -20,7 +20,15 @@ pub struct BenchArgs {
 
 pub fn run(args: &BenchArgs) -> Result<()> {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.args(["run", "--release", "--quiet", "-p", "train", "--bin", "bench"]);
+    cmd.args([
+        "run",
+        "--release",
+        "--quiet",
+        "-p",
+        "train",
+        "--bin",
+        "bench",
+    ]);
     if args.wgpu {
         cmd.args(["--features", "wgpu"]);
     }

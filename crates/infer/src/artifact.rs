@@ -1,0 +1,240 @@
+//! The artifact directory and how it is written.
+//!
+//! ```text
+//! artifacts/mr/
+//!   config.json     ArtifactConfig: model config, labels, max_seq_len, training options
+//!   tokenizer.json  the vocabulary, in the `tokenizers` crate's format
+//!   model.mpk       the weights (Burn's named MessagePack record, full precision)
+//!   metrics.json    Metrics of the run that produced it
+//! ```
+//!
+//! Invariant: a directory at the artifact path is always complete. Files are
+//! written into a hidden staging directory beside it, which replaces the old
+//! artifact with a rename only once everything is on disk; an interrupted run
+//! leaves the previous artifact (or nothing) in place.
+
+use anyhow::{Context, Result, bail};
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::prelude::*;
+use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
+use model::TextClassifierConfig;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+pub const CONFIG_FILE: &str = "config.json";
+pub const TOKENIZER_FILE: &str = "tokenizer.json";
+/// The recorder adds the `.mpk` extension to this stem.
+pub const WEIGHTS_STEM: &str = "model";
+pub const WEIGHTS_FILE: &str = "model.mpk";
+pub const METRICS_FILE: &str = "metrics.json";
+
+/// The recorder of the weights: named fields, so a mismatch says which one.
+pub type WeightsRecorder = NamedMpkFileRecorder<FullPrecisionSettings>;
+
+/// Everything needed to rebuild the model and its input pipeline.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ArtifactConfig {
+    pub model: TextClassifierConfig,
+    /// Class names, in the order of the model's outputs.
+    pub labels: Vec<String>,
+    /// Longer inputs are truncated to this many tokens.
+    pub max_seq_len: usize,
+    /// The options of the training run, kept for the record.
+    #[serde(default)]
+    pub training: serde_json::Value,
+}
+
+/// What the run that produced the artifact measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Metrics {
+    pub test_accuracy: f64,
+    pub valid_accuracy: f64,
+    /// The epoch whose weights were kept (best validation accuracy), 1-based.
+    pub best_epoch: usize,
+    pub epochs_run: usize,
+    pub train_seconds: f64,
+    pub backend: String,
+    /// Cargo profile of the binary that trained (`release` or `debug`).
+    pub profile: String,
+}
+
+impl ArtifactConfig {
+    pub fn load(dir: &Path) -> Result<Self> {
+        let path = dir.join(CONFIG_FILE);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a valid artifact config", path.display()))
+    }
+}
+
+/// Checks that `dir` looks like an artifact before anything is loaded, so that
+/// the error names what is missing.
+pub fn check_dir(dir: &Path) -> Result<()> {
+    if !dir.is_dir() {
+        bail!(
+            "artifact directory {} does not exist (train one with `cargo run --release -p train -- --artifact-dir {}`)",
+            dir.display(),
+            dir.display()
+        );
+    }
+    for file in [CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE] {
+        if !dir.join(file).is_file() {
+            bail!(
+                "artifact {} is incomplete: {file} is missing",
+                dir.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Loads weights into a model built from `config`, and checks that every
+/// parameter has the shape the config implies.
+pub fn load_weights<B: Backend, M: Module<B>>(
+    dir: &Path,
+    fresh: M,
+    device: &B::Device,
+) -> Result<M> {
+    let path = dir.join(WEIGHTS_FILE);
+    let expected = ParamShapes::of(&fresh);
+    let loaded = fresh
+        .load_file(dir.join(WEIGHTS_STEM), &WeightsRecorder::new(), device)
+        .with_context(|| format!("cannot load weights from {}", path.display()))?;
+    let found = ParamShapes::of(&loaded);
+    for ((name, want), (_, got)) in expected.0.iter().zip(&found.0) {
+        if want != got {
+            bail!(
+                "{} does not match {}: parameter `{name}` has shape {got:?} in the weights but {want:?} in the config",
+                path.display(),
+                dir.join(CONFIG_FILE).display()
+            );
+        }
+    }
+    Ok(loaded)
+}
+
+/// Writes an artifact into a staging directory and moves it into place.
+pub struct ArtifactWriter {
+    staging: PathBuf,
+    target: PathBuf,
+    committed: bool,
+}
+
+impl ArtifactWriter {
+    /// Starts a new artifact to be published at `target`.
+    pub fn create(target: &Path) -> Result<Self> {
+        let name = target
+            .file_name()
+            .with_context(|| format!("artifact path {} has no directory name", target.display()))?
+            .to_string_lossy()
+            .into_owned();
+        let parent = target.parent().map(Path::to_path_buf).unwrap_or_default();
+        let parent = if parent.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            parent
+        };
+        std::fs::create_dir_all(&parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+        let staging = parent.join(format!(".{name}.partial-{}", std::process::id()));
+        if staging.exists() {
+            std::fs::remove_dir_all(&staging)?;
+        }
+        std::fs::create_dir(&staging)
+            .with_context(|| format!("cannot create {}", staging.display()))?;
+        Ok(Self {
+            staging,
+            target: target.to_path_buf(),
+            committed: false,
+        })
+    }
+
+    /// The directory to write into until [`commit`](Self::commit).
+    pub fn dir(&self) -> &Path {
+        &self.staging
+    }
+
+    pub fn write_config(&self, config: &ArtifactConfig) -> Result<()> {
+        write_json(&self.staging.join(CONFIG_FILE), config)
+    }
+
+    pub fn write_metrics(&self, metrics: &Metrics) -> Result<()> {
+        write_json(&self.staging.join(METRICS_FILE), metrics)
+    }
+
+    pub fn write_weights<B: Backend, M: Module<B>>(&self, model: M) -> Result<()> {
+        model
+            .save_file(self.staging.join(WEIGHTS_STEM), &WeightsRecorder::new())
+            .with_context(|| format!("cannot write {}", self.staging.join(WEIGHTS_FILE).display()))
+    }
+
+    /// Replaces whatever is at the target with the staging directory. The old
+    /// artifact is moved aside first and removed only after the new one is in
+    /// place, so some complete artifact exists at every moment.
+    pub fn commit(mut self) -> Result<PathBuf> {
+        check_dir(&self.staging)?;
+        let aside = self.staging.with_extension("old");
+        if self.target.exists() {
+            std::fs::rename(&self.target, &aside).with_context(|| {
+                format!(
+                    "cannot move the old artifact {} aside",
+                    self.target.display()
+                )
+            })?;
+        }
+        std::fs::rename(&self.staging, &self.target).with_context(|| {
+            format!("cannot move the new artifact to {}", self.target.display())
+        })?;
+        self.committed = true;
+        if aside.exists() {
+            std::fs::remove_dir_all(&aside)?;
+        }
+        Ok(self.target.clone())
+    }
+}
+
+impl Drop for ArtifactWriter {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_dir_all(&self.staging);
+        }
+    }
+}
+
+fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let text = serde_json::to_string_pretty(value)?;
+    std::fs::write(path, text + "\n").with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// The dotted path and shape of every float parameter, in visiting order.
+struct ParamShapes(Vec<(String, Vec<usize>)>);
+
+impl ParamShapes {
+    fn of<B: Backend, M: Module<B>>(module: &M) -> Self {
+        let mut visitor = ShapeVisitor {
+            path: Vec::new(),
+            shapes: Vec::new(),
+        };
+        module.visit(&mut visitor);
+        Self(visitor.shapes)
+    }
+}
+
+struct ShapeVisitor {
+    path: Vec<String>,
+    shapes: Vec<(String, Vec<usize>)>,
+}
+
+impl<B: Backend> ModuleVisitor<B> for ShapeVisitor {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        let shape = param.val().dims().to_vec();
+        self.shapes.push((self.path.join("."), shape));
+    }
+}

@@ -1,0 +1,205 @@
+//! The `infer` binary: predictions from arguments and stdin, `--json`,
+//! `--eval`, and a clear error for every broken artifact.
+
+use burn::backend::NdArray;
+use data::WordTokenizer;
+use infer::{ArtifactConfig, ArtifactWriter, Metrics};
+use model::TextClassifierConfig;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+/// A small untrained artifact: predictions are arbitrary but well formed.
+fn make_artifact(dir: &Path) {
+    let texts = [
+        "a good film",
+        "a bad film",
+        "charming and hilarious",
+        "dull and long",
+    ];
+    let tokenizer = WordTokenizer::train(texts.into_iter(), 1, 100).unwrap();
+    let config = ArtifactConfig {
+        model: TextClassifierConfig::new(tokenizer.vocab_size(), 2)
+            .with_d_embed(8)
+            .with_d_hidden(8),
+        labels: vec!["neg".into(), "pos".into()],
+        max_seq_len: 16,
+        training: serde_json::Value::Null,
+    };
+    let writer = ArtifactWriter::create(dir).unwrap();
+    tokenizer
+        .save(&writer.dir().join("tokenizer.json"))
+        .unwrap();
+    writer.write_config(&config).unwrap();
+    writer
+        .write_weights(config.model.init::<NdArray>(&Default::default()))
+        .unwrap();
+    writer
+        .write_metrics(&Metrics {
+            test_accuracy: 0.5,
+            valid_accuracy: 0.5,
+            best_epoch: 1,
+            epochs_run: 1,
+            train_seconds: 0.0,
+            backend: "ndarray".into(),
+            profile: "test".into(),
+        })
+        .unwrap();
+    writer.commit().unwrap();
+}
+
+fn infer(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_infer"))
+        .arg("--artifact-dir")
+        .arg(dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.unwrap_or("").as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn predicts_from_arguments_stdin_and_as_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("mr");
+    make_artifact(&dir);
+
+    let out = infer(&dir, &["a good film", ""], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(
+        lines[0].starts_with("neg\t") || lines[0].starts_with("pos\t"),
+        "{stdout}"
+    );
+
+    let out = infer(
+        &dir,
+        &[],
+        Some("charming\nunseen words only\nDULL and long\n"),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).lines().count(), 3);
+
+    let out = infer(
+        &dir,
+        &[
+            "--json",
+            "--batch-size",
+            "1",
+            "Charming and hilarious!",
+            "x",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let first: serde_json::Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+    let tokens: Vec<&str> = first["attention"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["token"].as_str().unwrap())
+        .collect();
+    assert_eq!(tokens, ["Charming", "and", "hilarious", "!"]);
+    let weights: f64 = first["attention"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["weight"].as_f64().unwrap())
+        .sum();
+    assert!((weights - 1.0).abs() < 1e-5);
+    let probs: f64 = first["probabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_f64().unwrap())
+        .sum();
+    assert!((probs - 1.0).abs() < 1e-5);
+}
+
+#[test]
+fn eval_prints_accuracy_and_confusion_matrix() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("mr");
+    make_artifact(&dir);
+    let file = tmp.path().join("labelled.tsv");
+    std::fs::write(&file, "pos\ta good film\nneg\ta bad film\nneg\tdull\n").unwrap();
+    let out = infer(&dir, &["--eval", file.to_str().unwrap(), "--json"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let eval: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert_eq!(eval["total"], 3);
+    let confusion: Vec<Vec<u64>> = serde_json::from_value(eval["confusion"].clone()).unwrap();
+    assert_eq!(confusion.iter().flatten().sum::<u64>(), 3);
+    assert_eq!(confusion[1].iter().sum::<u64>(), 1, "one true pos");
+    let correct = confusion[0][0] + confusion[1][1];
+    assert_eq!(eval["correct"], correct);
+
+    let out = infer(&dir, &["--eval", file.to_str().unwrap()], None);
+    assert!(
+        text(&out.stdout).starts_with("accuracy "),
+        "{}",
+        text(&out.stdout)
+    );
+
+    std::fs::write(&file, "pos\tok\nunsure\tmaybe\n").unwrap();
+    let out = infer(&dir, &["--eval", file.to_str().unwrap()], None);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("labelled.tsv:2: unknown label \"unsure\""),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn broken_artifacts_get_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let check = |dir: &Path, expected: &str| {
+        let out = infer(dir, &["some text"], None);
+        let err = text(&out.stderr);
+        assert!(!out.status.success(), "expected failure for {expected}");
+        assert!(err.contains(expected), "expected {expected:?} in:\n{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    };
+    check(&tmp.path().join("nowhere"), "does not exist");
+
+    let dir = tmp.path().join("mr");
+    make_artifact(&dir);
+    let config_path = dir.join("config.json");
+    let original = std::fs::read_to_string(&config_path).unwrap();
+    let mut config: serde_json::Value = serde_json::from_str(&original).unwrap();
+
+    config["model"]["d_hidden"] = 16.into();
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    check(&dir, "does not match");
+
+    config["model"]["d_hidden"] = 8.into();
+    config["model"]["vocab_size"] = 1000.into();
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    check(&dir, "vocab_size");
+
+    std::fs::write(&config_path, "{ \"model\": 3 }").unwrap();
+    check(&dir, "config.json is not a valid artifact config");
+
+    std::fs::write(&config_path, &original).unwrap();
+    std::fs::write(dir.join("model.mpk"), b"not a record").unwrap();
+    check(&dir, "cannot load weights from");
+
+    std::fs::remove_file(dir.join("model.mpk")).unwrap();
+    check(&dir, "model.mpk is missing");
+}

@@ -1,0 +1,61 @@
+//! One model definition, two backends: the same weights, loaded from one
+//! record, give the same logits on ndarray (CPU) and wgpu (here Mesa's
+//! lavapipe Vulkan driver on the CPU; on a machine with a GPU, the GPU).
+
+use burn::backend::wgpu::WgpuDevice;
+use burn::backend::{NdArray, Wgpu};
+use burn::prelude::*;
+use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
+use burn::tensor::Tolerance;
+use model::TextClassifierConfig;
+
+#[test]
+fn ndarray_and_wgpu_give_the_same_logits_from_one_record() {
+    let config = TextClassifierConfig::new(300, 2)
+        .with_d_embed(32)
+        .with_d_hidden(24);
+    let cpu = Default::default();
+    let recorder = BinBytesRecorder::<FullPrecisionSettings>::default();
+    // Parameters are initialized lazily, so a clone of a fresh module draws its
+    // own weights: both models are loaded from the one serialized record.
+    let bytes = recorder
+        .record(config.init::<NdArray>(&cpu).into_record(), ())
+        .unwrap();
+    let cpu_model = config
+        .init::<NdArray>(&cpu)
+        .load_record(recorder.load(bytes.clone(), &cpu).unwrap());
+
+    let gpu = WgpuDevice::default();
+    let gpu_model = config
+        .init::<Wgpu>(&gpu)
+        .load_record(recorder.load(bytes, &gpu).unwrap());
+
+    let ids = [
+        [12, 45, 7, 299, 3, 18, 0, 0],
+        [5, 6, 7, 8, 9, 10, 11, 12],
+        [250, 0, 0, 0, 0, 0, 0, 0],
+    ];
+    let cpu_tokens = Tensor::<NdArray, 2, Int>::from_ints(ids, &cpu);
+    let gpu_tokens = Tensor::<Wgpu, 2, Int>::from_ints(ids, &gpu);
+    let cpu_out = cpu_model.forward(cpu_tokens.clone(), cpu_tokens.not_equal_elem(0));
+    let gpu_out = gpu_model.forward(gpu_tokens.clone(), gpu_tokens.not_equal_elem(0));
+
+    let cpu_logits = cpu_out.logits.into_data();
+    let gpu_logits = gpu_out.logits.into_data();
+    let maxdiff = max_abs_diff(&cpu_logits, &gpu_logits);
+    println!("logits OK, maxdiff = {maxdiff:e}");
+    cpu_logits.assert_approx_eq::<f32>(&gpu_logits, Tolerance::absolute(1e-4));
+    cpu_out
+        .attention
+        .into_data()
+        .assert_approx_eq::<f32>(&gpu_out.attention.into_data(), Tolerance::absolute(1e-4));
+}
+
+fn max_abs_diff(a: &TensorData, b: &TensorData) -> f32 {
+    let a = a.to_vec::<f32>().unwrap();
+    let b = b.to_vec::<f32>().unwrap();
+    a.iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}

@@ -1,0 +1,197 @@
+//! The benchmark cases of `shared/bench/SPEC.md`: one training step (forward,
+//! cross-entropy, backward, Adam) and inference (forward, argmax read back),
+//! timed per iteration after warm-up; the median is reported as one JSON line
+//! per case, then a markdown table. Run it through `cargo xtask bench`.
+
+use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use burn::prelude::*;
+use clap::Parser;
+use model::TextClassifierConfig;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::time::Instant;
+use train::step::ClassifierStep;
+
+/// Runs the benchmark cases of SPEC.md.
+#[derive(Parser)]
+struct Cli {
+    /// Fewer iterations: a smoke run, not a measurement.
+    #[arg(long)]
+    quick: bool,
+    /// Only the cases whose name contains this string.
+    #[arg(long)]
+    case: Option<String>,
+}
+
+struct Case {
+    name: &'static str,
+    batch: usize,
+    seq_len: usize,
+    train: bool,
+}
+
+const CASES: [Case; 4] = [
+    Case {
+        name: "train_b32_t64",
+        batch: 32,
+        seq_len: 64,
+        train: true,
+    },
+    Case {
+        name: "train_b64_t256",
+        batch: 64,
+        seq_len: 256,
+        train: true,
+    },
+    Case {
+        name: "infer_b1_t32",
+        batch: 1,
+        seq_len: 32,
+        train: false,
+    },
+    Case {
+        name: "infer_b256_t64",
+        batch: 256,
+        seq_len: 64,
+        train: false,
+    },
+];
+const VOCAB: usize = 20_000;
+const EMBED: usize = 128;
+const HIDDEN: usize = 128;
+const CLASSES: usize = 2;
+
+struct Measurement {
+    case: &'static str,
+    backend: &'static str,
+    batch: usize,
+    seq_len: usize,
+    median_ms: f64,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let mut results = Vec::new();
+    for case in CASES
+        .iter()
+        .filter(|c| cli.case.as_deref().is_none_or(|f| c.name.contains(f)))
+    {
+        results.push(run_case::<burn::backend::NdArray>(
+            case, "ndarray", cli.quick,
+        ));
+        #[cfg(feature = "wgpu")]
+        results.push(run_case::<burn::backend::Wgpu>(case, "wgpu", cli.quick));
+    }
+    println!();
+    println!("| case | backend | median ms | sequences/s | tokens/s |");
+    println!("|---|---|---|---|---|");
+    for m in &results {
+        let seqs = m.batch as f64 / (m.median_ms / 1e3);
+        println!(
+            "| {} | {} | {:.2} | {:.0} | {:.0} |",
+            m.case,
+            m.backend,
+            m.median_ms,
+            seqs,
+            seqs * m.seq_len as f64
+        );
+    }
+}
+
+/// Token ids `[batch, seq_len]` random in 1..VOCAB, each row of a random
+/// length in seq_len/2..=seq_len and padded with 0 up to seq_len, as SPEC.md
+/// says; the mask; and random labels.
+fn make_batch<B: Backend>(
+    batch: usize,
+    seq_len: usize,
+    device: &B::Device,
+) -> (Tensor<B, 2, Int>, Tensor<B, 2, Bool>, Tensor<B, 1, Int>) {
+    let mut rng = StdRng::seed_from_u64(0);
+    let mut ids = vec![0i64; batch * seq_len];
+    let mut mask = vec![false; batch * seq_len];
+    for row in 0..batch {
+        let len = rng.random_range(seq_len / 2..=seq_len);
+        for t in 0..len {
+            ids[row * seq_len + t] = rng.random_range(1..VOCAB as i64);
+            mask[row * seq_len + t] = true;
+        }
+    }
+    let labels: Vec<i64> = (0..batch)
+        .map(|_| rng.random_range(0..CLASSES as i64))
+        .collect();
+    (
+        Tensor::from_data(TensorData::new(ids, [batch, seq_len]), device),
+        Tensor::from_data(TensorData::new(mask, [batch, seq_len]), device),
+        Tensor::from_data(TensorData::new(labels, [batch]), device),
+    )
+}
+
+fn run_case<B: Backend>(case: &Case, backend: &'static str, quick: bool) -> Measurement {
+    let (warmup, iters) = match (quick, case.train) {
+        (true, _) => (1, 3),
+        (false, true) => (3, 20),
+        (false, false) => (5, 50),
+    };
+    let device: B::Device = Default::default();
+    B::seed(&device, 0);
+    let config = TextClassifierConfig::new(VOCAB, CLASSES)
+        .with_d_embed(EMBED)
+        .with_d_hidden(HIDDEN);
+
+    let mut times = Vec::with_capacity(iters);
+    if case.train {
+        type AD<B> = burn::backend::Autodiff<B>;
+        let mut step = ClassifierStep {
+            model: config.init::<AD<B>>(&device),
+        };
+        let mut optim = AdamConfig::new().init::<AD<B>, ClassifierStep<AD<B>>>();
+        let (tokens, mask, labels) = make_batch::<AD<B>>(case.batch, case.seq_len, &device);
+        for i in 0..warmup + iters {
+            let start = Instant::now();
+            let batch = data::TextBatch {
+                tokens: tokens.clone(),
+                mask: mask.clone(),
+                lengths: vec![],
+                labels: labels.clone(),
+            };
+            let output = step.forward_loss(batch);
+            let grads = GradientsParams::from_grads(output.loss.backward(), &step);
+            step = optim.step(1e-3, step, grads);
+            let _loss: f32 = output.loss.into_scalar().elem();
+            if i >= warmup {
+                times.push(start.elapsed().as_secs_f64());
+            }
+        }
+    } else {
+        let model = config.init::<B>(&device);
+        let (tokens, mask, _) = make_batch::<B>(case.batch, case.seq_len, &device);
+        for i in 0..warmup + iters {
+            let start = Instant::now();
+            let logits = model.forward(tokens.clone(), mask.clone()).logits;
+            let _classes = logits.argmax(1).into_data();
+            if i >= warmup {
+                times.push(start.elapsed().as_secs_f64());
+            }
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    let median_ms = 1e3 * times[times.len() / 2];
+    let seqs = case.batch as f64 / (median_ms / 1e3);
+    println!(
+        "{{\"impl\": \"{}-{}\", \"case\": \"{}\", \"backend\": \"{backend}\", \"threads\": {}, \"batch\": {}, \"seq_len\": {}, \"median_ms\": {median_ms:.3}, \"sequences_per_s\": {seqs:.1}, \"tokens_per_s\": {:.1}}}",
+        "burn-seq",
+        env!("CARGO_PKG_VERSION"),
+        case.name,
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        case.batch,
+        case.seq_len,
+        seqs * case.seq_len as f64
+    );
+    Measurement {
+        case: case.name,
+        backend,
+        batch: case.batch,
+        seq_len: case.seq_len,
+        median_ms,
+    }
+}

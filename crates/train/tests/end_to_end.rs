@@ -1,0 +1,156 @@
+//! The `train` binary end to end: one short epoch on a slice of datasets/mr
+//! into a temporary directory, then the artifact is loaded and used the way
+//! `infer` uses it. And the errors a user gets for bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn mr_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../datasets/mr")
+}
+
+fn train(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_train"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn one_short_epoch_then_infer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let artifact = tmp.path().join("mr");
+    let out = train(&[
+        "--data-dir",
+        mr_dir().to_str().unwrap(),
+        "--artifact-dir",
+        artifact.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--limit",
+        "640",
+        "--d-embed",
+        "32",
+        "--d-hidden",
+        "32",
+    ]);
+    assert!(
+        out.status.success(),
+        "train failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        stderr(&out)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("test accuracy"), "{stdout}");
+
+    for file in ["config.json", "tokenizer.json", "model.mpk", "metrics.json"] {
+        assert!(
+            artifact.join(file).is_file(),
+            "{file} missing from the artifact"
+        );
+    }
+    assert!(
+        !artifact.join("training/checkpoint").exists(),
+        "checkpoints should not be shipped"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        leftovers,
+        ["mr"],
+        "no staging directory should be left behind"
+    );
+
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(artifact.join("metrics.json")).unwrap())
+            .unwrap();
+    assert_eq!(metrics["epochs_run"], 1);
+    assert_eq!(metrics["best_epoch"], 1);
+    assert_eq!(metrics["backend"], "ndarray");
+    let test_accuracy = metrics["test_accuracy"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&test_accuracy));
+
+    // The artifact loads from its directory alone and predicts.
+    let classifier =
+        infer::Classifier::<burn::backend::NdArray>::load(&artifact, &Default::default()).unwrap();
+    let texts = ["an utterly charming and hilarious film", "", "zzzz qqqq"];
+    let predictions = classifier.predict(&texts, 2).unwrap();
+    assert_eq!(predictions.len(), 3);
+    for p in &predictions {
+        assert!(p.label == "neg" || p.label == "pos");
+        let sum: f32 = p.probabilities.iter().sum();
+        assert!((sum - 1.0).abs() < 1e-5, "probabilities sum to {sum}");
+        let attention: f32 = p.attention.iter().map(|t| t.weight).sum();
+        assert!(
+            (attention - 1.0).abs() < 1e-5,
+            "attention sums to {attention}"
+        );
+    }
+    assert_eq!(predictions[0].attention.len(), 6);
+    assert_eq!(predictions[1].attention[0].token, "[UNK]");
+
+    // The test accuracy in metrics.json is what evaluating the artifact gives.
+    let test = data::read_labelled_tsv(&mr_dir().join("test.tsv"), &data::MR_LABELS).unwrap();
+    let evaluation = classifier.evaluate(&test, 256).unwrap();
+    assert!((evaluation.accuracy - test_accuracy).abs() < 1e-9);
+}
+
+#[test]
+fn bad_data_gets_an_error_naming_file_and_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path();
+    std::fs::write(data.join("valid.tsv"), "pos\tfine\n").unwrap();
+    std::fs::write(data.join("test.tsv"), "neg\tdull\n").unwrap();
+    let artifact = tmp.path().join("out");
+    let run = |train_tsv: &[u8]| {
+        std::fs::write(data.join("train.tsv"), train_tsv).unwrap();
+        train(&[
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--artifact-dir",
+            artifact.to_str().unwrap(),
+        ])
+    };
+    let cases: [(&[u8], &str); 4] = [
+        (b"pos\tgood\nno tab on this line\n", "train.tsv:2: no tab"),
+        (
+            b"pos\tgood\nneg\tbad\nmaybe\tmeh\n",
+            "train.tsv:3: unknown label \"maybe\"",
+        ),
+        (
+            b"pos\tgood\nneg\t\xc3\x28\n",
+            "train.tsv:2: not valid UTF-8",
+        ),
+        (b"", "train.tsv is empty"),
+    ];
+    for (contents, expected) in cases {
+        let out = run(contents);
+        let err = stderr(&out);
+        assert!(!out.status.success());
+        assert!(err.contains(expected), "expected {expected:?} in:\n{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    std::fs::write(data.join("train.tsv"), "pos\tgood\nneg\tbad\n").unwrap();
+    std::fs::remove_file(data.join("valid.tsv")).unwrap();
+    let out = train(&[
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--artifact-dir",
+        artifact.to_str().unwrap(),
+    ]);
+    assert!(stderr(&out).contains("valid.tsv"), "{}", stderr(&out));
+    assert!(
+        !artifact.exists(),
+        "a failed run must not leave an artifact"
+    );
+
+    let out = train(&["--batch-size", "0"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--batch-size"), "{}", stderr(&out));
+}
