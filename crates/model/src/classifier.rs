@@ -1,9 +1,7 @@
 //! The text classifier: Embedding -> LSTM -> attention pooling -> Linear.
 
-use crate::{AttentionPooling, AttentionPoolingConfig};
-use burn::nn::{
-    Dropout, DropoutConfig, Embedding, EmbeddingConfig, Linear, LinearConfig, Lstm, LstmConfig,
-};
+use crate::{AttentionPooling, AttentionPoolingConfig, Lstm, LstmConfig};
+use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::prelude::*;
 
 #[derive(Config, Debug)]
@@ -46,7 +44,7 @@ impl TextClassifierConfig {
     pub fn init<B: Backend>(&self, device: &B::Device) -> TextClassifier<B> {
         TextClassifier {
             embedding: EmbeddingConfig::new(self.vocab_size, self.d_embed).init(device),
-            lstm: LstmConfig::new(self.d_embed, self.d_hidden, true).init(device),
+            lstm: LstmConfig::new(self.d_embed, self.d_hidden).init(device),
             attention: AttentionPoolingConfig::new(self.d_hidden).init(device),
             dropout: DropoutConfig::new(self.dropout).init(),
             output: LinearConfig::new(self.d_hidden, self.num_classes).init(device),
@@ -68,7 +66,7 @@ impl<B: Backend> TextClassifier<B> {
     ) -> ClassifierOutput<B> {
         let x = self.embedding.forward(tokens); // [B, T, E]
         let x = self.dropout.forward(x);
-        let (hidden, _) = self.lstm.forward(x, None); // [B, T, H]
+        let (hidden, _) = self.lstm.forward(x); // [B, T, H]
         let (pooled, attention) = self.attention.forward(hidden, mask); // [B, H], [B, T]
         let logits = self.output.forward(self.dropout.forward(pooled)); // [B, C]
         ClassifierOutput { logits, attention }

@@ -21,6 +21,8 @@
 
 mod attention;
 mod classifier;
+mod lstm;
 
 pub use attention::{AttentionPooling, AttentionPoolingConfig};
 pub use classifier::{ClassifierOutput, TextClassifier, TextClassifierConfig};
+pub use lstm::{Lstm, LstmConfig, LstmState};
