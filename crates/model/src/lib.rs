@@ -5,6 +5,12 @@
 //! tensors and returns tensors. Shapes in comments use B = batch size,
 //! T = sequence length, E = embedding size, H = hidden size, C = classes.
 //!
+//! - Fundamentals: [`Mlp`] with hand-written [`backprop`] beside autodiff.
+//! - The recurrent family: [`Rnn`], [`Gru`], [`Lstm`] behind [`Recurrent`],
+//!   stacked and made bidirectional by [`Encoder`].
+//! - Attention: [`AttentionPooling`], whose weights a person can inspect.
+//! - Models: [`TextClassifier`], [`SequenceRegressor`].
+//!
 //! ```
 //! use burn::backend::NdArray;
 //! use burn::prelude::*;
@@ -21,8 +27,45 @@
 
 mod attention;
 mod classifier;
+mod encoder;
 mod lstm;
+mod mlp;
+mod regressor;
+mod rnn;
+mod steps;
 
 pub use attention::{AttentionPooling, AttentionPoolingConfig};
 pub use classifier::{ClassifierOutput, TextClassifier, TextClassifierConfig};
+pub use encoder::{CellKind, Encoder, EncoderConfig, EncoderOutput, RecurrentLayer};
 pub use lstm::{Lstm, LstmConfig, LstmState};
+pub use mlp::{Activation, Loss, Mlp, MlpConfig, MlpGradients, Trace, backprop, sgd_step};
+pub use regressor::{SequenceRegressor, SequenceRegressorConfig};
+pub use rnn::{Gru, GruConfig, Rnn, RnnConfig};
+
+use burn::prelude::*;
+
+/// A recurrent layer run over a whole sequence from a zero state.
+pub trait Recurrent<B: Backend> {
+    /// `[B, T, E]` → the hidden state of every step `[B, T, H]`.
+    fn forward_sequence(&self, x: Tensor<B, 3>) -> Tensor<B, 3>;
+    /// H, the size of the hidden state.
+    fn d_hidden(&self) -> usize;
+}
+
+#[cfg(test)]
+mod test_util {
+    use burn::module::Param;
+    use burn::prelude::*;
+
+    /// The largest absolute difference between two tensors.
+    pub fn max_diff<B: Backend, const D: usize>(a: Tensor<B, D>, b: Tensor<B, D>) -> f32 {
+        (a - b).abs().max().into_scalar().elem()
+    }
+
+    /// `t` as a parameter that is a fresh leaf of the autodiff graph (a
+    /// parameter made straight from a computed tensor would not be).
+    pub fn leaf<B: Backend, const D: usize>(t: Tensor<B, D>) -> Param<Tensor<B, D>> {
+        let device = t.device();
+        Param::from_tensor(Tensor::from_data(t.into_data(), &device))
+    }
+}

@@ -19,14 +19,16 @@
 //!   by 2 lets one sigmoid call cover all four gates;
 //! - outputs are collected and stacked once at the end, not slice-assigned
 //!   per step;
-//! - the projected input is sliced in blocks of about √T steps, then per step
-//!   within a block: autodiff's backward of a slice allocates a zero tensor of
-//!   the whole input, so slicing T steps straight out of `[B, T, 4H]` costs
-//!   O(T²) in backward, while two levels cost O(T^1.5).
+//! - the projected input is split into time steps in √T blocks
+//!   ([`time_steps`]), which keeps autodiff's backward of the slices from
+//!   growing quadratically with T.
 
 use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
+
+use crate::steps::{tanh, time_steps};
+use crate::Recurrent;
 
 #[derive(Config, Debug)]
 pub struct LstmConfig {
@@ -75,43 +77,30 @@ impl<B: Backend> Lstm<B> {
     /// every step `[B, T, H]` and the final state.
     pub fn forward(&self, x: Tensor<B, 3>) -> (Tensor<B, 3>, LstmState<B>) {
         let [batch, seq, _] = x.dims();
-        let h4 = 4 * self.d_hidden;
-        let projected = self.input.forward(x); // [B, T, 4H]
-        let device = projected.device();
-        // 1 for the sigmoid gates, 2 for the g-block, where σ(2x) gives tanh(x).
         let h = self.d_hidden;
-        let scale: Vec<f32> = (0..h4)
-            .map(|j| {
-                if (2 * h..3 * h).contains(&j) {
-                    2.0
-                } else {
-                    1.0
-                }
-            })
+        let device = x.device();
+        // 1 for the sigmoid gates, 2 for the g-block, where σ(2x) gives tanh(x).
+        // Scaling the input projection once and the recurrent weight once per
+        // call keeps the multiply out of the time loop.
+        let scale: Vec<f32> = (0..4 * h)
+            .map(|j| if (2 * h..3 * h).contains(&j) { 2.0 } else { 1.0 })
             .collect();
         let scale = Tensor::<B, 1>::from_floats(scale.as_slice(), &device).unsqueeze::<2>(); // [1, 4H]
+        let projected = self.input.forward(x) * scale.clone().unsqueeze::<3>(); // [B, T, 4H]
+        let recurrent = self.recurrent.weight.val() * scale; // [H, 4H]
         let mut state = LstmState {
-            hidden: Tensor::zeros([batch, self.d_hidden], &device),
-            cell: Tensor::zeros([batch, self.d_hidden], &device),
+            hidden: Tensor::zeros([batch, h], &device),
+            cell: Tensor::zeros([batch, h], &device),
         };
         let mut outputs = Vec::with_capacity(seq);
-        let block = (seq as f64).sqrt().ceil().max(1.0) as usize;
-        for start in (0..seq).step_by(block) {
-            let end = (start + block).min(seq);
-            let chunk = projected.clone().slice([0..batch, start..end, 0..h4]); // [B, ≤√T, 4H]
-            for t in 0..end - start {
-                let wx = chunk
-                    .clone()
-                    .slice([0..batch, t..t + 1, 0..h4])
-                    .reshape([batch, h4]); // [B, 4H]
-                let pre = if start + t == 0 {
-                    wx // h_0 = 0, so U h_0 vanishes
-                } else {
-                    wx + self.recurrent.forward(state.hidden.clone())
-                };
-                state = self.cell_step(pre * scale.clone(), state.cell);
-                outputs.push(state.hidden.clone());
-            }
+        for (t, wx) in time_steps(projected).into_iter().enumerate() {
+            let pre = if t == 0 {
+                wx // h_0 = 0, so U h_0 vanishes
+            } else {
+                wx + state.hidden.clone().matmul(recurrent.clone())
+            };
+            state = self.cell_step(pre, state.cell);
+            outputs.push(state.hidden.clone());
         }
         (Tensor::stack(outputs, 1), state) // [B, T, H]
     }
@@ -126,8 +115,18 @@ impl<B: Backend> Lstm<B> {
         let g = gates.clone().slice([0..batch, 2 * h..3 * h]) * 2.0 - 1.0; // tanh
         let o = gates.slice([0..batch, 3 * h..4 * h]);
         let cell = f * cell + i * g; // [B, H]
-        let hidden = o * (sigmoid(cell.clone() * 2.0) * 2.0 - 1.0); // o ⊙ tanh(c)
+        let hidden = o * tanh(cell.clone()); // [B, H]
         LstmState { hidden, cell }
+    }
+}
+
+impl<B: Backend> Recurrent<B> for Lstm<B> {
+    fn forward_sequence(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        self.forward(x).0
+    }
+
+    fn d_hidden(&self) -> usize {
+        self.d_hidden
     }
 }
 
@@ -135,7 +134,7 @@ impl<B: Backend> Lstm<B> {
 mod tests {
     use super::*;
     use burn::backend::{Autodiff, NdArray};
-    use burn::module::Param;
+    use crate::test_util::{leaf, max_diff};
     use burn::nn::LstmConfig as BurnLstmConfig;
     use burn::tensor::Distribution;
 
@@ -176,19 +175,10 @@ mod tests {
             0,
         ); // [4H]
         let mut ours = LstmConfig::new(w_x.dims()[0], reference.d_hidden).init::<B>(device);
-        // Copied through TensorData, so that each is a fresh leaf of the graph.
-        let leaf = |t: Tensor<B, 2>| Param::from_tensor(Tensor::from_data(t.into_data(), device));
         ours.input.weight = leaf(w_x);
-        ours.input.bias = Some(Param::from_tensor(Tensor::from_data(
-            bias.into_data(),
-            device,
-        )));
+        ours.input.bias = Some(leaf(bias));
         ours.recurrent.weight = leaf(w_h);
         ours
-    }
-
-    fn max_diff<const D: usize>(a: Tensor<NdArray, D>, b: Tensor<NdArray, D>) -> f32 {
-        (a - b).abs().max().into_scalar()
     }
 
     #[test]

@@ -18,19 +18,18 @@ use burn::train::metric::{AccuracyMetric, LossMetric};
 use burn::train::{
     Learner, LearnerSummary, MetricEarlyStoppingStrategy, StoppingCondition, SupervisedTraining,
 };
-use clap::Parser;
+use clap::{Args, ValueEnum};
 use data::{TextBatcher, WordTokenizer, encode_all, read_labelled_tsv};
 use infer::artifact::WeightsRecorder;
 use infer::{ArtifactConfig, ArtifactWriter, Classifier, Metrics};
-use model::TextClassifierConfig;
+use model::{CellKind, TextClassifierConfig};
 use serde::Serialize;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Train the LSTM + attention sentiment classifier and write an artifact.
-#[derive(Parser, Debug, Clone, Serialize)]
-#[command(name = "train", version)]
+#[derive(Args, Debug, Clone, Serialize)]
 pub struct ClassifyArgs {
     /// Directory with train.tsv, valid.tsv and test.tsv (`label<TAB>text`).
     #[arg(long, default_value = "datasets/mr")]
@@ -55,6 +54,12 @@ pub struct ClassifyArgs {
     /// Seeds the weights, dropout and the shuffling: same seed, same result on ndarray.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// The recurrent encoder; bi* read each sentence in both directions.
+    #[arg(long, value_enum, default_value_t = EncoderChoice::Lstm)]
+    pub encoder: EncoderChoice,
+    /// Stacked recurrent layers.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub layers: u64,
     #[arg(long, default_value_t = 128)]
     pub d_embed: usize,
     #[arg(long, default_value_t = 128)]
@@ -80,6 +85,35 @@ pub struct ClassifyArgs {
     /// Use the first N training examples only (for smoke tests).
     #[arg(long)]
     pub limit: Option<usize>,
+}
+
+/// The encoder choices of `--encoder`.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EncoderChoice {
+    Rnn,
+    Gru,
+    Lstm,
+    Birnn,
+    Bigru,
+    Bilstm,
+}
+
+impl EncoderChoice {
+    pub fn cell(self) -> CellKind {
+        match self {
+            EncoderChoice::Rnn | EncoderChoice::Birnn => CellKind::Rnn,
+            EncoderChoice::Gru | EncoderChoice::Bigru => CellKind::Gru,
+            EncoderChoice::Lstm | EncoderChoice::Bilstm => CellKind::Lstm,
+        }
+    }
+
+    pub fn bidirectional(self) -> bool {
+        matches!(
+            self,
+            EncoderChoice::Birnn | EncoderChoice::Bigru | EncoderChoice::Bilstm
+        )
+    }
 }
 
 pub fn run<B: AutodiffBackend>(
@@ -129,7 +163,10 @@ pub fn run<B: AutodiffBackend>(
         model: TextClassifierConfig::new(tokenizer.vocab_size(), labels.len())
             .with_d_embed(args.d_embed)
             .with_d_hidden(args.d_hidden)
-            .with_dropout(args.dropout),
+            .with_dropout(args.dropout)
+            .with_cell(args.encoder.cell())
+            .with_bidirectional(args.encoder.bidirectional())
+            .with_layers(args.layers as usize),
         labels: args.labels.clone(),
         max_seq_len: args.max_seq_len as usize,
         training: serde_json::to_value(args)?,
@@ -150,7 +187,12 @@ pub fn run<B: AutodiffBackend>(
     let model = ClassifierStep {
         model: config.model.init::<B>(device),
     };
-    println!("model: {} parameters", model.num_params());
+    println!(
+        "model: {} encoder, {} layer(s), {} parameters",
+        args.encoder.to_possible_value().unwrap().get_name(),
+        args.layers,
+        model.num_params()
+    );
     let mut optimizer = AdamConfig::new();
     if args.weight_decay > 0.0 {
         optimizer =

@@ -1,11 +1,12 @@
 //! `cargo run --release -p train`: trains the LSTM + attention classifier on
-//! `datasets/mr` and writes the artifact `artifacts/mr`.
+//! `datasets/mr` and writes the artifact `artifacts/mr`. Subcommands run the
+//! fundamentals: `mlp` (the 2-3-1 network) and `adding` (long-range memory).
 //!
 //! The backend is chosen here and nowhere else: ndarray by default, wgpu with
 //! `--features wgpu`.
 
-use clap::Parser;
-use train::classify;
+use clap::{Parser, Subcommand};
+use train::{adding, classify, mlp};
 
 #[cfg(not(feature = "wgpu"))]
 mod backend {
@@ -20,10 +21,35 @@ mod backend {
 
 type TrainBackend = burn::backend::Autodiff<backend::Backend>;
 
+/// Train the sequence models. With no subcommand, trains the text classifier.
+#[derive(Parser)]
+#[command(name = "train", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    classify: classify::ClassifyArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train the text classifier (the default; same options as without a subcommand).
+    Classify(classify::ClassifyArgs),
+    /// The 2-3-1 network case study, by autodiff or by hand (--manual).
+    Mlp(mlp::MlpArgs),
+    /// The adding problem: long-range memory of RNN, GRU, LSTM and attention.
+    Adding(adding::AddingArgs),
+}
+
 fn main() {
-    let args = classify::ClassifyArgs::parse();
+    let cli = Cli::parse();
     let device = Default::default();
-    if let Err(err) = classify::run::<TrainBackend>(&args, &device, backend::NAME) {
+    let result = match cli.command.unwrap_or(Command::Classify(cli.classify)) {
+        Command::Classify(args) => classify::run::<TrainBackend>(&args, &device, backend::NAME),
+        Command::Mlp(args) => mlp::run::<TrainBackend>(&args, &device),
+        Command::Adding(args) => adding::run::<TrainBackend>(&args, &device).map(|_| ()),
+    };
+    if let Err(err) = result {
         eprintln!("error: {err:#}");
         std::process::exit(1);
     }

@@ -154,3 +154,54 @@ fn bad_data_gets_an_error_naming_file_and_line() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("--batch-size"), "{}", stderr(&out));
 }
+
+/// The encoder choice goes into the artifact's config, and `infer` rebuilds
+/// that encoder: loading gives the test accuracy that training reported.
+#[test]
+fn encoder_choice_round_trips_through_the_artifact() {
+    let tmp = tempfile::tempdir().unwrap();
+    let artifact = tmp.path().join("bigru");
+    let out = train(&[
+        "--data-dir",
+        mr_dir().to_str().unwrap(),
+        "--artifact-dir",
+        artifact.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--limit",
+        "320",
+        "--d-embed",
+        "16",
+        "--d-hidden",
+        "8",
+        "--encoder",
+        "bigru",
+        "--layers",
+        "2",
+    ]);
+    assert!(out.status.success(), "train failed:\n{}", stderr(&out));
+
+    let classifier =
+        infer::Classifier::<burn::backend::NdArray>::load(&artifact, &Default::default()).unwrap();
+    let config = &classifier.config.model;
+    assert_eq!(config.cell, model::CellKind::Gru);
+    assert!(config.bidirectional);
+    assert_eq!(config.layers, 2);
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(artifact.join("metrics.json")).unwrap())
+            .unwrap();
+    let test = data::read_labelled_tsv(&mr_dir().join("test.tsv"), &data::MR_LABELS).unwrap();
+    let evaluation = classifier.evaluate(&test, 256).unwrap();
+    assert!((evaluation.accuracy - metrics["test_accuracy"].as_f64().unwrap()).abs() < 1e-9);
+
+    // An LSTM built from the same weights file does not load: the shapes differ.
+    let mut config_json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(artifact.join("config.json")).unwrap())
+            .unwrap();
+    config_json["model"]["cell"] = "lstm".into();
+    std::fs::write(artifact.join("config.json"), config_json.to_string()).unwrap();
+    let err = infer::Classifier::<burn::backend::NdArray>::load(&artifact, &Default::default())
+        .err()
+        .expect("a mismatched encoder must not load");
+    assert!(format!("{err:#}").contains("model.mpk"), "{err:#}");
+}

@@ -1,0 +1,317 @@
+//! One interface over the recurrent family: a stack of RNN, GRU or LSTM
+//! layers, each optionally bidirectional, over right-padded batches.
+//!
+//! Variable lengths: given the mask of a right-padded batch,
+//! - the forward direction runs over the padding too, but its output at a
+//!   real position only depends on the tokens before it, and the final state
+//!   is read at each sequence's own last real token;
+//! - the backward direction reverses each sequence within its own length
+//!   (`[a b c PAD PAD]` → `[c b a PAD PAD]`), so it starts at that sequence's
+//!   last real token rather than at the padding, then its outputs are put
+//!   back in the original order.
+//!
+//! So real positions and final states are the same whether a sequence comes
+//! alone or inside a padded batch; padded positions hold values that callers
+//! must mask (attention pooling does).
+
+use crate::{Gru, GruConfig, Lstm, LstmConfig, Recurrent, Rnn, RnnConfig};
+use burn::nn::{Dropout, DropoutConfig};
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Which recurrent cell an encoder is built from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CellKind {
+    /// Elman RNN with tanh.
+    Rnn,
+    Gru,
+    Lstm,
+}
+
+impl std::fmt::Display for CellKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CellKind::Rnn => "rnn",
+            CellKind::Gru => "gru",
+            CellKind::Lstm => "lstm",
+        })
+    }
+}
+
+#[derive(Config, Debug)]
+pub struct EncoderConfig {
+    pub cell: CellKind,
+    pub d_input: usize,
+    /// Hidden size of each direction.
+    pub d_hidden: usize,
+    #[config(default = 1)]
+    pub layers: usize,
+    #[config(default = false)]
+    pub bidirectional: bool,
+    /// Dropout on the outputs of every layer but the last (training only).
+    #[config(default = 0.0)]
+    pub dropout: f64,
+}
+
+/// One recurrent layer of any kind.
+#[derive(Module, Debug)]
+pub enum RecurrentLayer<B: Backend> {
+    Rnn(Rnn<B>),
+    Gru(Gru<B>),
+    Lstm(Lstm<B>),
+}
+
+impl<B: Backend> Recurrent<B> for RecurrentLayer<B> {
+    fn forward_sequence(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        match self {
+            RecurrentLayer::Rnn(layer) => layer.forward_sequence(x),
+            RecurrentLayer::Gru(layer) => layer.forward_sequence(x),
+            RecurrentLayer::Lstm(layer) => layer.forward_sequence(x),
+        }
+    }
+
+    fn d_hidden(&self) -> usize {
+        match self {
+            RecurrentLayer::Rnn(layer) => layer.d_hidden(),
+            RecurrentLayer::Gru(layer) => layer.d_hidden(),
+            RecurrentLayer::Lstm(layer) => layer.d_hidden(),
+        }
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct EncoderLayer<B: Backend> {
+    forward: RecurrentLayer<B>,
+    backward: Option<RecurrentLayer<B>>,
+}
+
+#[derive(Module, Debug)]
+pub struct Encoder<B: Backend> {
+    layers: Vec<EncoderLayer<B>>,
+    dropout: Dropout,
+}
+
+/// What an encoder computes for a batch.
+#[derive(Debug, Clone)]
+pub struct EncoderOutput<B: Backend> {
+    /// The last layer's output at every step, both directions concatenated
+    /// (forward first). `[B, T, D]`, D = H or 2H.
+    pub outputs: Tensor<B, 3>,
+    /// The last layer's final state: the forward direction at each sequence's
+    /// last real token, the backward direction at its first. `[B, D]`
+    pub last: Tensor<B, 2>,
+}
+
+impl EncoderConfig {
+    /// Size of the encoder's output vectors.
+    pub fn d_output(&self) -> usize {
+        if self.bidirectional {
+            2 * self.d_hidden
+        } else {
+            self.d_hidden
+        }
+    }
+
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Encoder<B> {
+        assert!(self.layers >= 1, "an encoder needs at least one layer");
+        let cell = |d_input: usize| match self.cell {
+            CellKind::Rnn => RecurrentLayer::Rnn(RnnConfig::new(d_input, self.d_hidden).init(device)),
+            CellKind::Gru => RecurrentLayer::Gru(GruConfig::new(d_input, self.d_hidden).init(device)),
+            CellKind::Lstm => {
+                RecurrentLayer::Lstm(LstmConfig::new(d_input, self.d_hidden).init(device))
+            }
+        };
+        let layers = (0..self.layers)
+            .map(|l| {
+                let d_input = if l == 0 { self.d_input } else { self.d_output() };
+                EncoderLayer {
+                    forward: cell(d_input),
+                    backward: self.bidirectional.then(|| cell(d_input)),
+                }
+            })
+            .collect();
+        Encoder {
+            layers,
+            dropout: DropoutConfig::new(self.dropout).init(),
+        }
+    }
+}
+
+impl<B: Backend> Encoder<B> {
+    /// Encodes `x` `[B, T, E]`. `mask` `[B, T]` is true at real tokens of a
+    /// right-padded batch (every row needs at least one); `None` means every
+    /// sequence fills all T steps.
+    pub fn forward(&self, x: Tensor<B, 3>, mask: Option<Tensor<B, 2, Bool>>) -> EncoderOutput<B> {
+        let [batch, seq, _] = x.dims();
+        let device = x.device();
+        // Index of each sequence's last real token, and (only if needed) the
+        // permutation that reverses each sequence within its length.
+        let (last_index, reversal) = match &mask {
+            None => (
+                Tensor::<B, 2, Int>::full([batch, 1], seq as i64 - 1, &device),
+                None,
+            ),
+            Some(mask) => {
+                let lengths = mask.clone().int().sum_dim(1); // [B, 1]
+                let reversal = self
+                    .is_bidirectional()
+                    .then(|| reversal_index(mask.clone(), lengths.clone()));
+                (lengths - 1, reversal)
+            }
+        };
+
+        let mut input = x;
+        let mut last = None;
+        for (l, layer) in self.layers.iter().enumerate() {
+            if l > 0 {
+                input = self.dropout.forward(input);
+            }
+            let forward = layer.forward.forward_sequence(input.clone()); // [B, T, H]
+            let forward_last = gather_step(forward.clone(), last_index.clone()); // [B, H]
+            let (outputs, layer_last) = match &layer.backward {
+                None => (forward, forward_last),
+                Some(backward) => {
+                    let reversed = reverse(input, reversal.clone());
+                    let backward = reverse(backward.forward_sequence(reversed), reversal.clone());
+                    let h = backward.dims()[2];
+                    let backward_last = backward.clone().slice([0..batch, 0..1, 0..h]).reshape([batch, h]);
+                    (
+                        Tensor::cat(vec![forward, backward], 2),
+                        Tensor::cat(vec![forward_last, backward_last], 1),
+                    )
+                }
+            };
+            input = outputs;
+            last = Some(layer_last);
+        }
+        EncoderOutput {
+            outputs: input,
+            last: last.expect("at least one layer"),
+        }
+    }
+
+    pub fn is_bidirectional(&self) -> bool {
+        self.layers.iter().any(|l| l.backward.is_some())
+    }
+}
+
+/// For each row, the index that reverses its first `length` steps and leaves
+/// the padding in place: `[2, 1, 0, 3, 4]` for length 3 of 5. `[B, T]`
+fn reversal_index<B: Backend>(mask: Tensor<B, 2, Bool>, lengths: Tensor<B, 2, Int>) -> Tensor<B, 2, Int> {
+    let [batch, seq] = mask.dims();
+    let steps = Tensor::<B, 1, Int>::arange(0..seq as i64, &mask.device())
+        .unsqueeze::<2>()
+        .expand([batch, seq]); // [B, T]
+    let reversed = lengths - 1 - steps.clone(); // [B, T]
+    steps.mask_where(mask, reversed)
+}
+
+/// Reverses each sequence of `x` `[B, T, D]` within its length, or the whole
+/// of T when there is no mask (the permutation is its own inverse).
+fn reverse<B: Backend>(x: Tensor<B, 3>, reversal: Option<Tensor<B, 2, Int>>) -> Tensor<B, 3> {
+    match reversal {
+        None => x.flip([1]),
+        Some(index) => {
+            let dims = x.dims();
+            x.gather(1, index.unsqueeze_dim::<3>(2).expand(dims))
+        }
+    }
+}
+
+/// `x[b, index[b], :]` for every row: `[B, T, D]`, `[B, 1]` → `[B, D]`.
+fn gather_step<B: Backend>(x: Tensor<B, 3>, index: Tensor<B, 2, Int>) -> Tensor<B, 2> {
+    let [batch, _, d] = x.dims();
+    x.gather(1, index.unsqueeze_dim::<3>(2).expand([batch, 1, d]))
+        .reshape([batch, d])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::max_diff;
+    use burn::backend::{Autodiff, NdArray};
+    use burn::tensor::Distribution;
+
+    type B = NdArray;
+
+    #[test]
+    fn reversal_index_reverses_within_each_length() {
+        let device = Default::default();
+        let mask = Tensor::<B, 2, Int>::from_ints([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], &device)
+            .equal_elem(1);
+        let lengths = mask.clone().int().sum_dim(1);
+        let index = reversal_index(mask, lengths);
+        assert_eq!(
+            index.into_data().to_vec::<i64>().unwrap(),
+            vec![2, 1, 0, 3, 4, 4, 3, 2, 1, 0]
+        );
+    }
+
+    /// A sequence alone and the same sequence inside a padded batch give the
+    /// same outputs at its real positions, in both directions and at every
+    /// layer, and the same final state.
+    #[test]
+    fn padding_does_not_change_any_direction() {
+        let device = Default::default();
+        for cell in [CellKind::Rnn, CellKind::Gru, CellKind::Lstm] {
+            let encoder = EncoderConfig::new(cell, 3, 4)
+                .with_layers(2)
+                .with_bidirectional(true)
+                .init::<B>(&device);
+            let x = Tensor::<B, 3>::random([3, 6, 3], Distribution::Normal(0.0, 1.0), &device);
+            let mask = Tensor::<B, 2, Int>::from_ints(
+                [[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0], [1, 1, 0, 0, 0, 0]],
+                &device,
+            )
+            .equal_elem(1);
+            let batch = encoder.forward(x.clone(), Some(mask));
+            for (row, len) in [(0, 6), (1, 3), (2, 2)] {
+                let seq = x.clone().slice([row..row + 1, 0..len, 0..3]);
+                let alone = encoder.forward(seq, None);
+                let diff = max_diff(
+                    batch.outputs.clone().slice([row..row + 1, 0..len, 0..8]),
+                    alone.outputs,
+                );
+                assert!(diff < 1e-5, "{cell}: row {row} outputs differ by {diff}");
+                let diff = max_diff(batch.last.clone().slice([row..row + 1, 0..8]), alone.last);
+                assert!(diff < 1e-5, "{cell}: row {row} final state differs by {diff}");
+            }
+        }
+    }
+
+    #[test]
+    fn last_is_the_final_step_of_each_direction() {
+        let device = Default::default();
+        let encoder = EncoderConfig::new(CellKind::Gru, 2, 3)
+            .with_bidirectional(true)
+            .init::<B>(&device);
+        let x = Tensor::<B, 3>::random([2, 5, 2], Distribution::Normal(0.0, 1.0), &device);
+        let out = encoder.forward(x, None);
+        assert_eq!(out.outputs.dims(), [2, 5, 6]);
+        let forward_end = out.outputs.clone().slice([0..2, 4..5, 0..3]).reshape([2, 3]);
+        let backward_start = out.outputs.slice([0..2, 0..1, 3..6]).reshape([2, 3]);
+        let expected = Tensor::cat(vec![forward_end, backward_start], 1);
+        assert!(max_diff(out.last, expected) < 1e-7);
+    }
+
+    #[test]
+    fn gradients_flow_through_the_reversal() {
+        let device = Default::default();
+        let encoder = EncoderConfig::new(CellKind::Lstm, 2, 3)
+            .with_bidirectional(true)
+            .init::<Autodiff<B>>(&device);
+        let x = Tensor::<Autodiff<B>, 3>::random([2, 4, 2], Distribution::Normal(0.0, 1.0), &device)
+            .require_grad();
+        let mask = Tensor::<Autodiff<B>, 2, Int>::from_ints([[1, 1, 1, 1], [1, 1, 0, 0]], &device)
+            .equal_elem(1);
+        let out = encoder.forward(x.clone(), Some(mask));
+        let grads = out.last.sum().backward();
+        let gx = x.grad(&grads).unwrap(); // [2, 4, 2]
+        // The padded steps of row 1 reach neither final state.
+        let padded = gx.clone().slice([1..2, 2..4, 0..2]).abs().max().into_scalar();
+        assert_eq!(padded, 0.0);
+        let real = gx.slice([1..2, 0..2, 0..2]).abs().min().into_scalar();
+        assert!(real > 0.0);
+    }
+}

@@ -1,0 +1,54 @@
+//! A recurrent encoder read out to one number per sequence: the model of the
+//! adding problem (Hochreiter & Schmidhuber 1997), with or without attention.
+
+use crate::{AttentionPooling, AttentionPoolingConfig, Encoder, EncoderConfig};
+use burn::nn::{Linear, LinearConfig};
+use burn::prelude::*;
+
+#[derive(Config, Debug)]
+pub struct SequenceRegressorConfig {
+    pub encoder: EncoderConfig,
+    /// Pool the encoder's outputs with attention instead of reading its final
+    /// state: a path from every step straight to the output.
+    #[config(default = false)]
+    pub attention: bool,
+}
+
+#[derive(Module, Debug)]
+pub struct SequenceRegressor<B: Backend> {
+    encoder: Encoder<B>,
+    attention: Option<AttentionPooling<B>>,
+    output: Linear<B>,
+}
+
+impl SequenceRegressorConfig {
+    pub fn init<B: Backend>(&self, device: &B::Device) -> SequenceRegressor<B> {
+        let d = self.encoder.d_output();
+        SequenceRegressor {
+            encoder: self.encoder.init(device),
+            attention: self
+                .attention
+                .then(|| AttentionPoolingConfig::new(d).init(device)),
+            output: LinearConfig::new(d, 1).init(device),
+        }
+    }
+}
+
+impl<B: Backend> SequenceRegressor<B> {
+    /// `[B, T, E]` (every sequence full length) → `[B]`.
+    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 1> {
+        let [batch, seq, _] = x.dims();
+        let encoded = self.encoder.forward(x, None);
+        let summary = match &self.attention {
+            None => encoded.last, // [B, D]
+            Some(attention) => {
+                let mask = Tensor::<B, 2, Bool>::from_data(
+                    TensorData::new(vec![true; batch * seq], [batch, seq]),
+                    &encoded.outputs.device(),
+                );
+                attention.forward(encoded.outputs, mask).0
+            }
+        };
+        self.output.forward(summary).reshape([batch])
+    }
+}

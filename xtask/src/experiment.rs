@@ -1,0 +1,213 @@
+//! `cargo xtask experiment adding`: reruns the long-range memory experiment
+//! of the fundamentals (every model at every sequence length) through the
+//! release `train` binary, and writes the table, the gradient-norm CSV and
+//! its plot under `docs/experiments/adding/`.
+
+use anyhow::{Context, Result, bail, ensure};
+use clap::{Args, Subcommand};
+use plotters::prelude::*;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+#[derive(Subcommand)]
+pub enum Experiment {
+    /// The adding problem: rnn, gru, lstm, rnn+attention, lstm+attention at several T.
+    Adding(AddingArgs),
+}
+
+#[derive(Args)]
+pub struct AddingArgs {
+    /// Sequence lengths T.
+    #[arg(long, default_value = "10,50,100,200", value_delimiter = ',')]
+    seq_lens: Vec<usize>,
+    /// Training steps per run (batch 32 each).
+    #[arg(long, default_value_t = 1000)]
+    steps: usize,
+    /// The T at which the input-gradient norms of rnn and lstm are recorded.
+    #[arg(long, default_value_t = 100)]
+    gradient_seq_len: usize,
+    #[arg(long, default_value = "docs/experiments/adding")]
+    out: PathBuf,
+    /// Use target/release/train as it is instead of building it first.
+    #[arg(long)]
+    no_build: bool,
+}
+
+/// The models of the table, as `train adding` options.
+const MODELS: [(&str, &str, bool); 5] = [
+    ("rnn", "rnn", false),
+    ("gru", "gru", false),
+    ("lstm", "lstm", false),
+    ("rnn+attention", "rnn", true),
+    ("lstm+attention", "lstm", true),
+];
+
+/// One line of `train adding --json`.
+#[derive(Deserialize)]
+struct RunResult {
+    test_mse: f64,
+    steps_to_solve: Option<usize>,
+    seconds: f64,
+}
+
+pub fn run(experiment: &Experiment) -> Result<()> {
+    match experiment {
+        Experiment::Adding(args) => adding(args),
+    }
+}
+
+fn adding(args: &AddingArgs) -> Result<()> {
+    if !args.no_build {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--release", "-p", "train", "--bin", "train"])
+            .status()?;
+        ensure!(status.success(), "building the train binary failed ({status})");
+    }
+    let train = Path::new("target/release/train");
+    ensure!(train.is_file(), "{} not found: build it or drop --no-build", train.display());
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let csv = args.out.join("gradients.csv");
+    if csv.exists() {
+        std::fs::remove_file(&csv)?;
+    }
+
+    let mut results: BTreeMap<(usize, &str), RunResult> = BTreeMap::new();
+    for &seq_len in &args.seq_lens {
+        for (name, cell, attention) in MODELS {
+            let mut cmd = Command::new(train);
+            cmd.args(["adding", "--json", "--encoder", cell])
+                .args(["--seq-len", &seq_len.to_string()])
+                .args(["--steps", &args.steps.to_string()]);
+            if attention {
+                cmd.arg("--attention");
+            }
+            if !attention && cell != "gru" && seq_len == args.gradient_seq_len {
+                cmd.arg("--grad-norms").arg(&csv);
+            }
+            let output = cmd.output().context("running train adding")?;
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            if !output.status.success() {
+                bail!(
+                    "train adding failed for {name} at T = {seq_len}:\n{stdout}{}",
+                    String::from_utf8_lossy(&output.stderr)
+                );
+            }
+            let json = stdout.lines().last().unwrap_or_default();
+            let result: RunResult = serde_json::from_str(json)
+                .with_context(|| format!("unexpected output of train adding: {json}"))?;
+            println!(
+                "T = {seq_len:>3} {name:<15} test MSE {:.5}, solved after {} ({:.0} s)",
+                result.test_mse,
+                result
+                    .steps_to_solve
+                    .map_or("never".to_string(), |s| format!("{s} steps")),
+                result.seconds
+            );
+            results.insert((seq_len, name), result);
+        }
+    }
+
+    let table = markdown_table(args, &results);
+    let path = args.out.join("results.md");
+    std::fs::write(&path, &table).with_context(|| format!("cannot write {}", path.display()))?;
+    println!("\n{table}\nwritten to {}", path.display());
+    if csv.exists() {
+        let png = args.out.join("gradients.png");
+        plot_gradients(&csv, &png)?;
+        println!("gradient norms: {} and {}", csv.display(), png.display());
+    }
+    Ok(())
+}
+
+fn markdown_table(args: &AddingArgs, results: &BTreeMap<(usize, &str), RunResult>) -> String {
+    let mut s = format!(
+        "Test MSE after {} steps of batch 32 (steps until test MSE < 0.01, or — if never). \
+         Predicting 1 always gives 0.167.\n\n| model |",
+        args.steps
+    );
+    for t in &args.seq_lens {
+        s.push_str(&format!(" T = {t} |"));
+    }
+    s.push_str("\n|---|");
+    s.push_str(&"---|".repeat(args.seq_lens.len()));
+    s.push('\n');
+    for (name, _, _) in MODELS {
+        s.push_str(&format!("| {name} |"));
+        for &t in &args.seq_lens {
+            let r = &results[&(t, name)];
+            let solved = r.steps_to_solve.map_or("—".to_string(), |s| s.to_string());
+            s.push_str(&format!(" {:.4} ({solved}) |", r.test_mse));
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// Draws ‖∂L/∂x_t‖ against the distance from the end, one line per
+/// (model, phase), on a log scale.
+fn plot_gradients(csv: &Path, png: &Path) -> Result<()> {
+    let font = Path::new("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf");
+    let bytes = std::fs::read(font).with_context(|| {
+        format!("the plot needs a font: {} (apt-get install fonts-dejavu-core)", font.display())
+    })?;
+    plotters::style::register_font("sans-serif", FontStyle::Normal, Box::leak(bytes.into_boxed_slice()))
+        .map_err(|_| anyhow::anyhow!("{} is not a usable font", font.display()))?;
+
+    let text = std::fs::read_to_string(csv)?;
+    let mut series: BTreeMap<String, Vec<(usize, f64)>> = BTreeMap::new();
+    for (i, line) in text.lines().enumerate().skip(1) {
+        let fields: Vec<&str> = line.split(',').collect();
+        let [model, _, phase, distance, norm] = fields[..] else {
+            bail!("{}:{}: expected 5 fields", csv.display(), i + 1);
+        };
+        let distance: usize = distance.parse().with_context(|| format!("{}:{}", csv.display(), i + 1))?;
+        let norm: f64 = norm.parse().with_context(|| format!("{}:{}", csv.display(), i + 1))?;
+        series.entry(format!("{model}, {phase}")).or_default().push((distance, norm));
+    }
+    let max_distance = series.values().flatten().map(|p| p.0).max().unwrap_or(1);
+    let positive = series.values().flatten().map(|p| p.1).filter(|v| *v > 0.0);
+    let low = positive.clone().fold(f64::INFINITY, f64::min).max(1e-30) / 2.0;
+    let high = positive.fold(0.0, f64::max) * 2.0;
+
+    let root = BitMapBackend::new(png, (900, 560)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("Adding problem: gradient of the loss w.r.t. each input step", ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(42)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0..max_distance, (low..high).log_scale())?;
+    chart
+        .configure_mesh()
+        .x_desc("distance from the last step (t = T-1 is 0)")
+        .y_desc("mean ||dL/dx_t||")
+        .draw()?;
+    let colors = [RED, BLUE, MAGENTA, CYAN, GREEN, BLACK];
+    for (i, (label, points)) in series.iter().enumerate() {
+        let color = colors[i % colors.len()];
+        let style = if label.ends_with("init") {
+            color.stroke_width(1)
+        } else {
+            color.stroke_width(3)
+        };
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().filter(|p| p.1 > 0.0).map(|&(d, v)| (d, v)),
+                style,
+            ))?
+            .label(label.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::LowerLeft)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
