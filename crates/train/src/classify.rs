@@ -291,24 +291,37 @@ pub fn run<B: AutodiffBackend>(
     Ok(())
 }
 
-/// The epoch with the best mean validation accuracy (the first one on ties),
-/// its accuracy in percent, and the number of epochs that ran.
+/// The epoch whose checkpoint burn-train kept as the best by validation
+/// accuracy, its validation accuracy in percent, and the number of epochs
+/// that ran.
+///
+/// The checkpointer keeps the best epoch and the last one, so the best is the
+/// earliest checkpoint left. (Its "best" is the mean of per-batch
+/// accuracies, which can rank two close epochs differently from the accuracy
+/// over all examples that the logs summarize; asking the checkpoints keeps
+/// the two in agreement.)
 fn best_epoch(log_dir: &Path) -> Result<(usize, f64, usize)> {
+    let checkpoints = log_dir.join("checkpoint");
+    let best = std::fs::read_dir(&checkpoints)
+        .with_context(|| format!("reading {}", checkpoints.display()))?
+        .filter_map(|entry| {
+            let name = entry.ok()?.file_name().into_string().ok()?;
+            name.strip_prefix("model-")?
+                .strip_suffix(".mpk")?
+                .parse::<usize>()
+                .ok()
+        })
+        .min()
+        .with_context(|| format!("no model checkpoint in {}", checkpoints.display()))?;
     let summary = LearnerSummary::new(log_dir, &["Accuracy"])
         .map_err(|e| anyhow::anyhow!("reading the training logs in {}: {e}", log_dir.display()))?;
-    let valid = summary
+    let accuracy = summary
         .metrics
         .valid
         .iter()
         .find(|m| m.name == "Accuracy")
-        .context("no validation accuracy was logged")?;
-    let best = valid
-        .entries
-        .iter()
-        .fold(None::<(usize, f64)>, |best, e| match best {
-            Some((_, v)) if v >= e.value => best,
-            _ => Some((e.step, e.value)),
-        })
-        .context("no validation epoch finished")?;
-    Ok((best.0, best.1, summary.epochs))
+        .and_then(|m| m.entries.iter().find(|e| e.step == best))
+        .with_context(|| format!("no validation accuracy was logged for epoch {best}"))?
+        .value;
+    Ok((best, accuracy, summary.epochs))
 }
