@@ -6,7 +6,7 @@
 use anyhow::{Context, Result, bail, ensure};
 use clap::{Args, Subcommand};
 use plotters::prelude::*;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -30,6 +30,10 @@ pub struct AddingArgs {
     gradient_seq_len: usize,
     #[arg(long, default_value = "docs/experiments/adding")]
     out: PathBuf,
+    /// Rerun only these models (as named in the table), keeping the other
+    /// rows from the previous run's results.jsonl.
+    #[arg(long, value_delimiter = ',')]
+    models: Vec<String>,
     /// Use target/release/train as it is instead of building it first.
     #[arg(long)]
     no_build: bool,
@@ -47,9 +51,12 @@ const MODELS: [(&str, &str, bool); 5] = [
     ("lstm+attention", "lstm", true),
 ];
 
-/// One line of `train adding --json`.
-#[derive(Deserialize)]
+/// One line of `train adding --json`, plus the model's name in the table.
+#[derive(Deserialize, Serialize)]
 struct RunResult {
+    #[serde(default)]
+    model: String,
+    seq_len: usize,
     test_mse: f64,
     steps_to_solve: Option<usize>,
     seconds: f64,
@@ -73,14 +80,41 @@ fn adding(args: &AddingArgs) -> Result<()> {
     ensure!(train.is_file(), "{} not found: build it or drop --no-build", train.display());
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
+    for model in &args.models {
+        ensure!(
+            MODELS.iter().any(|m| m.0 == model),
+            "--models: unknown model {model:?} (one of {})",
+            MODELS.map(|m| m.0).join(", ")
+        );
+    }
+    let rerun = |name: &str| args.models.is_empty() || args.models.iter().any(|m| m == name);
+    let jsonl = args.out.join("results.jsonl");
+    let mut results: BTreeMap<(usize, String), RunResult> = BTreeMap::new();
+    if !args.models.is_empty() && jsonl.exists() {
+        for (i, line) in std::fs::read_to_string(&jsonl)?.lines().enumerate() {
+            let r: RunResult = serde_json::from_str(line)
+                .with_context(|| format!("{}:{}", jsonl.display(), i + 1))?;
+            results.insert((r.seq_len, r.model.clone()), r);
+        }
+    }
+    // Gradient norms are rewritten only for the models rerun.
     let csv = args.out.join("gradients.csv");
+    let mut kept_csv = String::new();
     if csv.exists() {
+        for line in std::fs::read_to_string(&csv)?.lines().skip(1) {
+            if !rerun(line.split(',').next().unwrap_or_default()) {
+                kept_csv.push_str(line);
+                kept_csv.push('\n');
+            }
+        }
         std::fs::remove_file(&csv)?;
     }
 
-    let mut results: BTreeMap<(usize, &str), RunResult> = BTreeMap::new();
     for &seq_len in &args.seq_lens {
         for (name, cell, attention) in MODELS {
+            if !rerun(name) {
+                continue;
+            }
             let mut cmd = Command::new(train);
             cmd.args(["adding", "--json", "--encoder", cell])
                 .args(["--seq-len", &seq_len.to_string()])
@@ -100,8 +134,9 @@ fn adding(args: &AddingArgs) -> Result<()> {
                 );
             }
             let json = stdout.lines().last().unwrap_or_default();
-            let result: RunResult = serde_json::from_str(json)
+            let mut result: RunResult = serde_json::from_str(json)
                 .with_context(|| format!("unexpected output of train adding: {json}"))?;
+            result.model = name.to_string();
             println!(
                 "T = {seq_len:>3} {name:<15} test MSE {:.5}, {} ({:.0} s)",
                 result.test_mse,
@@ -111,9 +146,20 @@ fn adding(args: &AddingArgs) -> Result<()> {
                 ),
                 result.seconds
             );
-            results.insert((seq_len, name), result);
+            results.insert((seq_len, name.to_string()), result);
         }
     }
+    if !kept_csv.is_empty() {
+        let header = if csv.exists() { "" } else { "model,seq_len,phase,distance_from_end,grad_norm\n" };
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&csv)?;
+        std::io::Write::write_all(&mut file, format!("{header}{kept_csv}").as_bytes())?;
+    }
+    let lines: Vec<String> = results
+        .values()
+        .map(serde_json::to_string)
+        .collect::<Result<_, _>>()?;
+    std::fs::write(&jsonl, lines.join("\n") + "\n")
+        .with_context(|| format!("cannot write {}", jsonl.display()))?;
 
     let table = markdown_table(args, &results);
     let path = args.out.join("results.md");
@@ -127,7 +173,7 @@ fn adding(args: &AddingArgs) -> Result<()> {
     Ok(())
 }
 
-fn markdown_table(args: &AddingArgs, results: &BTreeMap<(usize, &str), RunResult>) -> String {
+fn markdown_table(args: &AddingArgs, results: &BTreeMap<(usize, String), RunResult>) -> String {
     let mut s = format!(
         "Test MSE after {} steps of batch 32 (steps until test MSE < 0.01, or — if never). \
          Predicting 1 always gives 0.167.\n\n| model |",
@@ -142,9 +188,13 @@ fn markdown_table(args: &AddingArgs, results: &BTreeMap<(usize, &str), RunResult
     for (name, _, _) in MODELS {
         s.push_str(&format!("| {name} |"));
         for &t in &args.seq_lens {
-            let r = &results[&(t, name)];
-            let solved = r.steps_to_solve.map_or("—".to_string(), |s| s.to_string());
-            s.push_str(&format!(" {:.4} ({solved}) |", r.test_mse));
+            match results.get(&(t, name.to_string())) {
+                Some(r) => {
+                    let solved = r.steps_to_solve.map_or("—".to_string(), |s| s.to_string());
+                    s.push_str(&format!(" {:.4} ({solved}) |", r.test_mse));
+                }
+                None => s.push_str(" not run |"),
+            }
         }
         s.push('\n');
     }
@@ -183,12 +233,13 @@ fn plot_gradients(csv: &Path, png: &Path) -> Result<()> {
         .caption("Adding problem: gradient of the loss w.r.t. each input step", ("sans-serif", 22))
         .margin(12)
         .x_label_area_size(42)
-        .y_label_area_size(70)
+        .y_label_area_size(80)
         .build_cartesian_2d(0..max_distance, (low..high).log_scale())?;
     chart
         .configure_mesh()
         .x_desc("distance from the last step (t = T-1 is 0)")
-        .y_desc("mean ||dL/dx_t||")
+        .y_desc("mean ||dL/dx_t|| (log scale)")
+        .y_label_formatter(&|v| format!("{v:.0e}"))
         .draw()?;
     let colors = [RED, BLUE, MAGENTA, CYAN, GREEN, BLACK];
     for (i, (label, points)) in series.iter().enumerate() {
