@@ -25,7 +25,7 @@ pub struct AddingArgs {
     /// Training steps per run (batch 32 each).
     #[arg(long, default_value_t = 1000)]
     steps: usize,
-    /// The T at which the input-gradient norms of rnn and lstm are recorded.
+    /// The T at which the input-gradient norms of rnn, gru and lstm are recorded.
     #[arg(long, default_value_t = 100)]
     gradient_seq_len: usize,
     #[arg(long, default_value = "docs/experiments/adding")]
@@ -37,6 +37,9 @@ pub struct AddingArgs {
     /// Use target/release/train as it is instead of building it first.
     #[arg(long)]
     no_build: bool,
+    /// Train nothing: redraw the table and the plot from the files in --out.
+    #[arg(long)]
+    plot_only: bool,
 }
 
 /// The test MSE `train adding` counts as solved.
@@ -69,7 +72,7 @@ pub fn run(experiment: &Experiment) -> Result<()> {
 }
 
 fn adding(args: &AddingArgs) -> Result<()> {
-    if !args.no_build {
+    if !args.no_build && !args.plot_only {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
             .args(["build", "--release", "-p", "train", "--bin", "train"])
@@ -87,10 +90,12 @@ fn adding(args: &AddingArgs) -> Result<()> {
             MODELS.map(|m| m.0).join(", ")
         );
     }
-    let rerun = |name: &str| args.models.is_empty() || args.models.iter().any(|m| m == name);
+    let rerun = |name: &str| {
+        !args.plot_only && (args.models.is_empty() || args.models.iter().any(|m| m == name))
+    };
     let jsonl = args.out.join("results.jsonl");
     let mut results: BTreeMap<(usize, String), RunResult> = BTreeMap::new();
-    if !args.models.is_empty() && jsonl.exists() {
+    if (args.plot_only || !args.models.is_empty()) && jsonl.exists() {
         for (i, line) in std::fs::read_to_string(&jsonl)?.lines().enumerate() {
             let r: RunResult = serde_json::from_str(line)
                 .with_context(|| format!("{}:{}", jsonl.display(), i + 1))?;
@@ -122,7 +127,7 @@ fn adding(args: &AddingArgs) -> Result<()> {
             if attention {
                 cmd.arg("--attention");
             }
-            if !attention && cell != "gru" && seq_len == args.gradient_seq_len {
+            if !attention && seq_len == args.gradient_seq_len {
                 cmd.arg("--grad-norms").arg(&csv);
             }
             let output = cmd.output().context("running train adding")?;
@@ -179,15 +184,17 @@ fn markdown_table(args: &AddingArgs, results: &BTreeMap<(usize, String), RunResu
          Predicting 1 always gives 0.167.\n\n| model |",
         args.steps
     );
-    for t in &args.seq_lens {
+    // Every T run, this time or (with --models) before.
+    let seq_lens: std::collections::BTreeSet<usize> = results.keys().map(|k| k.0).collect();
+    for t in &seq_lens {
         s.push_str(&format!(" T = {t} |"));
     }
     s.push_str("\n|---|");
-    s.push_str(&"---|".repeat(args.seq_lens.len()));
+    s.push_str(&"---|".repeat(seq_lens.len()));
     s.push('\n');
     for (name, _, _) in MODELS {
         s.push_str(&format!("| {name} |"));
-        for &t in &args.seq_lens {
+        for &t in &seq_lens {
             match results.get(&(t, name.to_string())) {
                 Some(r) => {
                     let solved = r.steps_to_solve.map_or("—".to_string(), |s| s.to_string());
@@ -241,9 +248,12 @@ fn plot_gradients(csv: &Path, png: &Path) -> Result<()> {
         .y_desc("mean ||dL/dx_t|| (log scale)")
         .y_label_formatter(&|v| format!("{v:.0e}"))
         .draw()?;
-    let colors = [RED, BLUE, MAGENTA, CYAN, GREEN, BLACK];
-    for (i, (label, points)) in series.iter().enumerate() {
-        let color = colors[i % colors.len()];
+    // One color per model: a thin line at initialisation, a thick one after training.
+    let models: Vec<&str> = series.keys().filter_map(|k| k.split(", ").next()).collect();
+    let colors = [RED, BLUE, GREEN, MAGENTA, CYAN, BLACK];
+    for (label, points) in &series {
+        let model = label.split(", ").next().unwrap_or_default();
+        let color = colors[models.iter().position(|m| *m == model).unwrap_or(0) / 2 % colors.len()];
         let style = if label.ends_with("init") {
             color.stroke_width(1)
         } else {
