@@ -77,10 +77,17 @@ fn adding(args: &AddingArgs) -> Result<()> {
         let status = Command::new(cargo)
             .args(["build", "--release", "-p", "train", "--bin", "train"])
             .status()?;
-        ensure!(status.success(), "building the train binary failed ({status})");
+        ensure!(
+            status.success(),
+            "building the train binary failed ({status})"
+        );
     }
     let train = Path::new("target/release/train");
-    ensure!(train.is_file(), "{} not found: build it or drop --no-build", train.display());
+    ensure!(
+        train.is_file(),
+        "{} not found: build it or drop --no-build",
+        train.display()
+    );
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     for model in &args.models {
@@ -145,18 +152,26 @@ fn adding(args: &AddingArgs) -> Result<()> {
             println!(
                 "T = {seq_len:>3} {name:<15} test MSE {:.5}, {} ({:.0} s)",
                 result.test_mse,
-                result.steps_to_solve.map_or(
-                    format!("never below {SOLVED_MSE}"),
-                    |s| format!("below {SOLVED_MSE} after {s} steps")
-                ),
+                result
+                    .steps_to_solve
+                    .map_or(format!("never below {SOLVED_MSE}"), |s| format!(
+                        "below {SOLVED_MSE} after {s} steps"
+                    )),
                 result.seconds
             );
             results.insert((seq_len, name.to_string()), result);
         }
     }
     if !kept_csv.is_empty() {
-        let header = if csv.exists() { "" } else { "model,seq_len,phase,distance_from_end,grad_norm\n" };
-        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&csv)?;
+        let header = if csv.exists() {
+            ""
+        } else {
+            "model,seq_len,phase,distance_from_end,grad_norm\n"
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&csv)?;
         std::io::Write::write_all(&mut file, format!("{header}{kept_csv}").as_bytes())?;
     }
     let lines: Vec<String> = results
@@ -213,10 +228,17 @@ fn markdown_table(args: &AddingArgs, results: &BTreeMap<(usize, String), RunResu
 fn plot_gradients(csv: &Path, png: &Path) -> Result<()> {
     let font = Path::new("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf");
     let bytes = std::fs::read(font).with_context(|| {
-        format!("the plot needs a font: {} (apt-get install fonts-dejavu-core)", font.display())
+        format!(
+            "the plot needs a font: {} (apt-get install fonts-dejavu-core)",
+            font.display()
+        )
     })?;
-    plotters::style::register_font("sans-serif", FontStyle::Normal, Box::leak(bytes.into_boxed_slice()))
-        .map_err(|_| anyhow::anyhow!("{} is not a usable font", font.display()))?;
+    plotters::style::register_font(
+        "sans-serif",
+        FontStyle::Normal,
+        Box::leak(bytes.into_boxed_slice()),
+    )
+    .map_err(|_| anyhow::anyhow!("{} is not a usable font", font.display()))?;
 
     let text = std::fs::read_to_string(csv)?;
     let mut series: BTreeMap<String, Vec<(usize, f64)>> = BTreeMap::new();
@@ -225,9 +247,16 @@ fn plot_gradients(csv: &Path, png: &Path) -> Result<()> {
         let [model, _, phase, distance, norm] = fields[..] else {
             bail!("{}:{}: expected 5 fields", csv.display(), i + 1);
         };
-        let distance: usize = distance.parse().with_context(|| format!("{}:{}", csv.display(), i + 1))?;
-        let norm: f64 = norm.parse().with_context(|| format!("{}:{}", csv.display(), i + 1))?;
-        series.entry(format!("{model}, {phase}")).or_default().push((distance, norm));
+        let distance: usize = distance
+            .parse()
+            .with_context(|| format!("{}:{}", csv.display(), i + 1))?;
+        let norm: f64 = norm
+            .parse()
+            .with_context(|| format!("{}:{}", csv.display(), i + 1))?;
+        series
+            .entry(format!("{model}, {phase}"))
+            .or_default()
+            .push((distance, norm));
     }
     let max_distance = series.values().flatten().map(|p| p.0).max().unwrap_or(1);
     let positive = series.values().flatten().map(|p| p.1).filter(|v| *v > 0.0);
@@ -237,7 +266,10 @@ fn plot_gradients(csv: &Path, png: &Path) -> Result<()> {
     let root = BitMapBackend::new(png, (900, 560)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption("Adding problem: gradient of the loss w.r.t. each input step", ("sans-serif", 22))
+        .caption(
+            "Adding problem: gradient of the loss w.r.t. each input step",
+            ("sans-serif", 22),
+        )
         .margin(12)
         .x_label_area_size(42)
         .y_label_area_size(80)

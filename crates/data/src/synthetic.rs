@@ -86,8 +86,8 @@ mod tests {
     fn predicting_one_gives_about_a_sixth() {
         let mut rng = ChaCha8Rng::seed_from_u64(4);
         let batch = adding_batch(20_000, 10, &mut rng);
-        let mse: f32 =
-            batch.targets.iter().map(|y| (y - 1.0).powi(2)).sum::<f32>() / batch.targets.len() as f32;
+        let mse: f32 = batch.targets.iter().map(|y| (y - 1.0).powi(2)).sum::<f32>()
+            / batch.targets.len() as f32;
         assert!((mse - 1.0 / 6.0).abs() < 0.01, "baseline MSE {mse}");
     }
 
@@ -100,6 +100,9 @@ mod tests {
             assert_eq!(*l == 1.0, p[0] + p[1] > 1.0);
         }
         let positives = la.iter().filter(|&&l| l == 1.0).count();
-        assert!((30..=70).contains(&positives), "{positives} positives of 100");
+        assert!(
+            (30..=70).contains(&positives),
+            "{positives} positives of 100"
+        );
     }
 }

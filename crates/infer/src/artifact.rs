@@ -108,7 +108,9 @@ pub fn load_weights<B: Backend, M: Module<B>>(
     }));
     std::panic::set_hook(hook);
     let loaded = match attempt {
-        Ok(loaded) => loaded.with_context(|| format!("cannot load weights from {}", path.display()))?,
+        Ok(loaded) => {
+            loaded.with_context(|| format!("cannot load weights from {}", path.display()))?
+        }
         Err(payload) => {
             let reason = payload
                 .downcast_ref::<&str>()

@@ -116,15 +116,23 @@ impl EncoderConfig {
     pub fn init<B: Backend>(&self, device: &B::Device) -> Encoder<B> {
         assert!(self.layers >= 1, "an encoder needs at least one layer");
         let cell = |d_input: usize| match self.cell {
-            CellKind::Rnn => RecurrentLayer::Rnn(RnnConfig::new(d_input, self.d_hidden).init(device)),
-            CellKind::Gru => RecurrentLayer::Gru(GruConfig::new(d_input, self.d_hidden).init(device)),
+            CellKind::Rnn => {
+                RecurrentLayer::Rnn(RnnConfig::new(d_input, self.d_hidden).init(device))
+            }
+            CellKind::Gru => {
+                RecurrentLayer::Gru(GruConfig::new(d_input, self.d_hidden).init(device))
+            }
             CellKind::Lstm => {
                 RecurrentLayer::Lstm(LstmConfig::new(d_input, self.d_hidden).init(device))
             }
         };
         let layers = (0..self.layers)
             .map(|l| {
-                let d_input = if l == 0 { self.d_input } else { self.d_output() };
+                let d_input = if l == 0 {
+                    self.d_input
+                } else {
+                    self.d_output()
+                };
                 EncoderLayer {
                     forward: cell(d_input),
                     backward: self.bidirectional.then(|| cell(d_input)),
@@ -175,7 +183,10 @@ impl<B: Backend> Encoder<B> {
                     let reversed = reverse(input, reversal.clone());
                     let backward = reverse(backward.forward_sequence(reversed), reversal.clone());
                     let h = backward.dims()[2];
-                    let backward_last = backward.clone().slice([0..batch, 0..1, 0..h]).reshape([batch, h]);
+                    let backward_last = backward
+                        .clone()
+                        .slice([0..batch, 0..1, 0..h])
+                        .reshape([batch, h]);
                     (
                         Tensor::cat(vec![forward, backward], 2),
                         Tensor::cat(vec![forward_last, backward_last], 1),
@@ -198,7 +209,10 @@ impl<B: Backend> Encoder<B> {
 
 /// For each row, the index that reverses its first `length` steps and leaves
 /// the padding in place: `[2, 1, 0, 3, 4]` for length 3 of 5. `[B, T]`
-fn reversal_index<B: Backend>(mask: Tensor<B, 2, Bool>, lengths: Tensor<B, 2, Int>) -> Tensor<B, 2, Int> {
+fn reversal_index<B: Backend>(
+    mask: Tensor<B, 2, Bool>,
+    lengths: Tensor<B, 2, Int>,
+) -> Tensor<B, 2, Int> {
     let [batch, seq] = mask.dims();
     let steps = Tensor::<B, 1, Int>::arange(0..seq as i64, &mask.device())
         .unsqueeze::<2>()
@@ -275,7 +289,10 @@ mod tests {
                 );
                 assert!(diff < 1e-5, "{cell}: row {row} outputs differ by {diff}");
                 let diff = max_diff(batch.last.clone().slice([row..row + 1, 0..8]), alone.last);
-                assert!(diff < 1e-5, "{cell}: row {row} final state differs by {diff}");
+                assert!(
+                    diff < 1e-5,
+                    "{cell}: row {row} final state differs by {diff}"
+                );
             }
         }
     }
@@ -289,7 +306,11 @@ mod tests {
         let x = Tensor::<B, 3>::random([2, 5, 2], Distribution::Normal(0.0, 1.0), &device);
         let out = encoder.forward(x, None);
         assert_eq!(out.outputs.dims(), [2, 5, 6]);
-        let forward_end = out.outputs.clone().slice([0..2, 4..5, 0..3]).reshape([2, 3]);
+        let forward_end = out
+            .outputs
+            .clone()
+            .slice([0..2, 4..5, 0..3])
+            .reshape([2, 3]);
         let backward_start = out.outputs.slice([0..2, 0..1, 3..6]).reshape([2, 3]);
         let expected = Tensor::cat(vec![forward_end, backward_start], 1);
         assert!(max_diff(out.last, expected) < 1e-7);
@@ -301,15 +322,21 @@ mod tests {
         let encoder = EncoderConfig::new(CellKind::Lstm, 2, 3)
             .with_bidirectional(true)
             .init::<Autodiff<B>>(&device);
-        let x = Tensor::<Autodiff<B>, 3>::random([2, 4, 2], Distribution::Normal(0.0, 1.0), &device)
-            .require_grad();
+        let x =
+            Tensor::<Autodiff<B>, 3>::random([2, 4, 2], Distribution::Normal(0.0, 1.0), &device)
+                .require_grad();
         let mask = Tensor::<Autodiff<B>, 2, Int>::from_ints([[1, 1, 1, 1], [1, 1, 0, 0]], &device)
             .equal_elem(1);
         let out = encoder.forward(x.clone(), Some(mask));
         let grads = out.last.sum().backward();
         let gx = x.grad(&grads).unwrap(); // [2, 4, 2]
         // The padded steps of row 1 reach neither final state.
-        let padded = gx.clone().slice([1..2, 2..4, 0..2]).abs().max().into_scalar();
+        let padded = gx
+            .clone()
+            .slice([1..2, 2..4, 0..2])
+            .abs()
+            .max()
+            .into_scalar();
         assert_eq!(padded, 0.0);
         let real = gx.slice([1..2, 0..2, 0..2]).abs().min().into_scalar();
         assert!(real > 0.0);

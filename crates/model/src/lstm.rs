@@ -27,8 +27,8 @@ use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
 
-use crate::steps::{tanh, time_steps};
 use crate::Recurrent;
+use crate::steps::{tanh, time_steps};
 
 #[derive(Config, Debug)]
 pub struct LstmConfig {
@@ -73,7 +73,9 @@ impl LstmConfig {
         };
         let mut input = linear(self.d_input, true);
         if let Some(bias) = input.bias.take() {
-            let forget = (0..4 * h).map(|j| (h..2 * h).contains(&j)).collect::<Vec<_>>();
+            let forget = (0..4 * h)
+                .map(|j| (h..2 * h).contains(&j))
+                .collect::<Vec<_>>();
             let forget = Tensor::<B, 1, Bool>::from_data(TensorData::new(forget, [4 * h]), device);
             input.bias = Some(bias.map(|b| b.mask_fill(forget, self.forget_bias)));
         }
@@ -96,7 +98,13 @@ impl<B: Backend> Lstm<B> {
         // Scaling the input projection once and the recurrent weight once per
         // call keeps the multiply out of the time loop.
         let scale: Vec<f32> = (0..4 * h)
-            .map(|j| if (2 * h..3 * h).contains(&j) { 2.0 } else { 1.0 })
+            .map(|j| {
+                if (2 * h..3 * h).contains(&j) {
+                    2.0
+                } else {
+                    1.0
+                }
+            })
             .collect();
         let scale = Tensor::<B, 1>::from_floats(scale.as_slice(), &device).unsqueeze::<2>(); // [1, 4H]
         let projected = self.input.forward(x) * scale.clone().unsqueeze::<3>(); // [B, T, 4H]
@@ -146,8 +154,8 @@ impl<B: Backend> Recurrent<B> for Lstm<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::backend::{Autodiff, NdArray};
     use crate::test_util::{leaf, max_diff};
+    use burn::backend::{Autodiff, NdArray};
     use burn::nn::LstmConfig as BurnLstmConfig;
     use burn::tensor::Distribution;
 
@@ -197,10 +205,23 @@ mod tests {
     #[test]
     fn forget_gate_bias_starts_at_the_configured_value() {
         let device = Default::default();
-        let lstm = LstmConfig::new(3, 4).with_forget_bias(1.5).init::<NdArray>(&device);
-        let bias = lstm.input.bias.as_ref().unwrap().val().into_data().to_vec::<f32>().unwrap();
+        let lstm = LstmConfig::new(3, 4)
+            .with_forget_bias(1.5)
+            .init::<NdArray>(&device);
+        let bias = lstm
+            .input
+            .bias
+            .as_ref()
+            .unwrap()
+            .val()
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
         assert!(bias[4..8].iter().all(|&b| b == 1.5), "{bias:?}");
-        assert!(bias[..4].iter().chain(&bias[8..]).all(|&b| b != 1.5), "{bias:?}");
+        assert!(
+            bias[..4].iter().chain(&bias[8..]).all(|&b| b != 1.5),
+            "{bias:?}"
+        );
     }
 
     #[test]

@@ -98,7 +98,10 @@ pub struct Mlp<B: Backend> {
 
 impl MlpConfig {
     pub fn init<B: Backend>(&self, device: &B::Device) -> Mlp<B> {
-        assert!(self.sizes.len() >= 2, "an MLP needs an input and an output size");
+        assert!(
+            self.sizes.len() >= 2,
+            "an MLP needs an input and an output size"
+        );
         assert_eq!(
             self.activations.len(),
             self.sizes.len() - 1,
@@ -164,7 +167,10 @@ pub fn backprop<B: Backend>(
     let trace = mlp.forward_trace(x);
     let output = trace.activations.last().unwrap().clone();
     let z_out = trace.pre_activations.last().unwrap().clone();
-    let value = loss.forward(output.clone(), y.clone()).into_scalar().elem::<f32>();
+    let value = loss
+        .forward(output.clone(), y.clone())
+        .into_scalar()
+        .elem::<f32>();
 
     // Output error δ_L = ∂E/∂z_L, already divided by N for the batch mean.
     let mut delta = match loss {
@@ -220,12 +226,21 @@ mod tests {
     type B = NdArray;
     type AB = Autodiff<NdArray>;
 
-    fn autodiff_grads(mlp: &Mlp<AB>, x: Tensor<B, 2>, y: Tensor<B, 2>, loss: Loss) -> MlpGradients<B> {
+    fn autodiff_grads(
+        mlp: &Mlp<AB>,
+        x: Tensor<B, 2>,
+        y: Tensor<B, 2>,
+        loss: Loss,
+    ) -> MlpGradients<B> {
         let x = Tensor::<AB, 2>::from_inner(x);
         let y = Tensor::<AB, 2>::from_inner(y);
         let grads = loss.forward(mlp.forward(x), y).backward();
         MlpGradients {
-            weights: mlp.layers.iter().map(|l| l.weight.grad(&grads).unwrap()).collect(),
+            weights: mlp
+                .layers
+                .iter()
+                .map(|l| l.weight.grad(&grads).unwrap())
+                .collect(),
             biases: mlp
                 .layers
                 .iter()
@@ -244,18 +259,27 @@ mod tests {
                 (Loss::SquaredError, Activation::Sigmoid, 1),
                 (Loss::CrossEntropy, Activation::Identity, 3),
             ] {
-                let mlp = MlpConfig::new(vec![2, 5, 4, k], vec![hidden, hidden, out]).init::<AB>(&device);
+                let mlp =
+                    MlpConfig::new(vec![2, 5, 4, k], vec![hidden, hidden, out]).init::<AB>(&device);
                 let x = Tensor::<B, 2>::random([7, 2], Distribution::Normal(0.0, 1.0), &device);
                 let y = match loss {
-                    Loss::SquaredError => Tensor::<B, 2>::random([7, 1], Distribution::Uniform(0.0, 1.0), &device),
-                    Loss::CrossEntropy => softmax(Tensor::<B, 2>::random([7, k], Distribution::Normal(0.0, 1.0), &device), 1),
+                    Loss::SquaredError => {
+                        Tensor::<B, 2>::random([7, 1], Distribution::Uniform(0.0, 1.0), &device)
+                    }
+                    Loss::CrossEntropy => softmax(
+                        Tensor::<B, 2>::random([7, k], Distribution::Normal(0.0, 1.0), &device),
+                        1,
+                    ),
                 };
                 let expected = autodiff_grads(&mlp, x.clone(), y.clone(), loss);
                 let (_, ours) = backprop(&mlp.valid(), x, y, loss);
                 for l in 0..3 {
                     let dw = max_diff(ours.weights[l].clone(), expected.weights[l].clone());
                     let db = max_diff(ours.biases[l].clone(), expected.biases[l].clone());
-                    assert!(dw < 1e-5 && db < 1e-5, "{hidden:?}/{loss:?} layer {l}: dW {dw}, db {db}");
+                    assert!(
+                        dw < 1e-5 && db < 1e-5,
+                        "{hidden:?}/{loss:?} layer {l}: dW {dw}, db {db}"
+                    );
                 }
             }
         }
@@ -280,10 +304,8 @@ mod tests {
             let (_, grads) = backprop(&manual, x.clone(), y.clone(), Loss::SquaredError);
             manual = sgd_step(manual, grads, 0.5);
 
-            let loss = Loss::SquaredError.forward(
-                auto.forward(Tensor::from_inner(x)),
-                Tensor::from_inner(y),
-            );
+            let loss = Loss::SquaredError
+                .forward(auto.forward(Tensor::from_inner(x)), Tensor::from_inner(y));
             let grads = GradientsParams::from_grads(loss.backward(), &auto);
             auto = optimizer.step(0.5, auto, grads);
         }
@@ -291,8 +313,14 @@ mod tests {
         let mut moved = 0.0f32;
         for ((a, m), i) in auto.layers.iter().zip(&manual.layers).zip(&initial.layers) {
             let dw = max_diff(a.weight.val(), m.weight.val());
-            let db = max_diff(a.bias.as_ref().unwrap().val(), m.bias.as_ref().unwrap().val());
-            assert!(dw < 1e-5 && db < 1e-5, "weights differ after 100 steps: {dw}, {db}");
+            let db = max_diff(
+                a.bias.as_ref().unwrap().val(),
+                m.bias.as_ref().unwrap().val(),
+            );
+            assert!(
+                dw < 1e-5 && db < 1e-5,
+                "weights differ after 100 steps: {dw}, {db}"
+            );
             moved = moved.max(max_diff(a.weight.val(), i.weight.val()));
         }
         assert!(moved > 1e-3, "training did not move the weights ({moved})");

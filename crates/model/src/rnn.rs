@@ -126,9 +126,8 @@ impl<B: Backend> Recurrent<B> for Gru<B> {
             ); // [B, 2H]
             let r = rz.clone().slice([0..batch, 0..h]);
             let z = rz.slice([0..batch, h..2 * h]);
-            let n = tanh(
-                wx.slice([0..batch, 2 * h..3 * h]) + r * uh.slice([0..batch, 2 * h..3 * h]),
-            ); // [B, H]
+            let n =
+                tanh(wx.slice([0..batch, 2 * h..3 * h]) + r * uh.slice([0..batch, 2 * h..3 * h])); // [B, H]
             hidden = n.clone() + z * (hidden - n); // (1 − z) n + z h
             outputs.push(hidden.clone());
         }
@@ -159,8 +158,8 @@ mod tests {
         d_hidden: usize,
     ) {
         let device = Default::default();
-        let x = Tensor::<NdArray, 3>::random(dims, Distribution::Normal(0.0, 1.0), &device)
-            .into_data();
+        let x =
+            Tensor::<NdArray, 3>::random(dims, Distribution::Normal(0.0, 1.0), &device).into_data();
         let probe = Tensor::<B, 3>::random(
             [dims[0], dims[1], d_hidden],
             Distribution::Normal(0.0, 1.0),
@@ -236,8 +235,7 @@ mod tests {
             ours.input.weight = cat(&|g| g.input_transform.weight.val());
             ours.recurrent.weight = cat(&|g| g.hidden_transform.weight.val());
             ours.input.bias = Some(bias(&|g| g.input_transform.bias.as_ref().unwrap().val()));
-            ours.recurrent.bias =
-                Some(bias(&|g| g.hidden_transform.bias.as_ref().unwrap().val()));
+            ours.recurrent.bias = Some(bias(&|g| g.hidden_transform.bias.as_ref().unwrap().val()));
             check_parity(
                 |x| ours.forward_sequence(x),
                 |x| reference.forward(x, None),

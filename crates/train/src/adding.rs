@@ -100,12 +100,9 @@ pub fn run<B: AutodiffBackend>(args: &AddingArgs, device: &B::Device) -> Result<
     }
     let seq_len = args.seq_len as usize;
     let batch_size = args.batch_size as usize;
-    let config = SequenceRegressorConfig::new(EncoderConfig::new(
-        args.encoder.into(),
-        2,
-        args.d_hidden,
-    ))
-    .with_attention(args.attention);
+    let config =
+        SequenceRegressorConfig::new(EncoderConfig::new(args.encoder.into(), 2, args.d_hidden))
+            .with_attention(args.attention);
     B::seed(device, args.seed);
     let mut model = config.init::<B>(device);
     let name = format!(
@@ -170,8 +167,13 @@ pub fn run<B: AutodiffBackend>(args: &AddingArgs, device: &B::Device) -> Result<
         seconds,
     };
     match steps_to_solve {
-        Some(s) => println!("{name} at T = {seq_len}: test MSE {test_mse:.5}; below {SOLVED_MSE} after {s} steps"),
-        None => println!("{name} at T = {seq_len}: test MSE {test_mse:.5}; never below {SOLVED_MSE} in {} steps", args.steps),
+        Some(s) => println!(
+            "{name} at T = {seq_len}: test MSE {test_mse:.5}; below {SOLVED_MSE} after {s} steps"
+        ),
+        None => println!(
+            "{name} at T = {seq_len}: test MSE {test_mse:.5}; never below {SOLVED_MSE} in {} steps",
+            args.steps
+        ),
     }
     if args.json {
         println!("{}", serde_json::to_string(&result)?);
@@ -184,7 +186,10 @@ fn tensors<B: Backend>(batch: &AddingBatch, device: &B::Device) -> (Tensor<B, 3>
         TensorData::new(batch.inputs.clone(), [batch.batch, batch.seq_len, 2]),
         device,
     );
-    let y = Tensor::from_data(TensorData::new(batch.targets.clone(), [batch.batch]), device);
+    let y = Tensor::from_data(
+        TensorData::new(batch.targets.clone(), [batch.batch]),
+        device,
+    );
     (x, y)
 }
 
@@ -233,7 +238,10 @@ fn write_grad_norms<B: AutodiffBackend>(
         text.push_str("model,seq_len,phase,distance_from_end,grad_norm\n");
     }
     for (t, norm) in norms.iter().enumerate() {
-        text.push_str(&format!("{name},{seq_len},{phase},{},{norm:e}\n", seq_len - 1 - t));
+        text.push_str(&format!(
+            "{name},{seq_len},{phase},{},{norm:e}\n",
+            seq_len - 1 - t
+        ));
     }
     file.write_all(text.as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))?;

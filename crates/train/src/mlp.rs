@@ -93,7 +93,10 @@ pub fn run<B: AutodiffBackend>(args: &MlpArgs, device: &B::Device) -> Result<()>
         ),
         Loss::CrossEntropy => Tensor::<B::InnerBackend, 2>::from_data(
             TensorData::new(
-                labels.iter().flat_map(|&l| [1.0 - l, l]).collect::<Vec<f32>>(),
+                labels
+                    .iter()
+                    .flat_map(|&l| [1.0 - l, l])
+                    .collect::<Vec<f32>>(),
                 [args.samples, 2],
             ),
             device,
@@ -101,13 +104,21 @@ pub fn run<B: AutodiffBackend>(args: &MlpArgs, device: &B::Device) -> Result<()>
     };
     println!(
         "{} network ({:?} hidden, {:?}), {} samples, SGD lr {} for {} epochs of single-sample updates, {}",
-        sizes.iter().map(usize::to_string).collect::<Vec<_>>().join("-"),
+        sizes
+            .iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join("-"),
         args.activation,
         loss,
         args.samples,
         args.lr,
         args.epochs,
-        if args.manual { "hand-written backpropagation" } else { "Burn autodiff" }
+        if args.manual {
+            "hand-written backpropagation"
+        } else {
+            "Burn autodiff"
+        }
     );
 
     B::seed(device, args.seed);

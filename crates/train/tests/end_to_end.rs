@@ -16,6 +16,21 @@ fn train(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// One epoch of training on datasets/mr into `artifact`, with `extra` options.
+fn one_epoch_on_mr(artifact: &Path, extra: &[&str]) -> Output {
+    let data = mr_dir();
+    let mut args = vec![
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--artifact-dir",
+        artifact.to_str().unwrap(),
+        "--epochs",
+        "1",
+    ];
+    args.extend(extra);
+    train(&args)
+}
+
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
@@ -24,20 +39,10 @@ fn stderr(output: &Output) -> String {
 fn one_short_epoch_then_infer() {
     let tmp = tempfile::tempdir().unwrap();
     let artifact = tmp.path().join("mr");
-    let out = train(&[
-        "--data-dir",
-        mr_dir().to_str().unwrap(),
-        "--artifact-dir",
-        artifact.to_str().unwrap(),
-        "--epochs",
-        "1",
-        "--limit",
-        "640",
-        "--d-embed",
-        "32",
-        "--d-hidden",
-        "32",
-    ]);
+    let out = one_epoch_on_mr(
+        &artifact,
+        &["--limit", "640", "--d-embed", "32", "--d-hidden", "32"],
+    );
     assert!(
         out.status.success(),
         "train failed:\n{}\n{}",
@@ -161,24 +166,21 @@ fn bad_data_gets_an_error_naming_file_and_line() {
 fn encoder_choice_round_trips_through_the_artifact() {
     let tmp = tempfile::tempdir().unwrap();
     let artifact = tmp.path().join("bigru");
-    let out = train(&[
-        "--data-dir",
-        mr_dir().to_str().unwrap(),
-        "--artifact-dir",
-        artifact.to_str().unwrap(),
-        "--epochs",
-        "1",
-        "--limit",
-        "320",
-        "--d-embed",
-        "16",
-        "--d-hidden",
-        "8",
-        "--encoder",
-        "bigru",
-        "--layers",
-        "2",
-    ]);
+    let out = one_epoch_on_mr(
+        &artifact,
+        &[
+            "--limit",
+            "320",
+            "--d-embed",
+            "16",
+            "--d-hidden",
+            "8",
+            "--encoder",
+            "bigru",
+            "--layers",
+            "2",
+        ],
+    );
     assert!(out.status.success(), "train failed:\n{}", stderr(&out));
 
     let classifier =

@@ -21,7 +21,9 @@ fn train(args: &[&str]) -> String {
 fn results(stdout: &str) -> Vec<&str> {
     stdout
         .lines()
-        .filter(|l| l.starts_with("epoch") || l.starts_with("training") || l.starts_with("prediction"))
+        .filter(|l| {
+            l.starts_with("epoch") || l.starts_with("training") || l.starts_with("prediction")
+        })
         .collect()
 }
 
@@ -37,7 +39,17 @@ fn numbers(stdout: &str) -> Vec<f64> {
 #[test]
 fn mlp_by_hand_and_by_autodiff_print_the_same_numbers() {
     for activation in ["sigmoid", "relu"] {
-        let common = ["mlp", "--epochs", "60", "--log-every", "20", "--lr", "0.5", "--activation", activation];
+        let common = [
+            "mlp",
+            "--epochs",
+            "60",
+            "--log-every",
+            "20",
+            "--lr",
+            "0.5",
+            "--activation",
+            activation,
+        ];
         let auto = train(&common);
         let manual = train(&[&common[..], &["--manual"]].concat());
         assert!(manual.contains("hand-written"), "{manual}");
@@ -45,22 +57,43 @@ fn mlp_by_hand_and_by_autodiff_print_the_same_numbers() {
         assert_eq!(auto_numbers.len(), manual_numbers.len());
         assert_eq!(results(&auto).len(), 5, "{auto}");
         for (a, m) in auto_numbers.iter().zip(&manual_numbers) {
-            assert!((a - m).abs() < 1e-3, "{activation}: autodiff\n{auto}\nby hand\n{manual}");
+            assert!(
+                (a - m).abs() < 1e-3,
+                "{activation}: autodiff\n{auto}\nby hand\n{manual}"
+            );
         }
         // x1 + x2 = 1.2 > 1: a network that learned anything says class 1.
-        assert!(auto.contains("prediction for (0.5, 0.7)") && auto.contains("(class 1)"), "{auto}");
+        assert!(
+            auto.contains("prediction for (0.5, 0.7)") && auto.contains("(class 1)"),
+            "{auto}"
+        );
     }
 }
 
 #[test]
 fn lstm_beats_the_baseline_on_a_short_adding_problem() {
     let stdout = train(&[
-        "adding", "--encoder", "lstm", "--seq-len", "10", "--steps", "1000", "--d-hidden", "32",
-        "--eval-every", "250", "--test-size", "500", "--json",
+        "adding",
+        "--encoder",
+        "lstm",
+        "--seq-len",
+        "10",
+        "--steps",
+        "1000",
+        "--d-hidden",
+        "32",
+        "--eval-every",
+        "250",
+        "--test-size",
+        "500",
+        "--json",
     ]);
     let json: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     let mse = json["test_mse"].as_f64().unwrap();
-    assert!(mse < 0.05, "test MSE {mse} after 1000 steps; predicting 1 gives 0.167\n{stdout}");
+    assert!(
+        mse < 0.05,
+        "test MSE {mse} after 1000 steps; predicting 1 gives 0.167\n{stdout}"
+    );
 }
 
 #[test]
@@ -68,8 +101,19 @@ fn adding_records_input_gradient_norms() {
     let tmp = tempfile::tempdir().unwrap();
     let csv = tmp.path().join("g.csv");
     train(&[
-        "adding", "--encoder", "rnn", "--seq-len", "12", "--steps", "2", "--d-hidden", "8",
-        "--test-size", "20", "--grad-norms", csv.to_str().unwrap(),
+        "adding",
+        "--encoder",
+        "rnn",
+        "--seq-len",
+        "12",
+        "--steps",
+        "2",
+        "--d-hidden",
+        "8",
+        "--test-size",
+        "20",
+        "--grad-norms",
+        csv.to_str().unwrap(),
     ]);
     let text = std::fs::read_to_string(&csv).unwrap();
     let lines: Vec<&str> = text.lines().collect();
