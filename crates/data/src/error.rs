@@ -23,6 +23,10 @@ pub enum DataError {
         label: String,
         expected: String,
     },
+    #[error("characters not in the model's vocabulary: {chars}")]
+    UnknownChars { chars: String },
+    #[error("the text has {chars} characters; one window of every stream needs at least {needed}")]
+    TooShort { chars: usize, needed: usize },
     #[error("tokenizer: {0}")]
     Tokenizer(String),
 }
