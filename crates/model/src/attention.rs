@@ -34,18 +34,21 @@ impl AttentionPoolingConfig {
 
 impl<B: Backend> AttentionPooling<B> {
     /// Pools `hidden` `[B, T, H]` over time, ignoring positions where `mask`
-    /// `[B, T]` is false. Every row of `mask` must have at least one true.
+    /// `[B, T]` is false (`None`: every position is real). Every row of
+    /// `mask` must have at least one true.
     ///
     /// Returns the pooled vectors `[B, H]` and the attention weights `[B, T]`
     /// (each row sums to 1, zero at padding).
     pub fn forward(
         &self,
         hidden: Tensor<B, 3>,
-        mask: Tensor<B, 2, Bool>,
+        mask: Option<Tensor<B, 2, Bool>>,
     ) -> (Tensor<B, 2>, Tensor<B, 2>) {
         let [batch, seq, d_hidden] = hidden.dims();
-        let scores = self.score.forward(hidden.clone()).reshape([batch, seq]); // [B, T]
-        let scores = scores.mask_fill(mask.bool_not(), MASKED_SCORE);
+        let mut scores = self.score.forward(hidden.clone()).reshape([batch, seq]); // [B, T]
+        if let Some(mask) = mask {
+            scores = scores.mask_fill(mask.bool_not(), MASKED_SCORE);
+        }
         let weights = softmax(scores, 1); // [B, T]
         let pooled = weights.clone().unsqueeze_dim::<3>(1).matmul(hidden); // [B, 1, H]
         (pooled.reshape([batch, d_hidden]), weights)
@@ -68,7 +71,7 @@ mod tests {
             TensorData::from([[true, true, false], [true, false, false]]),
             &device,
         );
-        let (pooled, weights) = pool.forward(hidden.clone(), mask);
+        let (pooled, weights) = pool.forward(hidden.clone(), Some(mask));
         let w = weights.to_data().to_vec::<f32>().unwrap();
         assert_eq!(w[2], 0.0);
         assert_eq!(&w[4..], &[0.0, 0.0]);

@@ -88,7 +88,7 @@ impl<B: Backend> TextClassifier<B> {
         // A forward-only encoder needs no mask: padding comes after every real token.
         let encoder_mask = self.encoder_needs_mask().then(|| mask.clone());
         let hidden = self.encoder.forward(x, encoder_mask).outputs; // [B, T, D]
-        let (pooled, attention) = self.attention.forward(hidden, mask); // [B, D], [B, T]
+        let (pooled, attention) = self.attention.forward(hidden, Some(mask)); // [B, D], [B, T]
         let logits = self.output.forward(self.dropout.forward(pooled)); // [B, C]
         ClassifierOutput { logits, attention }
     }

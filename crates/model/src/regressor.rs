@@ -37,17 +37,11 @@ impl SequenceRegressorConfig {
 impl<B: Backend> SequenceRegressor<B> {
     /// `[B, T, E]` (every sequence full length) → `[B]`.
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 1> {
-        let [batch, seq, _] = x.dims();
+        let [batch, _, _] = x.dims();
         let encoded = self.encoder.forward(x, None);
         let summary = match &self.attention {
             None => encoded.last, // [B, D]
-            Some(attention) => {
-                let mask = Tensor::<B, 2, Bool>::from_data(
-                    TensorData::new(vec![true; batch * seq], [batch, seq]),
-                    &encoded.outputs.device(),
-                );
-                attention.forward(encoded.outputs, mask).0
-            }
+            Some(attention) => attention.forward(encoded.outputs, None).0,
         };
         self.output.forward(summary).reshape([batch])
     }

@@ -114,10 +114,10 @@ pub fn run<B: AutodiffBackend>(args: &AddingArgs, device: &B::Device) -> Result<
     let mut train_rng = ChaCha8Rng::seed_from_u64(args.seed);
     let mut test_rng = ChaCha8Rng::seed_from_u64(args.seed ^ 0x7e57);
     let test = adding_batch(args.test_size, seq_len, &mut test_rng);
-    let (test_x, test_y) = tensors::<B::InnerBackend>(&test, device);
+    let (test_x, test_y) = tensors::<B::InnerBackend>(test, device);
 
     if let Some(path) = &args.grad_norms {
-        write_grad_norms(path, &name, seq_len, "init", &model, &test, device)?;
+        write_grad_norms(path, &name, seq_len, "init", &model, &test_x, &test_y)?;
     }
 
     let mut optimizer = AdamConfig::new();
@@ -134,7 +134,7 @@ pub fn run<B: AutodiffBackend>(args: &AddingArgs, device: &B::Device) -> Result<
     let mut test_mse = f64::NAN;
     for step in 1..=args.steps {
         let batch = adding_batch(batch_size, seq_len, &mut train_rng);
-        let (x, y) = tensors::<B>(&batch, device);
+        let (x, y) = tensors::<B>(batch, device);
         let loss = mse(model.forward(x), y);
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = optimizer.step(args.lr, model, grads);
@@ -154,7 +154,7 @@ pub fn run<B: AutodiffBackend>(args: &AddingArgs, device: &B::Device) -> Result<
     }
     let seconds = started.elapsed().as_secs_f64();
     if let Some(path) = &args.grad_norms {
-        write_grad_norms(path, &name, seq_len, "trained", &model, &test, device)?;
+        write_grad_norms(path, &name, seq_len, "trained", &model, &test_x, &test_y)?;
     }
     let result = AddingResult {
         encoder: args.encoder,
@@ -181,15 +181,10 @@ pub fn run<B: AutodiffBackend>(args: &AddingArgs, device: &B::Device) -> Result<
     Ok(result)
 }
 
-fn tensors<B: Backend>(batch: &AddingBatch, device: &B::Device) -> (Tensor<B, 3>, Tensor<B, 1>) {
-    let x = Tensor::from_data(
-        TensorData::new(batch.inputs.clone(), [batch.batch, batch.seq_len, 2]),
-        device,
-    );
-    let y = Tensor::from_data(
-        TensorData::new(batch.targets.clone(), [batch.batch]),
-        device,
-    );
+fn tensors<B: Backend>(batch: AddingBatch, device: &B::Device) -> (Tensor<B, 3>, Tensor<B, 1>) {
+    let shape = [batch.batch, batch.seq_len, 2];
+    let x = Tensor::from_data(TensorData::new(batch.inputs, shape), device);
+    let y = Tensor::from_data(TensorData::new(batch.targets, [batch.batch]), device);
     (x, y)
 }
 
@@ -197,18 +192,18 @@ fn mse<B: Backend>(prediction: Tensor<B, 1>, target: Tensor<B, 1>) -> Tensor<B, 
     (prediction - target).powi_scalar(2).mean()
 }
 
-/// ‖∂L_n/∂x_{n,t}‖ averaged over the first 256 test sequences, for every t:
-/// how strongly the loss still feels each input step.
+/// ‖∂L_n/∂x_{n,t}‖ averaged over the first 256 test sequences `x` `[N, T, 2]`
+/// with targets `y` `[N]`, for every t: how strongly the loss still feels
+/// each input step.
 pub fn input_gradient_norms<B: AutodiffBackend>(
     model: &SequenceRegressor<B>,
-    batch: &AddingBatch,
-    device: &B::Device,
+    x: &Tensor<B::InnerBackend, 3>,
+    y: &Tensor<B::InnerBackend, 1>,
 ) -> Vec<f32> {
-    let n = batch.batch.min(256);
-    let t = batch.seq_len;
-    let (x, y) = tensors::<B>(batch, device);
-    let x = x.slice([0..n, 0..t, 0..2]).detach().require_grad();
-    let y = y.slice([0..n]);
+    let [n, t, _] = x.dims();
+    let n = n.min(256);
+    let x = Tensor::<B, 3>::from_inner(x.clone().slice([0..n, 0..t, 0..2])).require_grad();
+    let y = Tensor::<B, 1>::from_inner(y.clone().slice([0..n]));
     // The sum of per-sample losses: each sample's gradient is its own.
     let loss = (model.forward(x.clone()) - y).powi_scalar(2).sum();
     let grads = loss.backward();
@@ -223,10 +218,10 @@ fn write_grad_norms<B: AutodiffBackend>(
     seq_len: usize,
     phase: &str,
     model: &SequenceRegressor<B>,
-    test: &AddingBatch,
-    device: &B::Device,
+    test_x: &Tensor<B::InnerBackend, 3>,
+    test_y: &Tensor<B::InnerBackend, 1>,
 ) -> Result<()> {
-    let norms = input_gradient_norms(model, test, device);
+    let norms = input_gradient_norms(model, test_x, test_y);
     let new = !path.exists();
     let mut file = std::fs::OpenOptions::new()
         .create(true)
