@@ -3,6 +3,8 @@
 //! char-rnn lays them out.
 
 use crate::DataError;
+use burn::data::dataloader::batcher::Batcher;
+use burn::data::dataset::Dataset;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
@@ -112,7 +114,24 @@ pub struct CharBatch<B: Backend> {
     pub inputs: Tensor<B, 2, Int>,
     /// The character after each input.
     pub targets: Tensor<B, 2, Int>,
+    /// Which window of the streams this is; window 0 starts them, so a
+    /// model carrying state starts it afresh there.
+    pub window: usize,
 }
+
+/// One row of one window: as a Burn [`Dataset`], [`CharStreams`] serves
+/// window 0's rows, then window 1's, and so on, so that a data loader with
+/// batch size B (and no shuffling) yields exactly one window per batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CharRow {
+    pub window: usize,
+    pub inputs: Vec<u32>,
+    pub targets: Vec<u32>,
+}
+
+/// Stacks the rows of one window into a [`CharBatch`].
+#[derive(Debug, Clone, Default)]
+pub struct CharBatcher;
 
 impl CharStreams {
     pub fn new(ids: Vec<u32>, batch: usize, seq_len: usize) -> Result<Self, DataError> {
@@ -156,14 +175,75 @@ impl CharStreams {
     /// Window `k` as tensors on `device`.
     pub fn batch<B: Backend>(&self, k: usize, device: &B::Device) -> CharBatch<B> {
         let (inputs, targets) = self.window(k);
-        let tensor = |ids: Vec<u32>| {
-            let ids: Vec<i64> = ids.into_iter().map(i64::from).collect();
-            Tensor::from_data(TensorData::new(ids, [self.batch, self.seq_len]), device)
-        };
-        CharBatch {
-            inputs: tensor(inputs),
-            targets: tensor(targets),
+        char_batch(k, inputs, targets, self.batch, device)
+    }
+
+    /// Streams (rows of a batch).
+    pub fn batch_size(&self) -> usize {
+        self.batch
+    }
+
+    pub fn seq_len(&self) -> usize {
+        self.seq_len
+    }
+}
+
+fn char_batch<B: Backend>(
+    window: usize,
+    inputs: Vec<u32>,
+    targets: Vec<u32>,
+    rows: usize,
+    device: &B::Device,
+) -> CharBatch<B> {
+    let seq_len = inputs.len() / rows.max(1);
+    let tensor = |ids: Vec<u32>| {
+        let ids: Vec<i64> = ids.into_iter().map(i64::from).collect();
+        Tensor::from_data(TensorData::new(ids, [rows, seq_len]), device)
+    };
+    CharBatch {
+        inputs: tensor(inputs),
+        targets: tensor(targets),
+        window,
+    }
+}
+
+impl Dataset<CharRow> for CharStreams {
+    /// Row `index % B` of window `index / B`.
+    fn get(&self, index: usize) -> Option<CharRow> {
+        let (window, row) = (index / self.batch, index % self.batch);
+        if window >= self.len() {
+            return None;
         }
+        let start = row * self.stream_len + window * self.seq_len;
+        Some(CharRow {
+            window,
+            inputs: self.ids[start..start + self.seq_len].to_vec(),
+            targets: self.ids[start + 1..start + self.seq_len + 1].to_vec(),
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.len() * self.batch
+    }
+}
+
+impl<B: Backend> Batcher<B, CharRow, CharBatch<B>> for CharBatcher {
+    /// The rows must be the B rows of one window, in order (a loader with
+    /// batch size B over [`CharStreams`], not shuffled, gives exactly that).
+    fn batch(&self, rows: Vec<CharRow>, device: &B::Device) -> CharBatch<B> {
+        let window = rows.first().map_or(0, |row| row.window);
+        assert!(
+            rows.iter().all(|row| row.window == window),
+            "a character batch must hold the rows of one window: load CharStreams with its own batch size and no shuffling"
+        );
+        let n = rows.len();
+        let mut inputs = Vec::with_capacity(n * rows.first().map_or(0, |r| r.inputs.len()));
+        let mut targets = Vec::with_capacity(inputs.capacity());
+        for row in rows {
+            inputs.extend(row.inputs);
+            targets.extend(row.targets);
+        }
+        char_batch(window, inputs, targets, n, device)
     }
 }
 
@@ -214,6 +294,29 @@ mod tests {
         let batch = streams.batch::<burn::backend::NdArray>(1, &Default::default());
         assert_eq!(batch.inputs.dims(), [3, 10]);
         assert_eq!(batch.targets.dims(), [3, 10]);
+    }
+
+    #[test]
+    fn a_data_loader_over_the_streams_yields_the_windows_in_order() {
+        use burn::backend::NdArray;
+        use burn::data::dataloader::DataLoaderBuilder;
+        let streams = CharStreams::new((0..=100).collect(), 3, 10).unwrap();
+        assert_eq!(Dataset::len(&streams), 9);
+        let loader = DataLoaderBuilder::<NdArray, _, _>::new(CharBatcher)
+            .batch_size(streams.batch_size())
+            .build(streams.clone());
+        let mut seen = 0;
+        for (k, batch) in loader.iter().enumerate() {
+            assert_eq!(batch.window, k);
+            let (inputs, targets) = streams.window(k);
+            let ints = |t: Tensor<NdArray, 2, Int>| -> Vec<u32> {
+                t.into_data().iter::<i64>().map(|v| v as u32).collect()
+            };
+            assert_eq!(ints(batch.inputs), inputs, "window {k}");
+            assert_eq!(ints(batch.targets), targets, "window {k}");
+            seen += 1;
+        }
+        assert_eq!(seen, 3);
     }
 
     #[test]

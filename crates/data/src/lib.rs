@@ -21,7 +21,7 @@ mod tokenizer;
 mod tsv;
 
 pub use batcher::{EncodedText, TextBatch, TextBatcher, encode_all};
-pub use chars::{CharBatch, CharStreams, CharVocab};
+pub use chars::{CharBatch, CharBatcher, CharRow, CharStreams, CharVocab};
 pub use error::DataError;
 pub use tokenizer::{PAD_ID, PAD_TOKEN, UNK_ID, UNK_TOKEN, WordTokenizer};
 pub use tsv::{LabelledText, MR_LABELS, read_labelled_tsv};

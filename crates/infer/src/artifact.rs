@@ -68,17 +68,22 @@ impl ArtifactConfig {
     }
 }
 
-/// Checks that `dir` looks like an artifact before anything is loaded, so that
-/// the error names what is missing.
-pub fn check_dir(dir: &Path) -> Result<()> {
+/// The files every artifact has; each kind of model adds its own (the
+/// classifier its tokenizer, the language model its character vocabulary).
+pub const COMMON_FILES: [&str; 2] = [CONFIG_FILE, WEIGHTS_FILE];
+
+/// Checks that `dir` looks like an artifact with `files` before anything is
+/// loaded, so that the error names what is missing. `train_command` is how
+/// a user makes one (for the message).
+pub fn check_dir(dir: &Path, files: &[&str], train_command: &str) -> Result<()> {
     if !dir.is_dir() {
         bail!(
-            "artifact directory {} does not exist (train one with `cargo run --release -p train -- --artifact-dir {}`)",
+            "artifact directory {} does not exist (train one with `{train_command} --artifact-dir {}`)",
             dir.display(),
             dir.display()
         );
     }
-    for file in [CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE] {
+    for file in files {
         if !dir.join(file).is_file() {
             bail!(
                 "artifact {} is incomplete: {file} is missing",
@@ -178,12 +183,17 @@ impl ArtifactWriter {
         &self.staging
     }
 
-    pub fn write_config(&self, config: &ArtifactConfig) -> Result<()> {
+    pub fn write_config<C: Serialize>(&self, config: &C) -> Result<()> {
         write_json(&self.staging.join(CONFIG_FILE), config)
     }
 
-    pub fn write_metrics(&self, metrics: &Metrics) -> Result<()> {
+    pub fn write_metrics<M: Serialize>(&self, metrics: &M) -> Result<()> {
         write_json(&self.staging.join(METRICS_FILE), metrics)
+    }
+
+    /// Any other JSON file of the artifact (the language model's vocabulary).
+    pub fn write_json<T: Serialize>(&self, file: &str, value: &T) -> Result<()> {
+        write_json(&self.staging.join(file), value)
     }
 
     pub fn write_weights<B: Backend, M: Module<B>>(&self, model: M) -> Result<()> {
@@ -196,7 +206,7 @@ impl ArtifactWriter {
     /// artifact is moved aside first and removed only after the new one is in
     /// place, so some complete artifact exists at every moment.
     pub fn commit(mut self) -> Result<PathBuf> {
-        check_dir(&self.staging)?;
+        check_dir(&self.staging, &COMMON_FILES, "cargo run --release -p train")?;
         let aside = self.staging.with_extension("old");
         if self.target.exists() {
             std::fs::rename(&self.target, &aside).with_context(|| {

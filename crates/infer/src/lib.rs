@@ -6,7 +6,9 @@
 //! [`Classifier::load`], which needs nothing but the directory.
 
 pub mod artifact;
+pub mod generate;
 mod predict;
 
 pub use artifact::{ArtifactConfig, ArtifactWriter, Metrics};
+pub use generate::{Generator, LmArtifactConfig, LmMetrics, Sampling};
 pub use predict::{Classifier, Evaluation, Prediction, TokenWeight};

@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 use data::{LabelledText, TextBatcher, UNK_TOKEN, WordTokenizer};
-use model::TextClassifier;
+use model::{LstmBackend, TextClassifier};
 use serde::Serialize;
 use std::path::Path;
 
@@ -47,10 +47,18 @@ pub struct Evaluation {
     pub confusion: Vec<Vec<usize>>,
 }
 
-impl<B: Backend> Classifier<B> {
+impl<B: LstmBackend> Classifier<B> {
     /// Loads an artifact directory (see [`artifact`]).
     pub fn load(dir: &Path, device: &B::Device) -> Result<Self> {
-        artifact::check_dir(dir)?;
+        artifact::check_dir(
+            dir,
+            &[
+                artifact::CONFIG_FILE,
+                artifact::TOKENIZER_FILE,
+                artifact::WEIGHTS_FILE,
+            ],
+            "cargo run --release -p train",
+        )?;
         let config = ArtifactConfig::load(dir)?;
         let tokenizer_path = dir.join(artifact::TOKENIZER_FILE);
         let tokenizer = WordTokenizer::load(&tokenizer_path)?;

@@ -8,6 +8,8 @@ use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 
+use crate::steps::linear_3d;
+
 /// Scores of padded positions before the softmax: far enough below any real
 /// score that `exp` underflows to exactly 0 in f32, so padding gets no weight.
 const MASKED_SCORE: f32 = -1.0e9;
@@ -45,7 +47,7 @@ impl<B: Backend> AttentionPooling<B> {
         mask: Option<Tensor<B, 2, Bool>>,
     ) -> (Tensor<B, 2>, Tensor<B, 2>) {
         let [batch, seq, d_hidden] = hidden.dims();
-        let mut scores = self.score.forward(hidden.clone()).reshape([batch, seq]); // [B, T]
+        let mut scores = linear_3d(&self.score, hidden.clone()).reshape([batch, seq]); // [B, T]
         if let Some(mask) = mask {
             scores = scores.mask_fill(mask.bool_not(), MASKED_SCORE);
         }

@@ -5,6 +5,8 @@ use crate::{AttentionPooling, AttentionPoolingConfig, CellKind, Encoder, Encoder
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::prelude::*;
 
+use crate::LstmBackend;
+
 #[derive(Config, Debug)]
 pub struct TextClassifierConfig {
     /// Number of token ids, padding and unknown included.
@@ -71,7 +73,7 @@ impl TextClassifierConfig {
     }
 }
 
-impl<B: Backend> TextClassifier<B> {
+impl<B: LstmBackend> TextClassifier<B> {
     /// Classifies right-padded token ids `[B, T]`; `mask` `[B, T]` is true at
     /// real tokens. Every sequence needs at least one real token.
     ///

@@ -17,6 +17,8 @@
 use crate::{Gru, GruConfig, Lstm, LstmConfig, Recurrent, Rnn, RnnConfig};
 use burn::nn::{Dropout, DropoutConfig};
 use burn::prelude::*;
+
+use crate::LstmBackend;
 use serde::{Deserialize, Serialize};
 
 /// Which recurrent cell an encoder is built from.
@@ -62,7 +64,7 @@ pub enum RecurrentLayer<B: Backend> {
     Lstm(Lstm<B>),
 }
 
-impl<B: Backend> Recurrent<B> for RecurrentLayer<B> {
+impl<B: LstmBackend> Recurrent<B> for RecurrentLayer<B> {
     fn forward_sequence(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         match self {
             RecurrentLayer::Rnn(layer) => layer.forward_sequence(x),
@@ -146,7 +148,7 @@ impl EncoderConfig {
     }
 }
 
-impl<B: Backend> Encoder<B> {
+impl<B: LstmBackend> Encoder<B> {
     /// Encodes `x` `[B, T, E]`. `mask` `[B, T]` is true at real tokens of a
     /// right-padded batch (every row needs at least one); `None` means every
     /// sequence fills all T steps.

@@ -9,7 +9,8 @@
 //! - The recurrent family: [`Rnn`], [`Gru`], [`Lstm`] behind [`Recurrent`],
 //!   stacked and made bidirectional by [`Encoder`].
 //! - Attention: [`AttentionPooling`], whose weights a person can inspect.
-//! - Models: [`TextClassifier`], [`SequenceRegressor`].
+//! - Models: [`TextClassifier`], [`SequenceRegressor`], and the character
+//!   language model [`CharLm`].
 //!
 //! ```
 //! use burn::backend::NdArray;
@@ -26,18 +27,22 @@
 //! ```
 
 mod attention;
+mod char_lm;
 mod classifier;
 mod encoder;
 mod lstm;
+mod lstm_op;
 mod mlp;
 mod regressor;
 mod rnn;
 mod steps;
 
 pub use attention::{AttentionPooling, AttentionPoolingConfig};
+pub use char_lm::{CharLm, CharLmConfig, CharLmOutput};
 pub use classifier::{ClassifierOutput, TextClassifier, TextClassifierConfig};
 pub use encoder::{CellKind, Encoder, EncoderConfig, EncoderOutput, RecurrentLayer};
 pub use lstm::{Lstm, LstmConfig, LstmState};
+pub use lstm_op::LstmBackend;
 pub use mlp::{Activation, Loss, Mlp, MlpConfig, MlpGradients, Trace, backprop, sgd_step};
 pub use regressor::{SequenceRegressor, SequenceRegressorConfig};
 pub use rnn::{Gru, GruConfig, Rnn, RnnConfig};

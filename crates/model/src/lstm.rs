@@ -28,7 +28,8 @@ use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
 
 use crate::Recurrent;
-use crate::steps::{tanh, time_steps};
+use crate::lstm_op::{LstmBackend, lstm_recurrence};
+use crate::steps::{linear_3d, tanh, time_steps};
 
 #[derive(Config, Debug)]
 pub struct LstmConfig {
@@ -62,6 +63,25 @@ pub struct LstmState<B: Backend> {
     pub cell: Tensor<B, 2>,
 }
 
+impl<B: Backend> LstmState<B> {
+    /// The all-zero state of a batch of `batch` sequences.
+    pub fn zeros(batch: usize, d_hidden: usize, device: &B::Device) -> Self {
+        Self {
+            hidden: Tensor::zeros([batch, d_hidden], device),
+            cell: Tensor::zeros([batch, d_hidden], device),
+        }
+    }
+
+    /// The same values, cut from the autodiff graph: gradients stop here
+    /// (truncated backpropagation through time).
+    pub fn detach(self) -> Self {
+        Self {
+            hidden: self.hidden.detach(),
+            cell: self.cell.detach(),
+        }
+    }
+}
+
 impl LstmConfig {
     pub fn init<B: Backend>(&self, device: &B::Device) -> Lstm<B> {
         let h = self.d_hidden;
@@ -87,61 +107,72 @@ impl LstmConfig {
     }
 }
 
-impl<B: Backend> Lstm<B> {
+impl<B: LstmBackend> Lstm<B> {
     /// Runs over `x` `[B, T, E]` from a zero state. Returns the hidden state of
     /// every step `[B, T, H]` and the final state.
     pub fn forward(&self, x: Tensor<B, 3>) -> (Tensor<B, 3>, LstmState<B>) {
+        self.forward_from(x, None)
+    }
+
+    /// Like [`forward`](Self::forward), but starting from `state` (a zero
+    /// state if `None`): a language model carries the state of one window of
+    /// text into the next, and a generator feeds one character at a time.
+    pub fn forward_from(
+        &self,
+        x: Tensor<B, 3>,
+        state: Option<LstmState<B>>,
+    ) -> (Tensor<B, 3>, LstmState<B>) {
         let [batch, seq, _] = x.dims();
         let h = self.d_hidden;
         let device = x.device();
-        // 1 for the sigmoid gates, 2 for the g-block, where σ(2x) gives tanh(x).
-        // Scaling the input projection once and the recurrent weight once per
-        // call keeps the multiply out of the time loop.
-        let scale: Vec<f32> = (0..4 * h)
-            .map(|j| {
-                if (2 * h..3 * h).contains(&j) {
-                    2.0
-                } else {
-                    1.0
-                }
-            })
-            .collect();
-        let scale = Tensor::<B, 1>::from_floats(scale.as_slice(), &device).unsqueeze::<2>(); // [1, 4H]
-        let projected = self.input.forward(x) * scale.clone().unsqueeze::<3>(); // [B, T, 4H]
-        let recurrent = self.recurrent.weight.val() * scale; // [H, 4H]
-        let mut state = LstmState {
-            hidden: Tensor::zeros([batch, h], &device),
-            cell: Tensor::zeros([batch, h], &device),
+        let projected = linear_3d(&self.input, x); // [B, T, 4H]
+        let state = state.unwrap_or_else(|| LstmState::zeros(batch, h, &device));
+        let out = lstm_recurrence(
+            projected,
+            self.recurrent.weight.val(),
+            state.hidden,
+            state.cell,
+        ); // [B, T, 2H]: hidden states, then cell states
+        let hidden = out.clone().slice([0..batch, 0..seq, 0..h]); // [B, T, H]
+        let last = out.slice([0..batch, seq - 1..seq, 0..2 * h]).reshape([batch, 2 * h]);
+        let state = LstmState {
+            hidden: last.clone().slice([0..batch, 0..h]),
+            cell: last.slice([0..batch, h..2 * h]),
         };
+        (hidden, state)
+    }
+
+    /// The reference implementation: the same recurrence written step by
+    /// step with tensor operations, so that autodiff records every step. The
+    /// tests check [`forward`](Self::forward)'s fused operation against it.
+    pub fn forward_unfused(
+        &self,
+        x: Tensor<B, 3>,
+        state: Option<LstmState<B>>,
+    ) -> (Tensor<B, 3>, LstmState<B>) {
+        let [batch, seq, _] = x.dims();
+        let h = self.d_hidden;
+        let device = x.device();
+        let projected = linear_3d(&self.input, x); // [B, T, 4H]
+        let recurrent = self.recurrent.weight.val(); // [H, 4H]
+        let mut state = state.unwrap_or_else(|| LstmState::zeros(batch, h, &device));
         let mut outputs = Vec::with_capacity(seq);
-        for (t, wx) in time_steps(projected).into_iter().enumerate() {
-            let pre = if t == 0 {
-                wx // h_0 = 0, so U h_0 vanishes
-            } else {
-                wx + state.hidden.clone().matmul(recurrent.clone())
-            };
-            state = self.cell_step(pre, state.cell);
+        for wx in time_steps(projected) {
+            let pre = wx + state.hidden.clone().matmul(recurrent.clone()); // [B, 4H]
+            let i = sigmoid(pre.clone().slice([0..batch, 0..h]));
+            let f = sigmoid(pre.clone().slice([0..batch, h..2 * h]));
+            let g = tanh(pre.clone().slice([0..batch, 2 * h..3 * h]));
+            let o = sigmoid(pre.slice([0..batch, 3 * h..4 * h]));
+            let cell = f * state.cell + i * g; // [B, H]
+            let hidden = o * tanh(cell.clone()); // [B, H]
+            state = LstmState { hidden, cell };
             outputs.push(state.hidden.clone());
         }
         (Tensor::stack(outputs, 1), state) // [B, T, H]
     }
-
-    /// One step from the scaled gate pre-activations `[B, 4H]` and c_{t-1}.
-    fn cell_step(&self, scaled: Tensor<B, 2>, cell: Tensor<B, 2>) -> LstmState<B> {
-        let [batch, _] = scaled.dims();
-        let h = self.d_hidden;
-        let gates = sigmoid(scaled); // [B, 4H]: σ for i, f, o; σ(2x) for g
-        let i = gates.clone().slice([0..batch, 0..h]);
-        let f = gates.clone().slice([0..batch, h..2 * h]);
-        let g = gates.clone().slice([0..batch, 2 * h..3 * h]) * 2.0 - 1.0; // tanh
-        let o = gates.slice([0..batch, 3 * h..4 * h]);
-        let cell = f * cell + i * g; // [B, H]
-        let hidden = o * tanh(cell.clone()); // [B, H]
-        LstmState { hidden, cell }
-    }
 }
 
-impl<B: Backend> Recurrent<B> for Lstm<B> {
+impl<B: LstmBackend> Recurrent<B> for Lstm<B> {
     fn forward_sequence(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         self.forward(x).0
     }
@@ -222,6 +253,81 @@ mod tests {
             bias[..4].iter().chain(&bias[8..]).all(|&b| b != 1.5),
             "{bias:?}"
         );
+    }
+
+    #[test]
+    fn a_sequence_in_two_windows_with_the_state_carried_equals_it_whole() {
+        let device = Default::default();
+        let lstm = LstmConfig::new(3, 5).init::<NdArray>(&device);
+        let x = Tensor::<NdArray, 3>::random([2, 9, 3], Distribution::Normal(0.0, 1.0), &device);
+        let (whole, end) = lstm.forward(x.clone());
+        let (first, state) = lstm.forward_from(x.clone().slice([0..2, 0..4, 0..3]), None);
+        let tail = x.slice([0..2, 4..9, 0..3]);
+        let (second, carried_end) = lstm.forward_from(tail.clone(), Some(state));
+        let halves = Tensor::cat(vec![first, second.clone()], 1);
+        assert!(max_diff(whole, halves) < 1e-6);
+        assert!(max_diff(end.cell, carried_end.cell) < 1e-6);
+        // The carried state matters: the tail from a zero state differs.
+        let (restarted, _) = lstm.forward(tail);
+        assert!(max_diff(second, restarted) > 1e-3);
+    }
+
+    #[test]
+    fn the_fused_recurrence_equals_the_step_by_step_one_with_gradients() {
+        let device = Default::default();
+        let lstm = LstmConfig::new(3, 5).init::<B>(&device);
+        let normal = Distribution::Normal(0.0, 1.0);
+        let x = Tensor::<B, 3>::random([4, 11, 3], normal, &device).require_grad();
+        let start = || LstmState {
+            hidden: Tensor::<B, 2>::random([4, 5], normal, &device)
+                .inner()
+                .clone(),
+            cell: Tensor::<B, 2>::random([4, 5], normal, &device).inner(),
+        };
+        let (h0, c0) = {
+            let s = start();
+            (
+                Tensor::<B, 2>::from_inner(s.hidden).require_grad(),
+                Tensor::<B, 2>::from_inner(s.cell).require_grad(),
+            )
+        };
+        let probe = Tensor::<B, 3>::random([4, 11, 5], normal, &device);
+        let probe_cell = Tensor::<B, 2>::random([4, 5], normal, &device);
+        let run = |fused: bool| {
+            let state = Some(LstmState {
+                hidden: h0.clone(),
+                cell: c0.clone(),
+            });
+            let (out, end) = if fused {
+                lstm.forward_from(x.clone(), state)
+            } else {
+                lstm.forward_unfused(x.clone(), state)
+            };
+            // A loss that reaches every output and the final cell.
+            let loss = (out.clone() * probe.clone()).sum() + (end.cell.clone() * probe_cell.clone()).sum();
+            let grads = loss.backward();
+            let wanted = [
+                x.grad(&grads).unwrap().flatten::<1>(0, 2),
+                h0.grad(&grads).unwrap().flatten::<1>(0, 1),
+                c0.grad(&grads).unwrap().flatten::<1>(0, 1),
+                lstm.recurrent.weight.grad(&grads).unwrap().flatten::<1>(0, 1),
+                lstm.input.weight.grad(&grads).unwrap().flatten::<1>(0, 1),
+                lstm.input.bias.as_ref().unwrap().grad(&grads).unwrap(),
+            ];
+            (out.inner(), end.cell.inner(), wanted)
+        };
+        let (out_fused, cell_fused, grads_fused) = run(true);
+        let (out_ref, cell_ref, grads_ref) = run(false);
+        assert!(max_diff(out_fused, out_ref) < 1e-5);
+        assert!(max_diff(cell_fused, cell_ref) < 1e-5);
+        let names = ["x", "h0", "c0", "U", "W", "b"];
+        for ((name, fused), reference) in names.iter().zip(grads_fused).zip(grads_ref) {
+            let scale: f32 = reference.clone().abs().max().into_scalar();
+            let diff = max_diff(fused, reference);
+            println!("d{name}: maxdiff {diff:e} (largest {scale:e})");
+            assert!(scale > 1e-3, "d{name} should not vanish");
+            assert!(diff < 1e-5 * scale.max(1.0), "d{name} differs by {diff}");
+        }
     }
 
     #[test]

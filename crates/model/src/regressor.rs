@@ -5,6 +5,8 @@ use crate::{AttentionPooling, AttentionPoolingConfig, Encoder, EncoderConfig};
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 
+use crate::LstmBackend;
+
 #[derive(Config, Debug)]
 pub struct SequenceRegressorConfig {
     pub encoder: EncoderConfig,
@@ -34,7 +36,7 @@ impl SequenceRegressorConfig {
     }
 }
 
-impl<B: Backend> SequenceRegressor<B> {
+impl<B: LstmBackend> SequenceRegressor<B> {
     /// `[B, T, E]` (every sequence full length) → `[B]`.
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 1> {
         let [batch, _, _] = x.dims();

@@ -19,7 +19,7 @@
 //! update gate and the LSTM's cell give the state an additive path instead.
 
 use crate::Recurrent;
-use crate::steps::{tanh, time_steps};
+use crate::steps::{linear_3d, tanh, time_steps};
 use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
@@ -60,7 +60,7 @@ impl RnnConfig {
 
 impl<B: Backend> Recurrent<B> for Rnn<B> {
     fn forward_sequence(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let projected = self.input.forward(x); // [B, T, H]
+        let projected = linear_3d(&self.input, x); // [B, T, H]
         let u = self.recurrent.weight.val(); // [H, H]
         let mut outputs: Vec<Tensor<B, 2>> = Vec::new();
         for wx in time_steps(projected) {
@@ -116,7 +116,7 @@ impl<B: Backend> Recurrent<B> for Gru<B> {
     fn forward_sequence(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let [batch, seq, _] = x.dims();
         let h = self.d_hidden;
-        let projected = self.input.forward(x); // [B, T, 3H]
+        let projected = linear_3d(&self.input, x); // [B, T, 3H]
         let mut hidden = Tensor::<B, 2>::zeros([batch, h], &projected.device());
         let mut outputs = Vec::with_capacity(seq);
         for wx in time_steps(projected) {

@@ -1,5 +1,6 @@
 //! Helpers shared by the recurrent cells.
 
+use burn::nn::Linear;
 use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
 
@@ -32,4 +33,16 @@ pub(crate) fn time_steps<B: Backend>(x: Tensor<B, 3>) -> Vec<Tensor<B, 2>> {
 /// backends `tanh` costs several times `sigmoid`.
 pub(crate) fn tanh<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     sigmoid(x * 2.0) * 2.0 - 1.0
+}
+
+/// `linear` applied to every position of `[B, T, D]`, as one `[B·T, D]`
+/// matmul. Burn's `Linear` on a 3-D input broadcasts the weight into a
+/// batched matmul, whose weight gradient is a `[B, D, D_out]` tensor summed
+/// over the batch afterwards; flattening first makes the forward one large
+/// matmul and the weight gradient another.
+pub(crate) fn linear_3d<B: Backend>(linear: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    let [batch, seq, d] = x.dims();
+    let out = linear.forward(x.reshape([batch * seq, d])); // [B·T, D_out]
+    let d_out = out.dims()[1];
+    out.reshape([batch, seq, d_out])
 }

@@ -7,7 +7,7 @@ use burn::grad_clipping::GradientClippingConfig;
 use burn::module::AutodiffModule;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
-use burn::tensor::backend::AutodiffBackend;
+use crate::TrainBackend;
 use clap::{Args, ValueEnum};
 use data::synthetic::{AddingBatch, adding_batch};
 use model::{CellKind, EncoderConfig, SequenceRegressor, SequenceRegressorConfig};
@@ -94,7 +94,7 @@ pub struct AddingResult {
     pub seconds: f64,
 }
 
-pub fn run<B: AutodiffBackend>(args: &AddingArgs, device: &B::Device) -> Result<AddingResult> {
+pub fn run<B: TrainBackend>(args: &AddingArgs, device: &B::Device) -> Result<AddingResult> {
     if args.steps == 0 || args.eval_every == 0 || args.test_size == 0 {
         bail!("--steps, --eval-every and --test-size must be at least 1");
     }
@@ -195,7 +195,7 @@ fn mse<B: Backend>(prediction: Tensor<B, 1>, target: Tensor<B, 1>) -> Tensor<B, 
 /// ‖∂L_n/∂x_{n,t}‖ averaged over the first 256 test sequences `x` `[N, T, 2]`
 /// with targets `y` `[N]`, for every t: how strongly the loss still feels
 /// each input step.
-pub fn input_gradient_norms<B: AutodiffBackend>(
+pub fn input_gradient_norms<B: TrainBackend>(
     model: &SequenceRegressor<B>,
     x: &Tensor<B::InnerBackend, 3>,
     y: &Tensor<B::InnerBackend, 1>,
@@ -212,7 +212,7 @@ pub fn input_gradient_norms<B: AutodiffBackend>(
     norms.into_data().convert::<f32>().to_vec().unwrap()
 }
 
-fn write_grad_norms<B: AutodiffBackend>(
+fn write_grad_norms<B: TrainBackend>(
     path: &PathBuf,
     name: &str,
     seq_len: usize,

@@ -1,6 +1,7 @@
 //! Training the text classifier end to end: data, tokenizer, Learner, the
 //! best-validation checkpoint, the test evaluation and the artifact.
 
+use crate::checkpoints::best_epoch;
 use crate::renderer::LineRenderer;
 use crate::step::ClassifierStep;
 use anyhow::{Context, Result, bail};
@@ -9,15 +10,13 @@ use burn::data::dataset::InMemDataset;
 use burn::module::Module;
 use burn::optim::AdamConfig;
 use burn::optim::decay::WeightDecayConfig;
-use burn::tensor::backend::AutodiffBackend;
+use crate::TrainBackend;
 use burn::train::checkpoint::{
     ComposedCheckpointingStrategy, KeepLastNCheckpoints, MetricCheckpointingStrategy,
 };
 use burn::train::metric::store::{Aggregate, Direction, Split};
 use burn::train::metric::{AccuracyMetric, LossMetric};
-use burn::train::{
-    Learner, LearnerSummary, MetricEarlyStoppingStrategy, StoppingCondition, SupervisedTraining,
-};
+use burn::train::{Learner, MetricEarlyStoppingStrategy, StoppingCondition, SupervisedTraining};
 use clap::{Args, ValueEnum};
 use data::{TextBatcher, WordTokenizer, encode_all, read_labelled_tsv};
 use infer::artifact::WeightsRecorder;
@@ -25,7 +24,7 @@ use infer::{ArtifactConfig, ArtifactWriter, Classifier, Metrics};
 use model::{CellKind, TextClassifierConfig};
 use serde::Serialize;
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 /// Train the LSTM + attention sentiment classifier and write an artifact.
@@ -116,7 +115,7 @@ impl EncoderChoice {
     }
 }
 
-pub fn run<B: AutodiffBackend>(
+pub fn run<B: TrainBackend>(
     args: &ClassifyArgs,
     device: &B::Device,
     backend: &str,
@@ -241,7 +240,7 @@ pub fn run<B: AutodiffBackend>(
     let train_seconds = started.elapsed().as_secs_f64();
     drop(result.renderer);
 
-    let (best_epoch, valid_accuracy, epochs_run) = best_epoch(&log_dir)?;
+    let (best_epoch, valid_accuracy, epochs_run) = best_epoch(&log_dir, "Accuracy")?;
     println!(
         "best validation accuracy {:.2}% at epoch {best_epoch} of {epochs_run}; training took {train_seconds:.1} s",
         valid_accuracy
@@ -289,39 +288,4 @@ pub fn run<B: AutodiffBackend>(
     let path = writer.commit()?;
     println!("artifact written to {}", path.display());
     Ok(())
-}
-
-/// The epoch whose checkpoint burn-train kept as the best by validation
-/// accuracy, its validation accuracy in percent, and the number of epochs
-/// that ran.
-///
-/// The checkpointer keeps the best epoch and the last one, so the best is the
-/// earliest checkpoint left. (Its "best" is the mean of per-batch
-/// accuracies, which can rank two close epochs differently from the accuracy
-/// over all examples that the logs summarize; asking the checkpoints keeps
-/// the two in agreement.)
-fn best_epoch(log_dir: &Path) -> Result<(usize, f64, usize)> {
-    let checkpoints = log_dir.join("checkpoint");
-    let best = std::fs::read_dir(&checkpoints)
-        .with_context(|| format!("reading {}", checkpoints.display()))?
-        .filter_map(|entry| {
-            let name = entry.ok()?.file_name().into_string().ok()?;
-            name.strip_prefix("model-")?
-                .strip_suffix(".mpk")?
-                .parse::<usize>()
-                .ok()
-        })
-        .min()
-        .with_context(|| format!("no model checkpoint in {}", checkpoints.display()))?;
-    let summary = LearnerSummary::new(log_dir, &["Accuracy"])
-        .map_err(|e| anyhow::anyhow!("reading the training logs in {}: {e}", log_dir.display()))?;
-    let accuracy = summary
-        .metrics
-        .valid
-        .iter()
-        .find(|m| m.name == "Accuracy")
-        .and_then(|m| m.entries.iter().find(|e| e.step == best))
-        .with_context(|| format!("no validation accuracy was logged for epoch {best}"))?
-        .value;
-    Ok((best, accuracy, summary.epochs))
 }

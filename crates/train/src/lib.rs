@@ -4,6 +4,8 @@
 //!   (the `train` binary's default command).
 //! - [`mlp`]: the 2-3-1 network case study, by autodiff or by hand (`train mlp`).
 //! - [`adding`]: the long-range memory experiment (`train adding`).
+//! - [`lm`]: the character language model with truncated BPTT (`train lm`).
+//! - [`checkpoints`]: the best checkpoint and per-epoch metrics of a run.
 //! - [`step`]: the Learner glue (`TrainStep`/`InferenceStep`), kept out of `model`.
 //! - [`renderer`]: short progress lines when stdout is not a terminal.
 //!
@@ -11,7 +13,18 @@
 //! once each; everything here is generic over it.
 
 pub mod adding;
+pub mod checkpoints;
 pub mod classify;
+pub mod lm;
 pub mod mlp;
 pub mod renderer;
 pub mod step;
+
+use burn::tensor::backend::AutodiffBackend;
+use model::LstmBackend;
+
+/// What training runs on: autodiff over a backend with the fused LSTM, both
+/// for the trained model and for the validation model without autodiff.
+pub trait TrainBackend: AutodiffBackend<InnerBackend: LstmBackend> + LstmBackend {}
+
+impl<B> TrainBackend for B where B: AutodiffBackend<InnerBackend: LstmBackend> + LstmBackend {}

@@ -1,12 +1,13 @@
 //! `cargo run --release -p train`: trains the LSTM + attention classifier on
 //! `datasets/mr` and writes the artifact `artifacts/mr`. Subcommands run the
-//! fundamentals: `mlp` (the 2-3-1 network) and `adding` (long-range memory).
+//! fundamentals: `mlp` (the 2-3-1 network) and `adding` (long-range memory);
+//! `lm` trains the character language model on `datasets/shakespeare`.
 //!
 //! The backend is chosen here and nowhere else: ndarray by default, wgpu with
 //! `--features wgpu`.
 
 use clap::{Parser, Subcommand};
-use train::{adding, classify, mlp};
+use train::{adding, classify, lm, mlp};
 
 #[cfg(not(feature = "wgpu"))]
 mod backend {
@@ -39,6 +40,8 @@ enum Command {
     Mlp(mlp::MlpArgs),
     /// The adding problem: long-range memory of RNN, GRU, LSTM and attention.
     Adding(adding::AddingArgs),
+    /// The character-level LSTM language model on Shakespeare.
+    Lm(lm::LmArgs),
 }
 
 fn main() {
@@ -48,6 +51,7 @@ fn main() {
         Command::Classify(args) => classify::run::<TrainBackend>(&args, &device, backend::NAME),
         Command::Mlp(args) => mlp::run::<TrainBackend>(&args, &device),
         Command::Adding(args) => adding::run::<TrainBackend>(&args, &device).map(|_| ()),
+        Command::Lm(args) => lm::run::<TrainBackend>(&args, &device, backend::NAME),
     };
     if let Err(err) = result {
         eprintln!("error: {err:#}");

@@ -81,10 +81,19 @@ impl LineRenderer {
 }
 
 fn format_metric(name: &str, value: f64) -> String {
+    // "BitsPerChar" -> "bits-per-char" (metric names are also file names in
+    // burn-train's logs, so they cannot hold a slash).
+    let mut short = String::with_capacity(name.len() + 4);
+    for (i, c) in name.chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            short.push('-');
+        }
+        short.extend(c.to_lowercase());
+    }
     if name.contains("Accuracy") {
-        format!("{}={value:.2}%", name.to_lowercase())
+        format!("{short}={value:.2}%")
     } else {
-        format!("{}={value:.4}", name.to_lowercase())
+        format!("{short}={value:.4}")
     }
 }
 

@@ -5,10 +5,10 @@
 
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::prelude::*;
-use burn::tensor::backend::AutodiffBackend;
+use crate::TrainBackend;
 use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
 use data::TextBatch;
-use model::TextClassifier;
+use model::{LstmBackend, TextClassifier};
 
 /// The classifier as the Learner sees it.
 #[derive(Module, Debug)]
@@ -16,7 +16,7 @@ pub struct ClassifierStep<B: Backend> {
     pub model: TextClassifier<B>,
 }
 
-impl<B: Backend> ClassifierStep<B> {
+impl<B: LstmBackend> ClassifierStep<B> {
     /// Forward pass and mean cross-entropy over the batch.
     pub fn forward_loss(&self, batch: TextBatch<B>) -> ClassificationOutput<B> {
         let logits = self.model.forward(batch.tokens, batch.mask).logits; // [B, C]
@@ -27,7 +27,7 @@ impl<B: Backend> ClassifierStep<B> {
     }
 }
 
-impl<B: AutodiffBackend> TrainStep for ClassifierStep<B> {
+impl<B: TrainBackend> TrainStep for ClassifierStep<B> {
     type Input = TextBatch<B>;
     type Output = ClassificationOutput<B>;
 
@@ -38,7 +38,7 @@ impl<B: AutodiffBackend> TrainStep for ClassifierStep<B> {
     }
 }
 
-impl<B: Backend> InferenceStep for ClassifierStep<B> {
+impl<B: LstmBackend> InferenceStep for ClassifierStep<B> {
     type Input = TextBatch<B>;
     type Output = ClassificationOutput<B>;
 

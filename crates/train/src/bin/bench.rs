@@ -6,7 +6,7 @@
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
 use clap::Parser;
-use model::TextClassifierConfig;
+use model::{LstmBackend, TextClassifierConfig};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::time::Instant;
@@ -126,7 +126,7 @@ fn make_batch<B: Backend>(
     )
 }
 
-fn run_case<B: Backend>(case: &Case, backend: &'static str, quick: bool) -> Measurement {
+fn run_case<B: LstmBackend>(case: &Case, backend: &'static str, quick: bool) -> Measurement {
     let (warmup, iters) = match (quick, case.train) {
         (true, _) => (1, 3),
         (false, true) => (3, 20),

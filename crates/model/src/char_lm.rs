@@ -1,0 +1,140 @@
+//! A character-level language model in the manner of Karpathy's char-rnn:
+//! Embedding -> a stack of [`Lstm`] layers (dropout after each) -> Linear to
+//! the vocabulary. It predicts, at every position, the next character.
+//!
+//! The state is explicit: [`CharLm::forward`] takes the state of each layer
+//! and returns the new one, so that training can carry it from one window of
+//! text into the next (truncated backpropagation through time) and generation
+//! can feed one character at a time.
+
+use crate::steps::linear_3d;
+use crate::{Lstm, LstmConfig, LstmState};
+use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Linear, LinearConfig};
+use burn::prelude::*;
+
+use crate::LstmBackend;
+
+#[derive(Config, Debug)]
+pub struct CharLmConfig {
+    /// Number of distinct characters.
+    pub vocab_size: usize,
+    /// char-rnn feeds one-hot vectors; a small embedding computes the same
+    /// thing (a one-hot vector times a matrix picks a row) with fewer weights.
+    #[config(default = 64)]
+    pub d_embed: usize,
+    /// char-rnn's defaults: 2 layers; 256 units fit a laptop CPU.
+    #[config(default = 256)]
+    pub d_hidden: usize,
+    #[config(default = 2)]
+    pub layers: usize,
+    /// Dropout on the output of every LSTM layer (Zaremba et al. 2014: not
+    /// on the recurrent connections).
+    #[config(default = 0.2)]
+    pub dropout: f64,
+}
+
+#[derive(Module, Debug)]
+pub struct CharLm<B: Backend> {
+    embedding: Embedding<B>,
+    layers: Vec<Lstm<B>>,
+    dropout: Dropout,
+    output: Linear<B>,
+}
+
+/// What the model computes for a window of text.
+#[derive(Debug, Clone)]
+pub struct CharLmOutput<B: Backend> {
+    /// Unnormalized scores of the next character at every position. `[B, T, V]`
+    pub logits: Tensor<B, 3>,
+    /// The state of each layer after the last position, to start the next
+    /// window from.
+    pub state: Vec<LstmState<B>>,
+}
+
+impl CharLmConfig {
+    pub fn init<B: Backend>(&self, device: &B::Device) -> CharLm<B> {
+        assert!(self.layers >= 1, "a language model needs at least one layer");
+        let layers = (0..self.layers)
+            .map(|l| {
+                let d_input = if l == 0 { self.d_embed } else { self.d_hidden };
+                LstmConfig::new(d_input, self.d_hidden).init(device)
+            })
+            .collect();
+        CharLm {
+            embedding: EmbeddingConfig::new(self.vocab_size, self.d_embed).init(device),
+            layers,
+            dropout: DropoutConfig::new(self.dropout).init(),
+            output: LinearConfig::new(self.d_hidden, self.vocab_size).init(device),
+        }
+    }
+}
+
+impl<B: LstmBackend> CharLm<B> {
+    /// Character ids `[B, T]`, and the state to start from (zeros if `None`).
+    pub fn forward(
+        &self,
+        chars: Tensor<B, 2, Int>,
+        state: Option<Vec<LstmState<B>>>,
+    ) -> CharLmOutput<B> {
+        let mut state = match state {
+            Some(state) => {
+                assert_eq!(state.len(), self.layers.len(), "one state per layer");
+                state.into_iter().map(Some).collect()
+            }
+            None => vec![None; self.layers.len()],
+        };
+        let mut x = self.embedding.forward(chars); // [B, T, E]
+        let mut next = Vec::with_capacity(self.layers.len());
+        for (layer, start) in self.layers.iter().zip(state.iter_mut()) {
+            let (out, end) = layer.forward_from(x, start.take()); // [B, T, H]
+            x = self.dropout.forward(out);
+            next.push(end);
+        }
+        CharLmOutput {
+            logits: linear_3d(&self.output, x), // [B, T, V]
+            state: next,
+        }
+    }
+
+    /// The zero state of every layer, for `batch` sequences.
+    pub fn zero_state(&self, batch: usize, device: &B::Device) -> Vec<LstmState<B>> {
+        self.layers
+            .iter()
+            .map(|layer| LstmState::zeros(batch, crate::Recurrent::d_hidden(layer), device))
+            .collect()
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.output.weight.dims()[1]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::max_diff;
+    use burn::backend::NdArray;
+
+    type B = NdArray;
+
+    #[test]
+    fn carrying_the_state_across_windows_equals_one_long_window() {
+        let device = Default::default();
+        let model = CharLmConfig::new(11)
+            .with_d_embed(4)
+            .with_d_hidden(6)
+            .with_dropout(0.0)
+            .init::<B>(&device);
+        let text = Tensor::<B, 2, Int>::from_ints([[1, 2, 3, 4, 5, 6, 7], [7, 6, 5, 4, 3, 2, 1]], &device);
+        let whole = model.forward(text.clone(), None);
+        assert_eq!(whole.logits.dims(), [2, 7, 11]);
+        let first = model.forward(text.clone().slice([0..2, 0..3]), None);
+        let second = model.forward(text.clone().slice([0..2, 3..7]), Some(first.state));
+        let joined = Tensor::cat(vec![first.logits, second.logits.clone()], 1);
+        assert!(max_diff(whole.logits, joined) < 1e-5);
+        // Starting the second window from zeros instead gives other scores.
+        let zero = model.zero_state(2, &device);
+        let restarted = model.forward(text.slice([0..2, 3..7]), Some(zero));
+        assert!(max_diff(second.logits, restarted.logits) > 1e-4);
+    }
+}
