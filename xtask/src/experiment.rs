@@ -2,6 +2,10 @@
 //! of the fundamentals (every model at every sequence length) through the
 //! release `train` binary, and writes the table, the gradient-norm CSV and
 //! its plot under `docs/experiments/adding/`.
+//!
+//! `cargo xtask experiment lm`: trains the character language model with the
+//! default command, plots its loss per epoch and keeps a generated sample,
+//! under `docs/experiments/lm/`.
 
 use anyhow::{Context, Result, bail, ensure};
 use clap::{Args, Subcommand};
@@ -15,6 +19,23 @@ use std::process::Command;
 pub enum Experiment {
     /// The adding problem: rnn, gru, lstm, rnn+attention, lstm+attention at several T.
     Adding(AddingArgs),
+    /// The character language model on Shakespeare: train, plot the loss, generate a sample.
+    Lm(LmArgs),
+}
+
+#[derive(Args)]
+pub struct LmArgs {
+    /// The artifact `train lm` writes (and this reads).
+    #[arg(long, default_value = "artifacts/shakespeare")]
+    artifact_dir: PathBuf,
+    #[arg(long, default_value = "docs/experiments/lm")]
+    out: PathBuf,
+    /// Use target/release/{train,infer} as they are instead of building them first.
+    #[arg(long)]
+    no_build: bool,
+    /// Train nothing: redraw the plot and the sample from the artifact.
+    #[arg(long)]
+    plot_only: bool,
 }
 
 #[derive(Args)]
@@ -68,7 +89,153 @@ struct RunResult {
 pub fn run(experiment: &Experiment) -> Result<()> {
     match experiment {
         Experiment::Adding(args) => adding(args),
+        Experiment::Lm(args) => lm(args),
     }
+}
+
+/// The fields of the artifact's metrics.json that the plot and the summary use.
+#[derive(Deserialize)]
+struct LmMetrics {
+    valid_loss: f64,
+    valid_bits_per_char: f64,
+    best_epoch: usize,
+    epochs_run: usize,
+    train_seconds: f64,
+    chars_per_second: f64,
+    train_loss_per_epoch: Vec<f64>,
+    valid_loss_per_epoch: Vec<f64>,
+}
+
+fn lm(args: &LmArgs) -> Result<()> {
+    std::fs::create_dir_all(&args.out)?;
+    if !args.plot_only {
+        if !args.no_build {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = Command::new(cargo)
+                .args(["build", "--release", "-p", "train", "-p", "infer"])
+                .status()?;
+            ensure!(status.success(), "building train and infer failed");
+        }
+        let log = args.out.join("train.log");
+        println!("training (the default `train lm`, about 30 minutes); log in {}", log.display());
+        let status = Command::new("target/release/train")
+            .args(["lm", "--artifact-dir"])
+            .arg(&args.artifact_dir)
+            .stdout(std::fs::File::create(&log)?)
+            .status()?;
+        ensure!(status.success(), "train lm failed: see {}", log.display());
+    }
+    let metrics_path = args.artifact_dir.join("metrics.json");
+    let metrics: LmMetrics = serde_json::from_str(
+        &std::fs::read_to_string(&metrics_path)
+            .with_context(|| format!("cannot read {}", metrics_path.display()))?,
+    )
+    .with_context(|| format!("{} is not a language-model metrics file", metrics_path.display()))?;
+    let png = args.out.join("loss.png");
+    plot_lm_loss(&metrics, &png)?;
+    println!("wrote {}", png.display());
+
+    let sample = Command::new("target/release/infer")
+        .args(["generate", "--artifact-dir"])
+        .arg(&args.artifact_dir)
+        .args(["--prompt", "Romeo.\\n", "--length", "600", "--temperature", "0.8", "--seed", "42"])
+        .output()?;
+    ensure!(
+        sample.status.success(),
+        "infer generate failed: {}",
+        String::from_utf8_lossy(&sample.stderr)
+    );
+    std::fs::write(args.out.join("sample.txt"), &sample.stdout)?;
+    let summary = format!(
+        "best validation loss {:.4} nats/char ({:.4} bits/char) at epoch {} of {}; {:.0} s of training, {:.0} characters/s\n",
+        metrics.valid_loss,
+        metrics.valid_bits_per_char,
+        metrics.best_epoch,
+        metrics.epochs_run,
+        metrics.train_seconds,
+        metrics.chars_per_second
+    );
+    std::fs::write(args.out.join("results.md"), &summary)?;
+    print!("{summary}");
+    Ok(())
+}
+
+fn plot_lm_loss(metrics: &LmMetrics, png: &Path) -> Result<()> {
+    register_font()?;
+    let epochs = metrics.train_loss_per_epoch.len().max(1);
+    let all = metrics
+        .train_loss_per_epoch
+        .iter()
+        .chain(&metrics.valid_loss_per_epoch);
+    let high = all.clone().fold(0.0, |a: f64, &b| a.max(b)) + 0.1;
+    let low = all.fold(f64::INFINITY, |a: f64, &b| a.min(b)).min(1.7) - 0.1;
+    let seconds_per_epoch = metrics.train_seconds / metrics.epochs_run.max(1) as f64;
+
+    let root = BitMapBackend::new(png, (900, 560)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!(
+                "Character LSTM on Shakespeare: loss per epoch (about {:.0} s each)",
+                seconds_per_epoch
+            ),
+            ("sans-serif", 22),
+        )
+        .margin(12)
+        .x_label_area_size(42)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.5..epochs as f64 + 0.5, low..high)?;
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .y_desc("cross-entropy (nats per character)")
+        .draw()?;
+    for (label, values, color) in [
+        ("training (mean over the epoch, dropout on)", &metrics.train_loss_per_epoch, RED),
+        ("validation", &metrics.valid_loss_per_epoch, BLUE),
+    ] {
+        let style = color.stroke_width(3);
+        chart
+            .draw_series(LineSeries::new(
+                values.iter().enumerate().map(|(i, &v)| (i as f64 + 1.0, v)),
+                style,
+            ))?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+    }
+    let target = BLACK.mix(0.5).stroke_width(1);
+    chart
+        .draw_series(LineSeries::new(
+            [(0.5, 1.7), (epochs as f64 + 0.5, 1.7)],
+            target,
+        ))?
+        .label("target 1.70")
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], target));
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+/// Plotters draws text with ab_glyph, which needs a font file: the system's DejaVu Sans.
+fn register_font() -> Result<()> {
+    let font = Path::new("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf");
+    let bytes = std::fs::read(font).with_context(|| {
+        format!(
+            "the plot needs a font: {} (apt-get install fonts-dejavu-core)",
+            font.display()
+        )
+    })?;
+    plotters::style::register_font(
+        "sans-serif",
+        FontStyle::Normal,
+        Box::leak(bytes.into_boxed_slice()),
+    )
+    .map_err(|_| anyhow::anyhow!("{} is not a usable font", font.display()))
 }
 
 fn adding(args: &AddingArgs) -> Result<()> {
@@ -226,19 +393,7 @@ fn markdown_table(args: &AddingArgs, results: &BTreeMap<(usize, String), RunResu
 /// Draws ‖∂L/∂x_t‖ against the distance from the end, one line per
 /// (model, phase), on a log scale.
 fn plot_gradients(csv: &Path, png: &Path) -> Result<()> {
-    let font = Path::new("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf");
-    let bytes = std::fs::read(font).with_context(|| {
-        format!(
-            "the plot needs a font: {} (apt-get install fonts-dejavu-core)",
-            font.display()
-        )
-    })?;
-    plotters::style::register_font(
-        "sans-serif",
-        FontStyle::Normal,
-        Box::leak(bytes.into_boxed_slice()),
-    )
-    .map_err(|_| anyhow::anyhow!("{} is not a usable font", font.display()))?;
+    register_font()?;
 
     let text = std::fs::read_to_string(csv)?;
     let mut series: BTreeMap<String, Vec<(usize, f64)>> = BTreeMap::new();

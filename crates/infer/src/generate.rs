@@ -106,6 +106,13 @@ pub struct Generator<B: Backend> {
 impl<B: LstmBackend> Generator<B> {
     /// Loads a language-model artifact directory.
     pub fn load(dir: &Path, device: &B::Device) -> Result<Self> {
+        if dir.join(artifact::TOKENIZER_FILE).is_file() && !dir.join(VOCAB_FILE).exists() {
+            bail!(
+                "{} is a classifier artifact (it has {}), not a language model: classify with `infer`, or train a language model with `{TRAIN_COMMAND}`",
+                dir.display(),
+                artifact::TOKENIZER_FILE
+            );
+        }
         artifact::check_dir(dir, &[CONFIG_FILE, VOCAB_FILE, WEIGHTS_FILE], TRAIN_COMMAND)?;
         let config_path = dir.join(CONFIG_FILE);
         let text = std::fs::read_to_string(&config_path)

@@ -50,6 +50,16 @@ pub struct Evaluation {
 impl<B: LstmBackend> Classifier<B> {
     /// Loads an artifact directory (see [`artifact`]).
     pub fn load(dir: &Path, device: &B::Device) -> Result<Self> {
+        if dir.join(crate::generate::VOCAB_FILE).is_file()
+            && !dir.join(artifact::TOKENIZER_FILE).exists()
+        {
+            anyhow::bail!(
+                "{} is a language-model artifact (it has {}), not a classifier: generate text with `infer generate --artifact-dir {}`",
+                dir.display(),
+                crate::generate::VOCAB_FILE,
+                dir.display()
+            );
+        }
         artifact::check_dir(
             dir,
             &[

@@ -3,8 +3,9 @@
 
 use burn::backend::NdArray;
 use data::WordTokenizer;
-use infer::{ArtifactConfig, ArtifactWriter, Metrics};
-use model::TextClassifierConfig;
+use data::CharVocab;
+use infer::{ArtifactConfig, ArtifactWriter, LmArtifactConfig, LmMetrics, Metrics};
+use model::{CharLmConfig, TextClassifierConfig};
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -202,4 +203,112 @@ fn broken_artifacts_get_clear_errors() {
 
     std::fs::remove_file(dir.join("model.mpk")).unwrap();
     check(&dir, "model.mpk is missing");
+}
+
+/// A small untrained language model over the characters "abc .\n".
+fn make_lm_artifact(dir: &Path) {
+    let vocab = CharVocab::from_text("abc .\n");
+    let config = LmArtifactConfig {
+        model: CharLmConfig::new(vocab.len())
+            .with_d_embed(4)
+            .with_d_hidden(8)
+            .with_layers(1),
+        training: serde_json::Value::Null,
+    };
+    let writer = ArtifactWriter::create(dir).unwrap();
+    writer.write_json("vocab.json", &vocab).unwrap();
+    writer.write_config(&config).unwrap();
+    writer
+        .write_weights(config.model.init::<NdArray>(&Default::default()))
+        .unwrap();
+    writer
+        .write_metrics(&LmMetrics {
+            valid_loss: 1.0,
+            valid_bits_per_char: 1.0 / 2f64.ln(),
+            valid_perplexity: 1f64.exp(),
+            best_epoch: 1,
+            epochs_run: 1,
+            train_seconds: 0.0,
+            chars_per_second: 0.0,
+            train_loss_per_epoch: vec![1.0],
+            valid_loss_per_epoch: vec![1.0],
+            backend: "ndarray".into(),
+            profile: "test".into(),
+        })
+        .unwrap();
+    writer.commit().unwrap();
+}
+
+fn generate(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_infer"))
+        .arg("generate")
+        .arg("--artifact-dir")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn generate_continues_the_prompt_reproducibly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("lm");
+    make_lm_artifact(&dir);
+    let run = |args: &[&str]| {
+        let out = generate(&dir, args);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let first = run(&["--prompt", "ab", "--length", "40", "--seed", "7"]);
+    assert!(first.starts_with("ab"), "{first:?}");
+    let generated = first.strip_suffix('\n').unwrap();
+    assert_eq!(generated.chars().count(), 42, "{first:?}");
+    assert!(generated.chars().all(|c| "abc .\n".contains(c)), "{first:?}");
+    assert_eq!(run(&["--prompt", "ab", "--length", "40", "--seed", "7"]), first);
+    let other = run(&["--prompt", "ab", "--length", "40", "--seed", "8"]);
+    assert_ne!(other, first, "another seed should draw other characters");
+    // Greedy decoding ignores the seed.
+    let greedy = run(&["--prompt", "ab", "--length", "20", "--temperature", "0", "--seed", "1"]);
+    assert_eq!(
+        run(&["--prompt", "ab", "--length", "20", "--temperature", "0", "--seed", "2"]),
+        greedy
+    );
+    // "\n" in a one-line prompt is a line break.
+    assert!(run(&["--prompt", "a\\nb", "--length", "1"]).starts_with("a\nb"));
+}
+
+#[test]
+fn generate_explains_bad_prompts_options_and_artifacts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("lm");
+    make_lm_artifact(&dir);
+
+    let out = generate(&dir, &["--prompt", "aZbQ", "--length", "5"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("'Z' 'Q'") && err.contains("skipped"), "{err}");
+    assert!(text(&out.stdout).starts_with("ab"));
+
+    let out = generate(&dir, &["--prompt", "XYZ"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no character the model knows"));
+
+    let out = generate(&dir, &["--temperature=-1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("--temperature"));
+
+    // A classifier artifact given to generate, and the other way round.
+    let classifier = tmp.path().join("mr");
+    make_artifact(&classifier);
+    let out = generate(&classifier, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("is a classifier artifact"), "{}", text(&out.stderr));
+    let out = infer(&dir, &["some text"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("is a language-model artifact"), "{}", text(&out.stderr));
+
+    std::fs::write(dir.join("vocab.json"), "[\"a\"]").unwrap();
+    let out = generate(&dir, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("vocab_size"), "{}", text(&out.stderr));
 }

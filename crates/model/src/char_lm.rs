@@ -137,4 +137,23 @@ mod tests {
         let restarted = model.forward(text.slice([0..2, 3..7]), Some(zero));
         assert!(max_diff(second.logits, restarted.logits) > 1e-4);
     }
+
+    /// Every parameter must be a leaf of the autodiff graph that the loss
+    /// reaches, or the optimizer silently never updates it.
+    #[test]
+    fn every_parameter_gets_a_gradient() {
+        use burn::backend::Autodiff;
+        use burn::optim::GradientsParams;
+        type AD = Autodiff<NdArray>;
+        let device = Default::default();
+        let model = CharLmConfig::new(11)
+            .with_d_embed(4)
+            .with_d_hidden(6)
+            .init::<AD>(&device);
+        let text = Tensor::<AD, 2, Int>::from_ints([[1, 2, 3, 4], [4, 3, 2, 1]], &device);
+        let grads = model.forward(text, None).logits.sum().backward();
+        let grads = GradientsParams::from_grads(grads, &model);
+        // embedding; per layer: input weight and bias, recurrent weight; output weight and bias
+        assert_eq!(grads.len(), 1 + 2 * 3 + 2);
+    }
 }

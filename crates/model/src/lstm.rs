@@ -12,17 +12,20 @@
 //! ```
 //!
 //! What makes it fast (see `shared/bench/FINDINGS.md` for the measurements):
-//! - the input projection W x_t of all time steps is one matmul, hoisted out of
-//!   the loop; each step does one recurrent matmul for all four gates;
-//! - tanh is computed as 2σ(2x) − 1, because on the CPU backends `tanh` costs
-//!   several times `sigmoid`; scaling the g-block of the gate pre-activations
-//!   by 2 lets one sigmoid call cover all four gates;
-//! - outputs are collected and stacked once at the end, not slice-assigned
-//!   per step;
-//! - the projected input is split into time steps in √T blocks
-//!   ([`time_steps`]), which keeps autodiff's backward of the slices from
-//!   growing quadratically with T.
+//! - the input projection W x_t + b of all time steps is one `[B·T, E]`
+//!   matmul, hoisted out of the loop;
+//! - the recurrence is one autodiff operation ([`LstmBackend`], in
+//!   `lstm_op.rs`): one recurrent matmul per step for all four gates, tanh
+//!   computed as 2σ(2x) − 1 (on the CPU backends `tanh` costs several times
+//!   `sigmoid`, so one sigmoid call covers all four gates), and a
+//!   hand-written backward pass through time instead of a dozen graph nodes
+//!   per step.
+//!
+//! [`Lstm::forward_unfused`] is the same recurrence written step by step with
+//! tensor operations, kept as the reference the fused operation is tested
+//! against.
 
+use burn::module::Param;
 use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
@@ -97,7 +100,11 @@ impl LstmConfig {
                 .map(|j| (h..2 * h).contains(&j))
                 .collect::<Vec<_>>();
             let forget = Tensor::<B, 1, Bool>::from_data(TensorData::new(forget, [4 * h]), device);
-            input.bias = Some(bias.map(|b| b.mask_fill(forget, self.forget_bias)));
+            // A fresh parameter from the adjusted value: `Param::map` would
+            // leave a computed tensor, not a leaf of the autodiff graph, and
+            // the optimizer would never see its gradient.
+            let value = bias.val().mask_fill(forget, self.forget_bias).detach();
+            input.bias = Some(Param::from_tensor(value));
         }
         Lstm {
             input,
