@@ -117,7 +117,10 @@ fn lm(args: &LmArgs) -> Result<()> {
             ensure!(status.success(), "building train and infer failed");
         }
         let log = args.out.join("train.log");
-        println!("training (the default `train lm`, about 30 minutes); log in {}", log.display());
+        println!(
+            "training (the default `train lm`, about 30 minutes); log in {}",
+            log.display()
+        );
         let status = Command::new("target/release/train")
             .args(["lm", "--artifact-dir"])
             .arg(&args.artifact_dir)
@@ -130,7 +133,12 @@ fn lm(args: &LmArgs) -> Result<()> {
         &std::fs::read_to_string(&metrics_path)
             .with_context(|| format!("cannot read {}", metrics_path.display()))?,
     )
-    .with_context(|| format!("{} is not a language-model metrics file", metrics_path.display()))?;
+    .with_context(|| {
+        format!(
+            "{} is not a language-model metrics file",
+            metrics_path.display()
+        )
+    })?;
     let png = args.out.join("loss.png");
     plot_lm_loss(&metrics, &png)?;
     println!("wrote {}", png.display());
@@ -138,7 +146,16 @@ fn lm(args: &LmArgs) -> Result<()> {
     let sample = Command::new("target/release/infer")
         .args(["generate", "--artifact-dir"])
         .arg(&args.artifact_dir)
-        .args(["--prompt", "Romeo.\\n", "--length", "600", "--temperature", "0.8", "--seed", "42"])
+        .args([
+            "--prompt",
+            "Romeo.\\n",
+            "--length",
+            "600",
+            "--temperature",
+            "0.8",
+            "--seed",
+            "42",
+        ])
         .output()?;
     ensure!(
         sample.status.success(),
@@ -191,7 +208,11 @@ fn plot_lm_loss(metrics: &LmMetrics, png: &Path) -> Result<()> {
         .y_desc("cross-entropy (nats per character)")
         .draw()?;
     for (label, values, color) in [
-        ("training (mean over the epoch, dropout on)", &metrics.train_loss_per_epoch, RED),
+        (
+            "training (mean over the epoch, dropout on)",
+            &metrics.train_loss_per_epoch,
+            RED,
+        ),
         ("validation", &metrics.valid_loss_per_epoch, BLUE),
     ] {
         let style = color.stroke_width(3);

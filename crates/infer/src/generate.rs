@@ -75,7 +75,10 @@ pub fn sample(scores: &[f32], sampling: Sampling, rng: &mut impl Rng) -> usize {
     if sampling.temperature <= 0.0 {
         return order[0];
     }
-    let k = sampling.top_k.unwrap_or(scores.len()).clamp(1, scores.len());
+    let k = sampling
+        .top_k
+        .unwrap_or(scores.len())
+        .clamp(1, scores.len());
     let candidates = &order[..k];
     let best = scores[order[0]];
     // exp((s - max) / T): the largest weight is 1, so nothing overflows, and
@@ -183,7 +186,10 @@ impl<B: LstmBackend> Generator<B> {
             let out = self.model.forward(chars, state.take());
             state = Some(out.state);
             let [_, _, vocab] = out.logits.dims();
-            let last = out.logits.slice([0..1, n - 1..n, 0..vocab]).reshape([vocab]);
+            let last = out
+                .logits
+                .slice([0..1, n - 1..n, 0..vocab])
+                .reshape([vocab]);
             let scores: Vec<f32> = last.into_data().convert::<f32>().to_vec().unwrap();
             let next = sample(&scores, sampling, rng) as u32;
             let c = self.vocab.chars()[next as usize];
@@ -205,7 +211,11 @@ impl<B: LstmBackend> Generator<B> {
         let logits = self.model.forward(chars, None).logits;
         let [_, _, vocab] = logits.dims();
         let last = logits.slice([0..1, n - 1..n, 0..vocab]).reshape([1, vocab]);
-        Ok(softmax(last, 1).into_data().convert::<f32>().to_vec().unwrap())
+        Ok(softmax(last, 1)
+            .into_data()
+            .convert::<f32>()
+            .to_vec()
+            .unwrap())
     }
 }
 
@@ -264,7 +274,10 @@ mod tests {
         for (i, count) in seen.iter().enumerate() {
             let expected = SCORES[i].exp() / total;
             let got = *count as f32 / n as f32;
-            assert!((got - expected).abs() < 0.01, "index {i}: {got} vs {expected}");
+            assert!(
+                (got - expected).abs() < 0.01,
+                "index {i}: {got} vs {expected}"
+            );
         }
     }
 }

@@ -117,7 +117,9 @@ fn generate(args: GenerateArgs) -> Result<()> {
             "--prompt {:?} has no character the model knows (it knows {} characters, from {})",
             args.prompt,
             generator.vocab.len(),
-            args.artifact_dir.join(infer::generate::VOCAB_FILE).display()
+            args.artifact_dir
+                .join(infer::generate::VOCAB_FILE)
+                .display()
         );
     }
     let sampling = Sampling {

@@ -2,8 +2,8 @@
 //! `--eval`, and a clear error for every broken artifact.
 
 use burn::backend::NdArray;
-use data::WordTokenizer;
 use data::CharVocab;
+use data::WordTokenizer;
 use infer::{ArtifactConfig, ArtifactWriter, LmArtifactConfig, LmMetrics, Metrics};
 use model::{CharLmConfig, TextClassifierConfig};
 use std::io::Write;
@@ -263,14 +263,38 @@ fn generate_continues_the_prompt_reproducibly() {
     assert!(first.starts_with("ab"), "{first:?}");
     let generated = first.strip_suffix('\n').unwrap();
     assert_eq!(generated.chars().count(), 42, "{first:?}");
-    assert!(generated.chars().all(|c| "abc .\n".contains(c)), "{first:?}");
-    assert_eq!(run(&["--prompt", "ab", "--length", "40", "--seed", "7"]), first);
+    assert!(
+        generated.chars().all(|c| "abc .\n".contains(c)),
+        "{first:?}"
+    );
+    assert_eq!(
+        run(&["--prompt", "ab", "--length", "40", "--seed", "7"]),
+        first
+    );
     let other = run(&["--prompt", "ab", "--length", "40", "--seed", "8"]);
     assert_ne!(other, first, "another seed should draw other characters");
     // Greedy decoding ignores the seed.
-    let greedy = run(&["--prompt", "ab", "--length", "20", "--temperature", "0", "--seed", "1"]);
+    let greedy = run(&[
+        "--prompt",
+        "ab",
+        "--length",
+        "20",
+        "--temperature",
+        "0",
+        "--seed",
+        "1",
+    ]);
     assert_eq!(
-        run(&["--prompt", "ab", "--length", "20", "--temperature", "0", "--seed", "2"]),
+        run(&[
+            "--prompt",
+            "ab",
+            "--length",
+            "20",
+            "--temperature",
+            "0",
+            "--seed",
+            "2"
+        ]),
         greedy
     );
     // "\n" in a one-line prompt is a line break.
@@ -302,13 +326,25 @@ fn generate_explains_bad_prompts_options_and_artifacts() {
     make_artifact(&classifier);
     let out = generate(&classifier, &[]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("is a classifier artifact"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("is a classifier artifact"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = infer(&dir, &["some text"], None);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("is a language-model artifact"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("is a language-model artifact"),
+        "{}",
+        text(&out.stderr)
+    );
 
     std::fs::write(dir.join("vocab.json"), "[\"a\"]").unwrap();
     let out = generate(&dir, &[]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("vocab_size"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("vocab_size"),
+        "{}",
+        text(&out.stderr)
+    );
 }

@@ -53,7 +53,10 @@ pub struct CharLmOutput<B: Backend> {
 
 impl CharLmConfig {
     pub fn init<B: Backend>(&self, device: &B::Device) -> CharLm<B> {
-        assert!(self.layers >= 1, "a language model needs at least one layer");
+        assert!(
+            self.layers >= 1,
+            "a language model needs at least one layer"
+        );
         let layers = (0..self.layers)
             .map(|l| {
                 let d_input = if l == 0 { self.d_embed } else { self.d_hidden };
@@ -125,7 +128,8 @@ mod tests {
             .with_d_hidden(6)
             .with_dropout(0.0)
             .init::<B>(&device);
-        let text = Tensor::<B, 2, Int>::from_ints([[1, 2, 3, 4, 5, 6, 7], [7, 6, 5, 4, 3, 2, 1]], &device);
+        let text =
+            Tensor::<B, 2, Int>::from_ints([[1, 2, 3, 4, 5, 6, 7], [7, 6, 5, 4, 3, 2, 1]], &device);
         let whole = model.forward(text.clone(), None);
         assert_eq!(whole.logits.dims(), [2, 7, 11]);
         let first = model.forward(text.clone().slice([0..2, 0..3]), None);

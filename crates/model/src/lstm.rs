@@ -141,7 +141,9 @@ impl<B: LstmBackend> Lstm<B> {
             state.cell,
         ); // [B, T, 2H]: hidden states, then cell states
         let hidden = out.clone().slice([0..batch, 0..seq, 0..h]); // [B, T, H]
-        let last = out.slice([0..batch, seq - 1..seq, 0..2 * h]).reshape([batch, 2 * h]);
+        let last = out
+            .slice([0..batch, seq - 1..seq, 0..2 * h])
+            .reshape([batch, 2 * h]);
         let state = LstmState {
             hidden: last.clone().slice([0..batch, 0..h]),
             cell: last.slice([0..batch, h..2 * h]),
@@ -311,13 +313,18 @@ mod tests {
                 lstm.forward_unfused(x.clone(), state)
             };
             // A loss that reaches every output and the final cell.
-            let loss = (out.clone() * probe.clone()).sum() + (end.cell.clone() * probe_cell.clone()).sum();
+            let loss =
+                (out.clone() * probe.clone()).sum() + (end.cell.clone() * probe_cell.clone()).sum();
             let grads = loss.backward();
             let wanted = [
                 x.grad(&grads).unwrap().flatten::<1>(0, 2),
                 h0.grad(&grads).unwrap().flatten::<1>(0, 1),
                 c0.grad(&grads).unwrap().flatten::<1>(0, 1),
-                lstm.recurrent.weight.grad(&grads).unwrap().flatten::<1>(0, 1),
+                lstm.recurrent
+                    .weight
+                    .grad(&grads)
+                    .unwrap()
+                    .flatten::<1>(0, 1),
                 lstm.input.weight.grad(&grads).unwrap().flatten::<1>(0, 1),
                 lstm.input.bias.as_ref().unwrap().grad(&grads).unwrap(),
             ];

@@ -29,11 +29,11 @@
 //! then dU = [h_0 … h_{T−1}]ᵀ [dP_0 … dP_{T−1}], dh_0 = dh_next, dc_0 = dc_next.
 //! ```
 
+use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::autodiff::Autodiff;
 use burn::prelude::*;
 use burn::tensor::TensorPrimitive;
 use burn::tensor::activation::sigmoid;
@@ -97,7 +97,13 @@ struct Trace<B: Backend> {
 /// g-block, where σ(2x) gives tanh(x) = 2σ(2x) − 1. `[1, 4H]`
 fn gate_scale<B: Backend>(h: usize, g_block: f32, device: &B::Device) -> Tensor<B, 2> {
     let scale: Vec<f32> = (0..4 * h)
-        .map(|j| if (2 * h..3 * h).contains(&j) { g_block } else { 1.0 })
+        .map(|j| {
+            if (2 * h..3 * h).contains(&j) {
+                g_block
+            } else {
+                1.0
+            }
+        })
         .collect();
     Tensor::<B, 1>::from_floats(scale.as_slice(), device).unsqueeze::<2>()
 }
@@ -149,10 +155,7 @@ fn forward<B: Backend>(
         hiddens.push(hidden.clone());
         cells.push(cell.clone());
     }
-    let out = Tensor::cat(
-        vec![Tensor::stack(hiddens, 1), Tensor::stack(cells, 1)],
-        2,
-    ); // [B, T, 2H]
+    let out = Tensor::cat(vec![Tensor::stack(hiddens, 1), Tensor::stack(cells, 1)], 2); // [B, T, 2H]
     (out, trace)
 }
 
@@ -171,7 +174,10 @@ fn backward<B: Backend>(
     let mut dc_next = Tensor::<B, 2>::zeros([batch, h], &device);
     let mut d_pre = Vec::with_capacity(seq);
     for t in (0..seq).rev() {
-        let step = grad.clone().slice([0..batch, t..t + 1, 0..two_h]).reshape([batch, two_h]);
+        let step = grad
+            .clone()
+            .slice([0..batch, t..t + 1, 0..two_h])
+            .reshape([batch, two_h]);
         let dh = step.clone().slice([0..batch, 0..h]) + dh_next;
         let gates = trace.gates[t].clone();
         let i = gates.clone().slice([0..batch, 0..h]);

@@ -2,12 +2,12 @@
 //! T steps of (value, marker) and must output the sum of the two marked
 //! values; predicting 1 every time gives a test MSE of about 0.167.
 
+use crate::TrainBackend;
 use anyhow::{Context, Result, bail};
 use burn::grad_clipping::GradientClippingConfig;
 use burn::module::AutodiffModule;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
-use crate::TrainBackend;
 use clap::{Args, ValueEnum};
 use data::synthetic::{AddingBatch, adding_batch};
 use model::{CellKind, EncoderConfig, SequenceRegressor, SequenceRegressorConfig};

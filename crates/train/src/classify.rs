@@ -1,6 +1,7 @@
 //! Training the text classifier end to end: data, tokenizer, Learner, the
 //! best-validation checkpoint, the test evaluation and the artifact.
 
+use crate::TrainBackend;
 use crate::checkpoints::best_epoch;
 use crate::renderer::LineRenderer;
 use crate::step::ClassifierStep;
@@ -10,7 +11,6 @@ use burn::data::dataset::InMemDataset;
 use burn::module::Module;
 use burn::optim::AdamConfig;
 use burn::optim::decay::WeightDecayConfig;
-use crate::TrainBackend;
 use burn::train::checkpoint::{
     ComposedCheckpointingStrategy, KeepLastNCheckpoints, MetricCheckpointingStrategy,
 };
@@ -115,11 +115,7 @@ impl EncoderChoice {
     }
 }
 
-pub fn run<B: TrainBackend>(
-    args: &ClassifyArgs,
-    device: &B::Device,
-    backend: &str,
-) -> Result<()> {
+pub fn run<B: TrainBackend>(args: &ClassifyArgs, device: &B::Device, backend: &str) -> Result<()> {
     if args.epochs == 0 {
         bail!("--epochs must be at least 1");
     }

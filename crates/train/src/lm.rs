@@ -8,6 +8,7 @@
 //! stream. Training and validation each keep their own state, and window 0
 //! (the start of an epoch) starts from zeros.
 
+use crate::TrainBackend;
 use crate::checkpoints::{best_epoch, per_epoch};
 use crate::renderer::LineRenderer;
 use anyhow::{Context, Result, bail};
@@ -18,7 +19,6 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::AdamConfig;
 use burn::prelude::*;
 use burn::tensor::Transaction;
-use crate::TrainBackend;
 use burn::train::checkpoint::{
     ComposedCheckpointingStrategy, KeepLastNCheckpoints, MetricCheckpointingStrategy,
 };
@@ -381,8 +381,8 @@ pub fn run<B: TrainBackend>(args: &LmArgs, device: &B::Device, backend: &str) ->
     if !(args.minutes >= 0.0) {
         bail!("--minutes must be at least 0, got {}", args.minutes);
     }
-    let bytes =
-        std::fs::read(&args.data).with_context(|| format!("cannot read {}", args.data.display()))?;
+    let bytes = std::fs::read(&args.data)
+        .with_context(|| format!("cannot read {}", args.data.display()))?;
     let mut text = String::from_utf8(bytes).map_err(|e| {
         let line = e.as_bytes()[..e.utf8_error().valid_up_to()]
             .iter()
@@ -577,7 +577,10 @@ mod tests {
         }
         impl burn::module::ModuleVisitor<B> for Collect<'_> {
             fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<B, D>>) {
-                let grad = param.val().grad(self.grads).expect("every parameter has a gradient");
+                let grad = param
+                    .val()
+                    .grad(self.grads)
+                    .expect("every parameter has a gradient");
                 self.values.extend(grad.into_data().iter::<f32>());
             }
         }
@@ -623,7 +626,9 @@ mod tests {
 
         // The carried state holds the values of the state after window 0
         // (the last window run)...
-        let carried = step.take_state(Pass::Train, &device).expect("a carried state");
+        let carried = step
+            .take_state(Pass::Train, &device)
+            .expect("a carried state");
         assert_eq!(carried.len(), 2);
         assert!(max_diff(carried[1].cell.clone(), expected0.state[1].cell.clone()) < 1e-6);
 
@@ -632,7 +637,10 @@ mod tests {
         // the gradient with window 0's graph still attached (which also
         // flows back into window 0's computation).
         step.forward_window(w0.clone(), Pass::Train);
-        let through_step = all_grads(model, step.forward_window(w1.clone(), Pass::Train).logits.sum());
+        let through_step = all_grads(
+            model,
+            step.forward_window(w1.clone(), Pass::Train).logits.sum(),
+        );
         let from_data = expected0
             .state
             .iter()
@@ -641,11 +649,23 @@ mod tests {
                 cell: Tensor::from_data(s.cell.to_data(), &device),
             })
             .collect();
-        let rebuilt = all_grads(model, model.forward(w1.inputs.clone(), Some(from_data)).logits.sum());
-        let attached = all_grads(model, model.forward(w1.inputs, Some(expected0.state)).logits.sum());
+        let rebuilt = all_grads(
+            model,
+            model
+                .forward(w1.inputs.clone(), Some(from_data))
+                .logits
+                .sum(),
+        );
+        let attached = all_grads(
+            model,
+            model.forward(w1.inputs, Some(expected0.state)).logits.sum(),
+        );
         let largest = |a: &[f32], b: &[f32]| {
             assert_eq!(a.len(), b.len());
-            a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+            a.iter()
+                .zip(b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0, f32::max)
         };
         assert!(largest(&through_step, &rebuilt) < 1e-5);
         assert!(largest(&through_step, &attached) > 1e-4);

@@ -3,9 +3,9 @@
 //! `TrainStep` and `InferenceStep` are burn-train's traits; implementing them
 //! on a small module that `train` owns keeps training out of `model`.
 
+use crate::TrainBackend;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::prelude::*;
-use crate::TrainBackend;
 use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
 use data::TextBatch;
 use model::{LstmBackend, TextClassifier};

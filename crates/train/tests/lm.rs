@@ -80,7 +80,11 @@ fn a_small_model_learns_a_repeated_sentence_and_generates_it() {
     assert_eq!(metrics.train_loss_per_epoch.len(), 15);
     // The text is deterministic after its first few characters: a model
     // that learned it is nearly certain of every next character.
-    assert!(metrics.valid_loss < 0.05, "valid loss {}", metrics.valid_loss);
+    assert!(
+        metrics.valid_loss < 0.05,
+        "valid loss {}",
+        metrics.valid_loss
+    );
     // The kept weights are those of the epoch the metrics name. (burn-train's
     // checkpointer ranks epochs itself and, when the loss is still falling
     // by tiny amounts, can keep one a little before the lowest in its logs.)
@@ -118,7 +122,10 @@ fn a_small_model_learns_a_repeated_sentence_and_generates_it() {
         .take(2 * SENTENCE.len())
         .collect();
     assert_eq!(text, expected);
-    assert_eq!(streamed, text, "every character is handed out as it is drawn");
+    assert_eq!(
+        streamed, text,
+        "every character is handed out as it is drawn"
+    );
 }
 
 #[test]
@@ -128,7 +135,10 @@ fn bad_input_gets_an_error_naming_the_problem() {
     let out = train(&["--data", missing.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cannot read") && err.contains("nope.txt"), "{err}");
+    assert!(
+        err.contains("cannot read") && err.contains("nope.txt"),
+        "{err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
 
     let short = tmp.path().join("short.txt");
