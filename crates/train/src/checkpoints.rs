@@ -3,7 +3,39 @@
 
 use anyhow::{Context, Result};
 use burn::train::LearnerSummary;
+use burn::train::checkpoint::{
+    ComposedCheckpointingStrategy, KeepLastNCheckpoints, MetricCheckpointingStrategy,
+};
+use burn::train::metric::store::{Aggregate, Direction, Split};
+use burn::train::metric::{Metric, Numeric};
 use std::path::Path;
+
+/// Keep the last epoch's checkpoint (to resume) and the best one by `metric`
+/// on the validation split (to ship); [`best_epoch`] finds the latter.
+pub fn best_and_last<M: Metric + Numeric>(
+    metric: &M,
+    direction: Direction,
+) -> ComposedCheckpointingStrategy {
+    ComposedCheckpointingStrategy::builder()
+        .add(KeepLastNCheckpoints::new(1))
+        .add(MetricCheckpointingStrategy::new(
+            metric,
+            Aggregate::Mean,
+            direction,
+            Split::Valid,
+        ))
+        .build()
+}
+
+/// The Cargo profile of this binary, for the artifact's metrics.
+pub fn profile() -> String {
+    if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    }
+    .to_string()
+}
 
 /// The epoch whose checkpoint burn-train kept as the best by `metric` on the
 /// validation split, that metric's value there, and the number of epochs that

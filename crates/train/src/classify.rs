@@ -2,7 +2,7 @@
 //! best-validation checkpoint, the test evaluation and the artifact.
 
 use crate::TrainBackend;
-use crate::checkpoints::best_epoch;
+use crate::checkpoints::{best_and_last, best_epoch, profile};
 use crate::renderer::LineRenderer;
 use crate::step::ClassifierStep;
 use anyhow::{Context, Result, bail};
@@ -11,9 +11,6 @@ use burn::data::dataset::InMemDataset;
 use burn::module::Module;
 use burn::optim::AdamConfig;
 use burn::optim::decay::WeightDecayConfig;
-use burn::train::checkpoint::{
-    ComposedCheckpointingStrategy, KeepLastNCheckpoints, MetricCheckpointingStrategy,
-};
 use burn::train::metric::store::{Aggregate, Direction, Split};
 use burn::train::metric::{AccuracyMetric, LossMetric};
 use burn::train::{Learner, MetricEarlyStoppingStrategy, StoppingCondition, SupervisedTraining};
@@ -204,17 +201,7 @@ pub fn run<B: TrainBackend>(args: &ClassifyArgs, device: &B::Device, backend: &s
         .metric_train_numeric(AccuracyMetric::new())
         .metric_valid_numeric(AccuracyMetric::new())
         .with_file_checkpointer(WeightsRecorder::new())
-        .with_checkpointing_strategy(
-            ComposedCheckpointingStrategy::builder()
-                .add(KeepLastNCheckpoints::new(1))
-                .add(MetricCheckpointingStrategy::new(
-                    &accuracy,
-                    Aggregate::Mean,
-                    Direction::Highest,
-                    Split::Valid,
-                ))
-                .build(),
-        )
+        .with_checkpointing_strategy(best_and_last(&accuracy, Direction::Highest))
         .num_epochs(args.epochs);
     if args.patience > 0 {
         training = training.early_stopping(MetricEarlyStoppingStrategy::new(
@@ -272,12 +259,7 @@ pub fn run<B: TrainBackend>(args: &ClassifyArgs, device: &B::Device, backend: &s
         epochs_run,
         train_seconds,
         backend: backend.to_string(),
-        profile: if cfg!(debug_assertions) {
-            "debug"
-        } else {
-            "release"
-        }
-        .to_string(),
+        profile: profile(),
     })?;
     std::fs::remove_dir_all(log_dir.join("checkpoint"))
         .context("removing the training checkpoints")?;

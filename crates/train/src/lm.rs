@@ -9,7 +9,7 @@
 //! (the start of an epoch) starts from zeros.
 
 use crate::TrainBackend;
-use crate::checkpoints::{best_epoch, per_epoch};
+use crate::checkpoints::{best_and_last, best_epoch, per_epoch, profile};
 use crate::renderer::LineRenderer;
 use anyhow::{Context, Result, bail};
 use burn::data::dataloader::DataLoaderBuilder;
@@ -19,9 +19,6 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::AdamConfig;
 use burn::prelude::*;
 use burn::tensor::Transaction;
-use burn::train::checkpoint::{
-    ComposedCheckpointingStrategy, KeepLastNCheckpoints, MetricCheckpointingStrategy,
-};
 use burn::train::metric::state::{FormatOptions, NumericMetricState};
 use burn::train::metric::store::{Aggregate, Direction, EventStoreClient, Split};
 use burn::train::metric::{
@@ -480,17 +477,7 @@ pub fn run<B: TrainBackend>(args: &LmArgs, device: &B::Device, backend: &str) ->
         .metric_train_numeric(AccuracyMetric::new())
         .metric_valid_numeric(AccuracyMetric::new())
         .with_file_checkpointer(infer::artifact::WeightsRecorder::new())
-        .with_checkpointing_strategy(
-            ComposedCheckpointingStrategy::builder()
-                .add(KeepLastNCheckpoints::new(1))
-                .add(MetricCheckpointingStrategy::new(
-                    &loss,
-                    Aggregate::Mean,
-                    Direction::Lowest,
-                    Split::Valid,
-                ))
-                .build(),
-        )
+        .with_checkpointing_strategy(best_and_last(&loss, Direction::Lowest))
         .early_stopping(Stopping {
             patience,
             deadline,
@@ -519,12 +506,7 @@ pub fn run<B: TrainBackend>(args: &LmArgs, device: &B::Device, backend: &str) ->
         train_loss_per_epoch,
         valid_loss_per_epoch,
         backend: backend.to_string(),
-        profile: if cfg!(debug_assertions) {
-            "debug"
-        } else {
-            "release"
-        }
-        .to_string(),
+        profile: profile(),
     };
     println!(
         "best validation loss {:.4} nats/char = {:.4} bits/char (perplexity {:.2}) at epoch {best_epoch} of {epochs_run}",
