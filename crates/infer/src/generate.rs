@@ -15,7 +15,6 @@
 use crate::artifact::{self, CONFIG_FILE, WEIGHTS_FILE};
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
-use burn::tensor::activation::softmax;
 use data::CharVocab;
 use model::{CharLm, CharLmConfig, LstmBackend, LstmState};
 use rand::Rng;
@@ -64,6 +63,13 @@ pub struct Sampling {
     pub temperature: f32,
     /// Only the k most likely characters can be drawn (`None`: all).
     pub top_k: Option<usize>,
+}
+
+/// Parses the JSON file at `path`; `what` says what it should hold, for the error.
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> Result<T> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not {what}", path.display()))
 }
 
 /// Draws an index from unnormalized `scores`.
@@ -118,23 +124,15 @@ impl<B: LstmBackend> Generator<B> {
         }
         artifact::check_dir(dir, &[CONFIG_FILE, VOCAB_FILE, WEIGHTS_FILE], TRAIN_COMMAND)?;
         let config_path = dir.join(CONFIG_FILE);
-        let text = std::fs::read_to_string(&config_path)
-            .with_context(|| format!("cannot read {}", config_path.display()))?;
-        let config: LmArtifactConfig = serde_json::from_str(&text).with_context(|| {
-            format!(
-                "{} is not a language-model config (train one with `{TRAIN_COMMAND}`)",
-                config_path.display()
-            )
-        })?;
+        let config: LmArtifactConfig = read_json(
+            &config_path,
+            &format!("a language-model config (train one with `{TRAIN_COMMAND}`)"),
+        )?;
         let vocab_path = dir.join(VOCAB_FILE);
-        let text = std::fs::read_to_string(&vocab_path)
-            .with_context(|| format!("cannot read {}", vocab_path.display()))?;
-        let vocab: CharVocab = serde_json::from_str(&text).with_context(|| {
-            format!(
-                "{} is not a character vocabulary (a JSON list of characters)",
-                vocab_path.display()
-            )
-        })?;
+        let vocab: CharVocab = read_json(
+            &vocab_path,
+            "a character vocabulary (a JSON list of characters)",
+        )?;
         if vocab.len() != config.model.vocab_size {
             bail!(
                 "{} has {} characters but {} says vocab_size = {}",
@@ -198,24 +196,6 @@ impl<B: LstmBackend> Generator<B> {
             input = vec![next];
         }
         Ok(text)
-    }
-
-    /// The probability of each character after `prompt`, for inspection.
-    pub fn next_char_probabilities(&self, prompt: &[u32]) -> Result<Vec<f32>> {
-        if prompt.is_empty() {
-            bail!("the prompt is empty");
-        }
-        let n = prompt.len();
-        let ids: Vec<i64> = prompt.iter().map(|&i| i64::from(i)).collect();
-        let chars = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [1, n]), &self.device);
-        let logits = self.model.forward(chars, None).logits;
-        let [_, _, vocab] = logits.dims();
-        let last = logits.slice([0..1, n - 1..n, 0..vocab]).reshape([1, vocab]);
-        Ok(softmax(last, 1)
-            .into_data()
-            .convert::<f32>()
-            .to_vec()
-            .unwrap())
     }
 }
 
