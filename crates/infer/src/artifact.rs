@@ -49,13 +49,53 @@ pub struct ArtifactConfig {
 pub struct Metrics {
     pub test_accuracy: f64,
     pub valid_accuracy: f64,
-    /// The epoch whose weights were kept (best validation accuracy), 1-based.
+    /// The epoch whose weights were kept (see `selected_by`), 1-based.
     pub best_epoch: usize,
     pub epochs_run: usize,
     pub train_seconds: f64,
     pub backend: String,
     /// Cargo profile of the binary that trained (`release` or `debug`).
     pub profile: String,
+    /// Accuracy on the training split with the kept weights (dropout off).
+    #[serde(default)]
+    pub train_accuracy: Option<f64>,
+    /// How the kept epoch was chosen: `loss` (lowest validation loss),
+    /// `accuracy` (highest validation accuracy) or `last`.
+    #[serde(default)]
+    pub selected_by: String,
+    /// The mean loss and accuracy of every epoch on both splits.
+    #[serde(default)]
+    pub history: History,
+    /// What a `train compress` step did to the model, if one made it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<Compression>,
+}
+
+/// Per-epoch means over the batches, as burn-train logged them (the training
+/// split with dropout on).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct History {
+    pub train_loss: Vec<f64>,
+    pub valid_loss: Vec<f64>,
+    /// Percent.
+    pub train_accuracy: Vec<f64>,
+    /// Percent.
+    pub valid_accuracy: Vec<f64>,
+}
+
+/// How a compressed artifact was made from another one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Compression {
+    /// `quantize`, `prune` or `distill`.
+    pub method: String,
+    /// The artifact it was made from.
+    pub from: String,
+    /// The fraction of exactly-zero weights among all parameters.
+    pub sparsity: f64,
+    pub parameters: usize,
+    pub nonzero_parameters: usize,
+    /// The method's own settings (scheme, target sparsity, temperature…).
+    pub settings: serde_json::Value,
 }
 
 impl ArtifactConfig {

@@ -9,6 +9,6 @@ pub mod artifact;
 pub mod generate;
 mod predict;
 
-pub use artifact::{ArtifactConfig, ArtifactWriter, Metrics};
+pub use artifact::{ArtifactConfig, ArtifactWriter, Compression, History, Metrics};
 pub use generate::{Generator, LmArtifactConfig, LmMetrics, Sampling};
 pub use predict::{Classifier, Evaluation, Prediction, TokenWeight};

@@ -19,10 +19,19 @@ pub struct TextClassifierConfig {
     /// 128: the size PyTorch baselines on MR use; larger overfits 8.5k sentences.
     #[config(default = 128)]
     pub d_hidden: usize,
-    /// 0.5 on the embeddings and on the pooled vector, as is usual for
-    /// sentence classification on small data (Kim 2014 used 0.5).
+    /// Dropout on the word embeddings (each element of each step). 0.5, as
+    /// is usual for sentence classification on small data (Kim 2014).
     #[config(default = 0.5)]
-    pub dropout: f64,
+    pub embedding_dropout: f64,
+    /// Dropout on the pooled vector before the output layer, and between
+    /// stacked recurrent layers.
+    #[config(default = 0.5)]
+    pub output_dropout: f64,
+    /// Variational dropout inside the encoder: one mask per sentence on each
+    /// layer's input and recurrent state, reused at every step (see
+    /// [`VariationalDropout`](crate::VariationalDropout)).
+    #[config(default = 0.0)]
+    pub recurrent_dropout: f64,
     /// The recurrent cell of the encoder.
     #[config(default = "CellKind::Lstm")]
     pub cell: CellKind,
@@ -48,7 +57,8 @@ pub struct TextClassifier<B: Backend> {
     embedding: Embedding<B>,
     encoder: Encoder<B>,
     attention: AttentionPooling<B>,
-    dropout: Dropout,
+    embedding_dropout: Dropout,
+    output_dropout: Dropout,
     output: Linear<B>,
 }
 
@@ -57,7 +67,8 @@ impl TextClassifierConfig {
         EncoderConfig::new(self.cell, self.d_embed, self.d_hidden)
             .with_layers(self.layers)
             .with_bidirectional(self.bidirectional)
-            .with_dropout(self.dropout)
+            .with_dropout(self.output_dropout)
+            .with_recurrent_dropout(self.recurrent_dropout)
     }
 
     pub fn init<B: Backend>(&self, device: &B::Device) -> TextClassifier<B> {
@@ -67,7 +78,8 @@ impl TextClassifierConfig {
             embedding: EmbeddingConfig::new(self.vocab_size, self.d_embed).init(device),
             encoder: encoder.init(device),
             attention: AttentionPoolingConfig::new(d).init(device),
-            dropout: DropoutConfig::new(self.dropout).init(),
+            embedding_dropout: DropoutConfig::new(self.embedding_dropout).init(),
+            output_dropout: DropoutConfig::new(self.output_dropout).init(),
             output: LinearConfig::new(d, self.num_classes).init(device),
         }
     }
@@ -86,12 +98,12 @@ impl<B: LstmBackend> TextClassifier<B> {
         mask: Tensor<B, 2, Bool>,
     ) -> ClassifierOutput<B> {
         let x = self.embedding.forward(tokens); // [B, T, E]
-        let x = self.dropout.forward(x);
+        let x = self.embedding_dropout.forward(x);
         // A forward-only encoder needs no mask: padding comes after every real token.
         let encoder_mask = self.encoder_needs_mask().then(|| mask.clone());
         let hidden = self.encoder.forward(x, encoder_mask).outputs; // [B, T, D]
         let (pooled, attention) = self.attention.forward(hidden, Some(mask)); // [B, D], [B, T]
-        let logits = self.output.forward(self.dropout.forward(pooled)); // [B, C]
+        let logits = self.output.forward(self.output_dropout.forward(pooled)); // [B, C]
         ClassifierOutput { logits, attention }
     }
 

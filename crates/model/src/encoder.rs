@@ -14,7 +14,8 @@
 //! alone or inside a padded batch; padded positions hold values that callers
 //! must mask (attention pooling does).
 
-use crate::{Gru, GruConfig, Lstm, LstmConfig, Recurrent, Rnn, RnnConfig};
+use crate::dropout::apply_per_sequence;
+use crate::{Gru, GruConfig, Lstm, LstmConfig, Recurrent, Rnn, RnnConfig, VariationalDropout};
 use burn::nn::{Dropout, DropoutConfig};
 use burn::prelude::*;
 
@@ -54,6 +55,11 @@ pub struct EncoderConfig {
     /// Dropout on the outputs of every layer but the last (training only).
     #[config(default = 0.0)]
     pub dropout: f64,
+    /// Variational dropout inside every layer and direction (training only):
+    /// one mask per sequence on the layer's input and one on its recurrent
+    /// state, each reused at every time step.
+    #[config(default = 0.0)]
+    pub recurrent_dropout: f64,
 }
 
 /// One recurrent layer of any kind.
@@ -65,11 +71,11 @@ pub enum RecurrentLayer<B: Backend> {
 }
 
 impl<B: LstmBackend> Recurrent<B> for RecurrentLayer<B> {
-    fn forward_sequence(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    fn forward_masked(&self, x: Tensor<B, 3>, state_mask: Option<Tensor<B, 2>>) -> Tensor<B, 3> {
         match self {
-            RecurrentLayer::Rnn(layer) => layer.forward_sequence(x),
-            RecurrentLayer::Gru(layer) => layer.forward_sequence(x),
-            RecurrentLayer::Lstm(layer) => layer.forward_sequence(x),
+            RecurrentLayer::Rnn(layer) => layer.forward_masked(x, state_mask),
+            RecurrentLayer::Gru(layer) => layer.forward_masked(x, state_mask),
+            RecurrentLayer::Lstm(layer) => layer.forward_masked(x, state_mask),
         }
     }
 
@@ -92,6 +98,7 @@ pub struct EncoderLayer<B: Backend> {
 pub struct Encoder<B: Backend> {
     layers: Vec<EncoderLayer<B>>,
     dropout: Dropout,
+    recurrent_dropout: VariationalDropout,
 }
 
 /// What an encoder computes for a batch.
@@ -144,6 +151,7 @@ impl EncoderConfig {
         Encoder {
             layers,
             dropout: DropoutConfig::new(self.dropout).init(),
+            recurrent_dropout: VariationalDropout::new(self.recurrent_dropout),
         }
     }
 }
@@ -177,13 +185,13 @@ impl<B: LstmBackend> Encoder<B> {
             if l > 0 {
                 input = self.dropout.forward(input);
             }
-            let forward = layer.forward.forward_sequence(input.clone()); // [B, T, H]
+            let forward = self.run(&layer.forward, input.clone()); // [B, T, H]
             let forward_last = gather_step(forward.clone(), last_index.clone()); // [B, H]
             let (outputs, layer_last) = match &layer.backward {
                 None => (forward, forward_last),
                 Some(backward) => {
                     let reversed = reverse(input, reversal.clone());
-                    let backward = reverse(backward.forward_sequence(reversed), reversal.clone());
+                    let backward = reverse(self.run(backward, reversed), reversal.clone());
                     let h = backward.dims()[2];
                     let backward_last = backward
                         .clone()
@@ -206,6 +214,18 @@ impl<B: LstmBackend> Encoder<B> {
 
     pub fn is_bidirectional(&self) -> bool {
         self.layers.iter().any(|l| l.backward.is_some())
+    }
+
+    /// One direction of one layer, with fresh variational dropout masks for
+    /// its input and its state when training.
+    fn run(&self, cell: &RecurrentLayer<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let [batch, _, d_input] = x.dims();
+        let device = x.device();
+        let input_mask = self.recurrent_dropout.mask::<B>(batch, d_input, &device);
+        let state_mask = self
+            .recurrent_dropout
+            .mask::<B>(batch, cell.d_hidden(), &device);
+        cell.forward_masked(apply_per_sequence(x, input_mask), state_mask)
     }
 }
 
@@ -247,6 +267,7 @@ mod tests {
     use super::*;
     use crate::test_util::max_diff;
     use burn::backend::{Autodiff, NdArray};
+    use burn::module::AutodiffModule;
     use burn::tensor::Distribution;
 
     type B = NdArray;
@@ -316,6 +337,83 @@ mod tests {
         let backward_start = out.outputs.slice([0..2, 0..1, 3..6]).reshape([2, 3]);
         let expected = Tensor::cat(vec![forward_end, backward_start], 1);
         assert!(max_diff(out.last, expected) < 1e-7);
+    }
+
+    /// The positions of the exact zeros of `t`.
+    fn zeros_of(t: Tensor<B, 1>) -> Vec<usize> {
+        let values = t.into_data().to_vec::<f32>().unwrap();
+        (0..values.len()).filter(|&i| values[i] == 0.0).collect()
+    }
+
+    /// Variational dropout drops the same input units and the same state
+    /// units at every step of a sequence, and other units in another one.
+    /// Seen through gradients: an input unit dropped for a sequence gets a
+    /// zero gradient at every step of it, and a state unit dropped for the
+    /// only sequence of a batch never reaches the recurrent weight.
+    #[test]
+    fn recurrent_dropout_keeps_one_mask_per_sequence() {
+        type A = Autodiff<B>;
+        let device = Default::default();
+        A::seed(&device, 7);
+        let (e, h, steps) = (16, 16, 6);
+        let encoder = EncoderConfig::new(CellKind::Lstm, e, h)
+            .with_recurrent_dropout(0.5)
+            .init::<A>(&device);
+        let lstm = match &encoder.layers[0].forward {
+            RecurrentLayer::Lstm(lstm) => lstm,
+            _ => unreachable!(),
+        };
+        let normal = Distribution::Normal(0.0, 1.0);
+        let x = Tensor::<A, 3>::random([2, steps, e], normal, &device).require_grad();
+        let probe = Tensor::<A, 3>::random([2, steps, h], normal, &device);
+        let grads = (encoder.forward(x.clone(), None).outputs * probe)
+            .sum()
+            .backward();
+        let gx = x.grad(&grads).unwrap(); // [2, T, E]
+        let dropped = |row: usize, t: usize| {
+            zeros_of(
+                gx.clone()
+                    .slice([row..row + 1, t..t + 1, 0..e])
+                    .flatten(0, 2),
+            )
+        };
+        for row in 0..2 {
+            let first = dropped(row, 0);
+            assert!(!first.is_empty() && first.len() < e, "{first:?}");
+            for t in 1..steps {
+                assert_eq!(dropped(row, t), first, "row {row}, step {t}");
+            }
+        }
+        assert_ne!(dropped(0, 0), dropped(1, 0), "one mask per sequence");
+
+        // One sequence: the rows of dU of the dropped state units are zero.
+        let x = Tensor::<A, 3>::random([1, steps, e], normal, &device);
+        let grads = encoder.forward(x, None).outputs.sum().backward();
+        let du = lstm.recurrent_weight().grad(&grads).unwrap(); // [H, 4H]
+        let zero_rows = zeros_of(du.abs().sum_dim(1).flatten(0, 1));
+        assert!(
+            !zero_rows.is_empty() && zero_rows.len() < h,
+            "{zero_rows:?}"
+        );
+    }
+
+    #[test]
+    fn recurrent_dropout_is_off_at_inference() {
+        type A = Autodiff<B>;
+        let device = Default::default();
+        let encoder = EncoderConfig::new(CellKind::Gru, 4, 8)
+            .with_recurrent_dropout(0.5)
+            .init::<A>(&device);
+        let x = Tensor::<B, 3>::random([3, 5, 4], Distribution::Normal(0.0, 1.0), &device);
+        // Training: two passes draw different masks.
+        let training =
+            |x: Tensor<B, 3>| encoder.forward(Tensor::from_inner(x), None).outputs.inner();
+        assert!(max_diff(training(x.clone()), training(x.clone())) > 1e-3);
+        // Inference (the model without autodiff, as validation and infer use it).
+        let inference = encoder.valid();
+        let once = inference.forward(x.clone(), None).outputs;
+        let twice = inference.forward(x, None).outputs;
+        assert_eq!(max_diff(once, twice), 0.0);
     }
 
     #[test]

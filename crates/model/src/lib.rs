@@ -29,6 +29,7 @@
 mod attention;
 mod char_lm;
 mod classifier;
+mod dropout;
 mod encoder;
 mod lstm;
 mod lstm_op;
@@ -40,6 +41,7 @@ mod steps;
 pub use attention::{AttentionPooling, AttentionPoolingConfig};
 pub use char_lm::{CharLm, CharLmConfig, CharLmOutput};
 pub use classifier::{ClassifierOutput, TextClassifier, TextClassifierConfig};
+pub use dropout::VariationalDropout;
 pub use encoder::{CellKind, Encoder, EncoderConfig, EncoderOutput, RecurrentLayer};
 pub use lstm::{Lstm, LstmConfig, LstmState};
 pub use lstm_op::LstmBackend;
@@ -52,7 +54,14 @@ use burn::prelude::*;
 /// A recurrent layer run over a whole sequence from a zero state.
 pub trait Recurrent<B: Backend> {
     /// `[B, T, E]` → the hidden state of every step `[B, T, H]`.
-    fn forward_sequence(&self, x: Tensor<B, 3>) -> Tensor<B, 3>;
+    fn forward_sequence(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        self.forward_masked(x, None)
+    }
+    /// Like [`forward_sequence`](Self::forward_sequence), with `state_mask`
+    /// `[B, H]` multiplying the previous hidden state before each recurrent
+    /// matmul, the same mask at every step (variational recurrent dropout;
+    /// see [`VariationalDropout`]).
+    fn forward_masked(&self, x: Tensor<B, 3>, state_mask: Option<Tensor<B, 2>>) -> Tensor<B, 3>;
     /// H, the size of the hidden state.
     fn d_hidden(&self) -> usize;
 }

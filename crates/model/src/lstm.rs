@@ -129,6 +129,19 @@ impl<B: LstmBackend> Lstm<B> {
         x: Tensor<B, 3>,
         state: Option<LstmState<B>>,
     ) -> (Tensor<B, 3>, LstmState<B>) {
+        self.forward_with(x, state, None)
+    }
+
+    /// Like [`forward_from`](Self::forward_from), with `state_mask` `[B, H]`
+    /// multiplying the hidden state before every recurrent matmul: the same
+    /// mask at every step of a sequence, as variational recurrent dropout
+    /// (Gal & Ghahramani 2016) needs.
+    pub fn forward_with(
+        &self,
+        x: Tensor<B, 3>,
+        state: Option<LstmState<B>>,
+        state_mask: Option<Tensor<B, 2>>,
+    ) -> (Tensor<B, 3>, LstmState<B>) {
         let [batch, seq, _] = x.dims();
         let h = self.d_hidden;
         let device = x.device();
@@ -139,6 +152,7 @@ impl<B: LstmBackend> Lstm<B> {
             self.recurrent.weight.val(),
             state.hidden,
             state.cell,
+            state_mask,
         ); // [B, T, 2H]: hidden states, then cell states
         let hidden = out.clone().slice([0..batch, 0..seq, 0..h]); // [B, T, H]
         let last = out
@@ -158,6 +172,7 @@ impl<B: LstmBackend> Lstm<B> {
         &self,
         x: Tensor<B, 3>,
         state: Option<LstmState<B>>,
+        state_mask: Option<Tensor<B, 2>>,
     ) -> (Tensor<B, 3>, LstmState<B>) {
         let [batch, seq, _] = x.dims();
         let h = self.d_hidden;
@@ -167,7 +182,11 @@ impl<B: LstmBackend> Lstm<B> {
         let mut state = state.unwrap_or_else(|| LstmState::zeros(batch, h, &device));
         let mut outputs = Vec::with_capacity(seq);
         for wx in time_steps(projected) {
-            let pre = wx + state.hidden.clone().matmul(recurrent.clone()); // [B, 4H]
+            let h_in = match &state_mask {
+                Some(mask) => state.hidden.clone() * mask.clone(),
+                None => state.hidden.clone(),
+            };
+            let pre = wx + h_in.matmul(recurrent.clone()); // [B, 4H]
             let i = sigmoid(pre.clone().slice([0..batch, 0..h]));
             let f = sigmoid(pre.clone().slice([0..batch, h..2 * h]));
             let g = tanh(pre.clone().slice([0..batch, 2 * h..3 * h]));
@@ -181,9 +200,17 @@ impl<B: LstmBackend> Lstm<B> {
     }
 }
 
+#[cfg(test)]
+impl<B: Backend> Lstm<B> {
+    /// U, for tests of other modules. `[H, 4H]`
+    pub(crate) fn recurrent_weight(&self) -> &burn::module::Param<Tensor<B, 2>> {
+        &self.recurrent.weight
+    }
+}
+
 impl<B: LstmBackend> Recurrent<B> for Lstm<B> {
-    fn forward_sequence(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        self.forward(x).0
+    fn forward_masked(&self, x: Tensor<B, 3>, state_mask: Option<Tensor<B, 2>>) -> Tensor<B, 3> {
+        self.forward_with(x, None, state_mask).0
     }
 
     fn d_hidden(&self) -> usize {
@@ -281,8 +308,18 @@ mod tests {
         assert!(max_diff(second, restarted) > 1e-3);
     }
 
+    /// With and without a state mask (variational recurrent dropout: a
+    /// scaled 0/2 mask per sequence, zeroing some units at every step).
     #[test]
     fn the_fused_recurrence_equals_the_step_by_step_one_with_gradients() {
+        let device = Default::default();
+        let mask = Tensor::<B, 2>::random([4, 5], Distribution::Bernoulli(0.5), &device) * 2.0;
+        for state_mask in [None, Some(mask)] {
+            fused_equals_unfused(state_mask);
+        }
+    }
+
+    fn fused_equals_unfused(state_mask: Option<Tensor<B, 2>>) {
         let device = Default::default();
         let lstm = LstmConfig::new(3, 5).init::<B>(&device);
         let normal = Distribution::Normal(0.0, 1.0);
@@ -308,9 +345,9 @@ mod tests {
                 cell: c0.clone(),
             });
             let (out, end) = if fused {
-                lstm.forward_from(x.clone(), state)
+                lstm.forward_with(x.clone(), state, state_mask.clone())
             } else {
-                lstm.forward_unfused(x.clone(), state)
+                lstm.forward_unfused(x.clone(), state, state_mask.clone())
             };
             // A loss that reaches every output and the final cell.
             let loss =

@@ -27,6 +27,10 @@
 //!   dP_t = d[i, f, g, o] ⊙ S ⊙ (1 − S) ⊙ [1, 1, 4, 1]
 //!   dc_next = dc ⊙ f;  dh_next = dP_t Uᵀ
 //! then dU = [h_0 … h_{T−1}]ᵀ [dP_0 … dP_{T−1}], dh_0 = dh_next, dc_0 = dc_next.
+//!
+//! with a state mask m (variational recurrent dropout, one mask per sequence
+//! for all steps): h U becomes (m ⊙ h) U, the h_t in dU become m ⊙ h_t, and
+//! dh_next = (dP_t Uᵀ) ⊙ m.
 //! ```
 
 use burn::backend::autodiff::Autodiff;
@@ -50,17 +54,23 @@ pub trait LstmBackend: Backend {
     /// (W x_t + b, gate order i, f, g, o) with recurrent weight `recurrent`
     /// `[H, 4H]`, from `h0` and `c0` `[B, H]`. Returns `[B, T, 2H]`: the hidden
     /// state of each step, then its cell state.
+    ///
+    /// `state_mask` `[B, H]`, when given, multiplies the hidden state before
+    /// every recurrent matmul (variational recurrent dropout); it is a
+    /// constant, not differentiated.
     fn lstm_recurrence(
         projected: FloatTensor<Self>,
         recurrent: FloatTensor<Self>,
         h0: FloatTensor<Self>,
         c0: FloatTensor<Self>,
+        state_mask: Option<FloatTensor<Self>>,
     ) -> FloatTensor<Self> {
         forward::<Self>(
             float(projected),
             float(recurrent),
             float(h0),
             float(c0),
+            state_mask.map(float),
             false,
         )
         .0
@@ -87,10 +97,13 @@ struct Trace<B: Backend> {
     cells: Vec<Tensor<B, 2>>,
     /// tanh(c_1) … tanh(c_T). `[B, H]` each
     tanh_cells: Vec<Tensor<B, 2>>,
-    /// h_0 … h_{T−1}, the hidden state each step started from. `[B, H]` each
+    /// h_0 … h_{T−1}, the hidden state each step started from (masked when
+    /// there is a state mask). `[B, H]` each
     hiddens: Vec<Tensor<B, 2>>,
     /// U, unscaled. `[H, 4H]`
     recurrent: Tensor<B, 2>,
+    /// The state mask, if any. `[B, H]`
+    state_mask: Option<Tensor<B, 2>>,
 }
 
 /// The per-column factor of the pre-activations before the sigmoid: 2 on the
@@ -113,6 +126,7 @@ fn forward<B: Backend>(
     recurrent: Tensor<B, 2>,
     h0: Tensor<B, 2>,
     c0: Tensor<B, 2>,
+    state_mask: Option<Tensor<B, 2>>,
     keep_trace: bool,
 ) -> (Tensor<B, 3>, Option<Trace<B>>) {
     let [batch, seq, four_h] = projected.dims();
@@ -129,6 +143,7 @@ fn forward<B: Backend>(
         tanh_cells: Vec::with_capacity(seq),
         hiddens: Vec::with_capacity(seq),
         recurrent,
+        state_mask: state_mask.clone(),
     });
     let mut hiddens = Vec::with_capacity(seq);
     let mut cells = Vec::with_capacity(seq);
@@ -137,6 +152,9 @@ fn forward<B: Backend>(
             .clone()
             .slice([0..batch, t..t + 1, 0..four_h])
             .reshape([batch, four_h]);
+        if let Some(mask) = &state_mask {
+            hidden = hidden * mask.clone();
+        }
         let gates = sigmoid(wx + hidden.clone().matmul(scaled_recurrent.clone())); // [B, 4H]
         let i = gates.clone().slice([0..batch, 0..h]);
         let f = gates.clone().slice([0..batch, h..2 * h]);
@@ -200,6 +218,9 @@ fn backward<B: Backend>(
         let d = d_gates * gates.clone() * (gates.neg() + 1.0) * derivative_scale.clone();
         dc_next = dc * f;
         dh_next = d.clone().matmul(recurrent_t.clone());
+        if let Some(mask) = &trace.state_mask {
+            dh_next = dh_next * mask.clone();
+        }
         d_pre.push(d);
     }
     d_pre.reverse();
@@ -242,7 +263,10 @@ impl<B: LstmBackend, C: CheckpointStrategy> LstmBackend for Autodiff<B, C> {
         recurrent: FloatTensor<Self>,
         h0: FloatTensor<Self>,
         c0: FloatTensor<Self>,
+        state_mask: Option<FloatTensor<Self>>,
     ) -> FloatTensor<Self> {
+        // The mask is a constant: only its values are used.
+        let state_mask = state_mask.map(|mask| mask.primitive);
         let nodes = [
             projected.node.clone(),
             recurrent.node.clone(),
@@ -260,6 +284,7 @@ impl<B: LstmBackend, C: CheckpointStrategy> LstmBackend for Autodiff<B, C> {
                     float(recurrent.primitive),
                     float(h0.primitive),
                     float(c0.primitive),
+                    state_mask.map(float),
                     true,
                 );
                 prep.finish(
@@ -272,6 +297,7 @@ impl<B: LstmBackend, C: CheckpointStrategy> LstmBackend for Autodiff<B, C> {
                 recurrent.primitive,
                 h0.primitive,
                 c0.primitive,
+                state_mask,
             )),
         }
     }
@@ -283,11 +309,13 @@ pub(crate) fn lstm_recurrence<B: LstmBackend>(
     recurrent: Tensor<B, 2>,
     h0: Tensor<B, 2>,
     c0: Tensor<B, 2>,
+    state_mask: Option<Tensor<B, 2>>,
 ) -> Tensor<B, 3> {
     float(B::lstm_recurrence(
         projected.into_primitive().tensor(),
         recurrent.into_primitive().tensor(),
         h0.into_primitive().tensor(),
         c0.into_primitive().tensor(),
+        state_mask.map(|mask| mask.into_primitive().tensor()),
     ))
 }

@@ -59,14 +59,14 @@ impl RnnConfig {
 }
 
 impl<B: Backend> Recurrent<B> for Rnn<B> {
-    fn forward_sequence(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    fn forward_masked(&self, x: Tensor<B, 3>, state_mask: Option<Tensor<B, 2>>) -> Tensor<B, 3> {
         let projected = linear_3d(&self.input, x); // [B, T, H]
         let u = self.recurrent.weight.val(); // [H, H]
         let mut outputs: Vec<Tensor<B, 2>> = Vec::new();
         for wx in time_steps(projected) {
             let pre = match outputs.last() {
                 None => wx, // h_0 = 0
-                Some(h) => wx + h.clone().matmul(u.clone()),
+                Some(h) => wx + apply(h.clone(), &state_mask).matmul(u.clone()),
             };
             outputs.push(tanh(pre)); // [B, H]
         }
@@ -75,6 +75,14 @@ impl<B: Backend> Recurrent<B> for Rnn<B> {
 
     fn d_hidden(&self) -> usize {
         self.d_hidden
+    }
+}
+
+/// `h ⊙ mask`, or `h` without a mask.
+fn apply<B: Backend>(h: Tensor<B, 2>, mask: &Option<Tensor<B, 2>>) -> Tensor<B, 2> {
+    match mask {
+        Some(mask) => h * mask.clone(),
+        None => h,
     }
 }
 
@@ -113,14 +121,14 @@ impl GruConfig {
 }
 
 impl<B: Backend> Recurrent<B> for Gru<B> {
-    fn forward_sequence(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    fn forward_masked(&self, x: Tensor<B, 3>, state_mask: Option<Tensor<B, 2>>) -> Tensor<B, 3> {
         let [batch, seq, _] = x.dims();
         let h = self.d_hidden;
         let projected = linear_3d(&self.input, x); // [B, T, 3H]
         let mut hidden = Tensor::<B, 2>::zeros([batch, h], &projected.device());
         let mut outputs = Vec::with_capacity(seq);
         for wx in time_steps(projected) {
-            let uh = self.recurrent.forward(hidden.clone()); // [B, 3H]
+            let uh = self.recurrent.forward(apply(hidden.clone(), &state_mask)); // [B, 3H]
             let rz = sigmoid(
                 wx.clone().slice([0..batch, 0..2 * h]) + uh.clone().slice([0..batch, 0..2 * h]),
             ); // [B, 2H]

@@ -2,26 +2,27 @@
 //! best-validation checkpoint, the test evaluation and the artifact.
 
 use crate::TrainBackend;
-use crate::checkpoints::{best_and_last, best_epoch, profile};
+use crate::checkpoints::{best_and_last, best_epoch, per_epoch, profile};
 use crate::renderer::LineRenderer;
-use crate::step::ClassifierStep;
+use crate::step::{ClassifierStep, TrainBatcher, TrainItem};
 use anyhow::{Context, Result, bail};
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataset::InMemDataset;
+use burn::grad_clipping::GradientClippingConfig;
 use burn::module::Module;
-use burn::optim::AdamConfig;
-use burn::optim::decay::WeightDecayConfig;
+use burn::optim::{AdamWConfig, Optimizer};
+use burn::train::checkpoint::KeepLastNCheckpoints;
 use burn::train::metric::store::{Aggregate, Direction, Split};
 use burn::train::metric::{AccuracyMetric, LossMetric};
 use burn::train::{Learner, MetricEarlyStoppingStrategy, StoppingCondition, SupervisedTraining};
 use clap::{Args, ValueEnum};
-use data::{TextBatcher, WordTokenizer, encode_all, read_labelled_tsv};
+use data::{LabelledText, TextBatcher, WordTokenizer, encode_all, read_labelled_tsv};
 use infer::artifact::WeightsRecorder;
-use infer::{ArtifactConfig, ArtifactWriter, Classifier, Metrics};
-use model::{CellKind, TextClassifierConfig};
+use infer::{ArtifactConfig, ArtifactWriter, Classifier, Compression, History, Metrics};
+use model::{CellKind, LstmBackend, TextClassifier, TextClassifierConfig};
 use serde::Serialize;
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Train the LSTM + attention sentiment classifier and write an artifact.
@@ -44,9 +45,14 @@ pub struct ClassifyArgs {
     /// Adam's learning rate.
     #[arg(long, default_value_t = 2e-3)]
     pub lr: f64,
-    /// L2 weight decay added to the gradients (0 = off).
+    /// Decoupled weight decay (AdamW, Loshchilov & Hutter 2019): every step
+    /// shrinks each weight by lr × this fraction of itself (0 = off).
     #[arg(long, default_value_t = 0.0)]
     pub weight_decay: f64,
+    /// Rescale each parameter tensor's gradient to at most this L2 norm
+    /// before the update (Burn's norm clipping, per tensor; 0 = off).
+    #[arg(long, default_value_t = 0.0)]
+    pub clip_norm: f64,
     /// Seeds the weights, dropout and the shuffling: same seed, same result on ndarray.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -60,8 +66,16 @@ pub struct ClassifyArgs {
     pub d_embed: usize,
     #[arg(long, default_value_t = 128)]
     pub d_hidden: usize,
+    /// Dropout on the word embeddings.
     #[arg(long, default_value_t = 0.5)]
-    pub dropout: f64,
+    pub embedding_dropout: f64,
+    /// Dropout on the pooled vector (and between stacked layers).
+    #[arg(long, default_value_t = 0.5)]
+    pub output_dropout: f64,
+    /// Variational dropout in the encoder: one mask per sentence on each
+    /// layer's input and on its recurrent state, the same at every step.
+    #[arg(long, default_value_t = 0.0)]
+    pub recurrent_dropout: f64,
     /// Longer sentences are truncated (MR's longest is about 60 words).
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_seq_len: u64,
@@ -72,7 +86,12 @@ pub struct ClassifyArgs {
     /// Largest vocabulary, special tokens included.
     #[arg(long, default_value_t = 30_000)]
     pub max_vocab: usize,
-    /// Stop when validation accuracy has not improved for this many epochs (0 = never).
+    /// Which epoch's weights the artifact keeps: the lowest validation loss,
+    /// the highest validation accuracy, or the last epoch.
+    #[arg(long, value_enum, default_value_t = Select::Accuracy)]
+    pub select: Select,
+    /// Early stopping: stop when the --select metric has not improved for
+    /// this many epochs (0 = never; needs --select loss or accuracy).
     #[arg(long, default_value_t = 0)]
     pub patience: usize,
     /// Without a terminal, print a progress line every this many batches.
@@ -81,6 +100,46 @@ pub struct ClassifyArgs {
     /// Use the first N training examples only (for smoke tests).
     #[arg(long)]
     pub limit: Option<usize>,
+}
+
+/// The choices of `--select`.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Select {
+    Loss,
+    Accuracy,
+    Last,
+}
+
+impl Select {
+    pub fn name(self) -> &'static str {
+        match self {
+            Select::Loss => "loss",
+            Select::Accuracy => "accuracy",
+            Select::Last => "last",
+        }
+    }
+}
+
+/// The optimizer of a classifier run: AdamW with the run's decay and clipping.
+pub fn optimizer(args: &ClassifyArgs) -> AdamWConfig {
+    let clipping =
+        (args.clip_norm > 0.0).then(|| GradientClippingConfig::Norm(args.clip_norm as f32));
+    AdamWConfig::new()
+        .with_weight_decay(args.weight_decay as f32)
+        .with_grad_clipping(clipping)
+}
+
+/// Loss and accuracy of every epoch, from burn-train's logs.
+pub fn history(log_dir: &Path) -> Result<History> {
+    let (train_loss, valid_loss, _) = per_epoch(log_dir, "Loss")?;
+    let (train_accuracy, valid_accuracy, _) = per_epoch(log_dir, "Accuracy")?;
+    Ok(History {
+        train_loss,
+        valid_loss,
+        train_accuracy,
+        valid_accuracy,
+    })
 }
 
 /// The encoder choices of `--encoder`.
@@ -113,36 +172,29 @@ impl EncoderChoice {
 }
 
 pub fn run<B: TrainBackend>(args: &ClassifyArgs, device: &B::Device, backend: &str) -> Result<()> {
-    if args.epochs == 0 {
-        bail!("--epochs must be at least 1");
+    for (option, value) in [
+        ("--embedding-dropout", args.embedding_dropout),
+        ("--output-dropout", args.output_dropout),
+        ("--recurrent-dropout", args.recurrent_dropout),
+    ] {
+        if !(0.0..1.0).contains(&value) {
+            bail!("{option} must be in [0, 1), got {value}");
+        }
     }
-    if !(0.0..1.0).contains(&args.dropout) {
-        bail!("--dropout must be in [0, 1), got {}", args.dropout);
+    for (option, value) in [
+        ("--weight-decay", args.weight_decay),
+        ("--clip-norm", args.clip_norm),
+    ] {
+        if !(value >= 0.0 && value.is_finite()) {
+            bail!("{option} must be a number ≥ 0, got {value}");
+        }
     }
-    let labels: Vec<&str> = args.labels.iter().map(String::as_str).collect();
-    if labels.len() < 2 {
-        bail!(
-            "--labels needs at least two class names, got {:?}",
-            args.labels
-        );
-    }
-    let split = |name: &str| read_labelled_tsv(&args.data_dir.join(format!("{name}.tsv")), &labels);
-    let mut train = split("train")?;
-    if let Some(limit) = args.limit {
-        train.truncate(limit);
-    }
-    let valid = split("valid")?;
-    let test = split("test")?;
-    println!(
-        "data: {} train, {} valid, {} test examples from {}",
-        train.len(),
-        valid.len(),
-        test.len(),
-        args.data_dir.display()
-    );
+    let schedule = Schedule::from(args);
+    schedule.check()?;
+    let splits = Splits::read(&args.data_dir, &args.labels, args.limit)?;
 
     let tokenizer = WordTokenizer::train(
-        train.iter().map(|t| t.text.as_str()),
+        splits.train.iter().map(|t| t.text.as_str()),
         args.min_freq,
         args.max_vocab,
     )?;
@@ -152,10 +204,12 @@ pub fn run<B: TrainBackend>(args: &ClassifyArgs, device: &B::Device, backend: &s
     );
 
     let config = ArtifactConfig {
-        model: TextClassifierConfig::new(tokenizer.vocab_size(), labels.len())
+        model: TextClassifierConfig::new(tokenizer.vocab_size(), args.labels.len())
             .with_d_embed(args.d_embed)
             .with_d_hidden(args.d_hidden)
-            .with_dropout(args.dropout)
+            .with_embedding_dropout(args.embedding_dropout)
+            .with_output_dropout(args.output_dropout)
+            .with_recurrent_dropout(args.recurrent_dropout)
             .with_cell(args.encoder.cell())
             .with_bidirectional(args.encoder.bidirectional())
             .with_layers(args.layers as usize),
@@ -164,58 +218,212 @@ pub fn run<B: TrainBackend>(args: &ClassifyArgs, device: &B::Device, backend: &s
         training: serde_json::to_value(args)?,
     };
 
-    let batcher = TextBatcher::new(config.max_seq_len);
-    let train_loader = DataLoaderBuilder::<B, _, _>::new(batcher.clone())
-        .batch_size(args.batch_size as usize)
-        .shuffle(args.seed)
-        .set_device(device.clone())
-        .build(InMemDataset::new(encode_all(&tokenizer, &train)?));
-    let valid_loader = DataLoaderBuilder::<B::InnerBackend, _, _>::new(batcher)
-        .batch_size(256)
-        .set_device(device.clone())
-        .build(InMemDataset::new(encode_all(&tokenizer, &valid)?));
-
     B::seed(device, args.seed);
-    let model = ClassifierStep {
-        model: config.model.init::<B>(device),
-    };
+    let model = ClassifierStep::new(config.model.init::<B>(device));
     println!(
         "model: {} encoder, {} layer(s), {} parameters",
         args.encoder.to_possible_value().unwrap().get_name(),
         args.layers,
         model.num_params()
     );
-    let mut optimizer = AdamConfig::new();
-    if args.weight_decay > 0.0 {
-        optimizer =
-            optimizer.with_weight_decay(Some(WeightDecayConfig::new(args.weight_decay as f32)));
-    }
-    let learner = Learner::new(model, optimizer.init(), args.lr);
-
+    let train = encode_all(&tokenizer, &splits.train)?;
+    let valid = encode_all(&tokenizer, &splits.valid)?;
     let writer = ArtifactWriter::create(&args.artifact_dir)?;
-    let log_dir = writer.dir().join("training");
-    let accuracy = AccuracyMetric::<B>::new();
-    let mut training = SupervisedTraining::new(&log_dir, train_loader, valid_loader)
+    let fitted = fit(
+        model,
+        optimizer(args).init(),
+        &schedule,
+        train.into_iter().map(TrainItem::from).collect(),
+        valid.into_iter().map(TrainItem::from).collect(),
+        config.max_seq_len,
+        &writer.dir().join("training"),
+        device,
+    )?;
+    let classifier = Classifier::new(fitted.model, tokenizer, config, device);
+    finish(writer, classifier, &splits, fitted.run, backend, None)?;
+    Ok(())
+}
+
+/// The train, valid and test splits of a `label<TAB>text` dataset directory.
+pub struct Splits {
+    pub train: Vec<LabelledText>,
+    pub valid: Vec<LabelledText>,
+    pub test: Vec<LabelledText>,
+}
+
+impl Splits {
+    /// Reads `train.tsv`, `valid.tsv` and `test.tsv`; `limit` keeps the first
+    /// training examples only.
+    pub fn read(data_dir: &Path, labels: &[String], limit: Option<usize>) -> Result<Self> {
+        let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+        if labels.len() < 2 {
+            bail!("--labels needs at least two class names, got {labels:?}");
+        }
+        let split = |name: &str| read_labelled_tsv(&data_dir.join(format!("{name}.tsv")), &labels);
+        let mut train = split("train")?;
+        if let Some(limit) = limit {
+            train.truncate(limit);
+        }
+        let splits = Self {
+            train,
+            valid: split("valid")?,
+            test: split("test")?,
+        };
+        println!(
+            "data: {} train, {} valid, {} test examples from {}",
+            splits.train.len(),
+            splits.valid.len(),
+            splits.test.len(),
+            data_dir.display()
+        );
+        Ok(splits)
+    }
+}
+
+/// How a run goes through its epochs and which one it keeps.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    /// Seeds the shuffling.
+    pub seed: u64,
+    pub select: Select,
+    pub patience: usize,
+    pub log_every: usize,
+}
+
+impl From<&ClassifyArgs> for Schedule {
+    fn from(args: &ClassifyArgs) -> Self {
+        Self {
+            epochs: args.epochs,
+            batch_size: args.batch_size as usize,
+            lr: args.lr,
+            seed: args.seed,
+            select: args.select,
+            patience: args.patience,
+            log_every: args.log_every,
+        }
+    }
+}
+
+impl Schedule {
+    pub fn check(&self) -> Result<()> {
+        if self.epochs == 0 {
+            bail!("--epochs must be at least 1");
+        }
+        if self.patience > 0 && self.select == Select::Last {
+            bail!(
+                "--patience needs a metric to watch: use it with --select loss or --select accuracy"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// What a training run kept, and how it got there.
+pub struct Fitted<B: TrainBackend> {
+    /// The weights of the kept epoch, without autodiff.
+    pub model: TextClassifier<B::InnerBackend>,
+    pub run: RunInfo,
+}
+
+/// The part of an artifact's metrics that describes its training.
+#[derive(Debug, Clone)]
+pub struct RunInfo {
+    pub best_epoch: usize,
+    pub epochs_run: usize,
+    pub train_seconds: f64,
+    pub selected_by: String,
+    pub history: History,
+}
+
+impl RunInfo {
+    /// The training of the artifact another was made from, as its metrics tell.
+    pub fn of(metrics: &Metrics) -> Self {
+        Self {
+            best_epoch: metrics.best_epoch,
+            epochs_run: metrics.epochs_run,
+            train_seconds: metrics.train_seconds,
+            selected_by: metrics.selected_by.clone(),
+            history: metrics.history.clone(),
+        }
+    }
+}
+
+/// Trains `step` with burn-train's Learner, logging and checkpointing into
+/// `log_dir`, and returns the weights of the epoch `schedule.select` picks.
+#[allow(clippy::too_many_arguments)]
+pub fn fit<B, O>(
+    step: ClassifierStep<B>,
+    optimizer: O,
+    schedule: &Schedule,
+    train: Vec<TrainItem>,
+    valid: Vec<TrainItem>,
+    max_seq_len: usize,
+    log_dir: &Path,
+    device: &B::Device,
+) -> Result<Fitted<B>>
+where
+    B: TrainBackend,
+    O: Optimizer<ClassifierStep<B>, B> + 'static,
+{
+    let batcher = TrainBatcher {
+        text: TextBatcher::new(max_seq_len),
+    };
+    let train_loader = DataLoaderBuilder::<B, _, _>::new(batcher.clone())
+        .batch_size(schedule.batch_size)
+        .shuffle(schedule.seed)
+        .set_device(device.clone())
+        .build(InMemDataset::new(train));
+    let valid_loader = DataLoaderBuilder::<B::InnerBackend, _, _>::new(batcher)
+        .batch_size(256)
+        .set_device(device.clone())
+        .build(InMemDataset::new(valid));
+    let learner = Learner::new(step, optimizer, schedule.lr);
+
+    let mut training = SupervisedTraining::new(log_dir, train_loader, valid_loader)
         .metric_train_numeric(LossMetric::new())
         .metric_valid_numeric(LossMetric::new())
         .metric_train_numeric(AccuracyMetric::new())
         .metric_valid_numeric(AccuracyMetric::new())
         .with_file_checkpointer(WeightsRecorder::new())
-        .with_checkpointing_strategy(best_and_last(&accuracy, Direction::Highest))
-        .num_epochs(args.epochs);
-    if args.patience > 0 {
-        training = training.early_stopping(MetricEarlyStoppingStrategy::new(
-            &accuracy,
-            Aggregate::Mean,
-            Direction::Highest,
-            Split::Valid,
-            StoppingCondition::NoImprovementSince {
-                n_epochs: args.patience,
-            },
-        ));
+        .num_epochs(schedule.epochs);
+    let loss = LossMetric::<B>::new();
+    let accuracy = AccuracyMetric::<B>::new();
+    training = match schedule.select {
+        Select::Loss => {
+            training.with_checkpointing_strategy(best_and_last(&loss, Direction::Lowest))
+        }
+        Select::Accuracy => {
+            training.with_checkpointing_strategy(best_and_last(&accuracy, Direction::Highest))
+        }
+        Select::Last => training.with_checkpointing_strategy(KeepLastNCheckpoints::new(1)),
+    };
+    if schedule.patience > 0 {
+        let condition = StoppingCondition::NoImprovementSince {
+            n_epochs: schedule.patience,
+        };
+        let strategy = match schedule.select {
+            Select::Loss => MetricEarlyStoppingStrategy::new(
+                &loss,
+                Aggregate::Mean,
+                Direction::Lowest,
+                Split::Valid,
+                condition,
+            ),
+            _ => MetricEarlyStoppingStrategy::new(
+                &accuracy,
+                Aggregate::Mean,
+                Direction::Highest,
+                Split::Valid,
+                condition,
+            ),
+        };
+        training = training.early_stopping(strategy);
     }
     if !std::io::stdout().is_terminal() {
-        training = training.renderer(LineRenderer::new(args.log_every));
+        training = training.renderer(LineRenderer::new(schedule.log_every));
     }
 
     let started = Instant::now();
@@ -223,10 +431,13 @@ pub fn run<B: TrainBackend>(args: &ClassifyArgs, device: &B::Device, backend: &s
     let train_seconds = started.elapsed().as_secs_f64();
     drop(result.renderer);
 
-    let (best_epoch, valid_accuracy, epochs_run) = best_epoch(&log_dir, "Accuracy")?;
+    let history = history(log_dir)?;
+    let (best_epoch, _, epochs_run) = best_epoch(log_dir, "Loss")?;
     println!(
-        "best validation accuracy {:.2}% at epoch {best_epoch} of {epochs_run}; training took {train_seconds:.1} s",
-        valid_accuracy
+        "kept epoch {best_epoch} of {epochs_run} (by {}): validation loss {:.4}, accuracy {:.2}%; training took {train_seconds:.1} s",
+        schedule.select.name(),
+        history.valid_loss[best_epoch - 1],
+        history.valid_accuracy[best_epoch - 1],
     );
     let checkpoint = log_dir
         .join("checkpoint")
@@ -237,16 +448,45 @@ pub fn run<B: TrainBackend>(args: &ClassifyArgs, device: &B::Device, backend: &s
         .model
         .load_file(checkpoint.clone(), &WeightsRecorder::new(), device)
         .with_context(|| format!("cannot load the best checkpoint {}", checkpoint.display()))?;
+    std::fs::remove_dir_all(log_dir.join("checkpoint"))
+        .context("removing the training checkpoints")?;
+    Ok(Fitted {
+        model: best.model,
+        run: RunInfo {
+            best_epoch,
+            epochs_run,
+            train_seconds,
+            selected_by: schedule.select.name().to_string(),
+            history,
+        },
+    })
+}
 
-    let classifier = Classifier::new(best.model, tokenizer, config, device);
-    let evaluation = classifier.evaluate(&test, 256)?;
+/// Evaluates `classifier` on the test and training splits, writes the whole
+/// artifact into `writer` and publishes it. Returns the test accuracy.
+pub fn finish<B: LstmBackend>(
+    writer: ArtifactWriter,
+    classifier: Classifier<B>,
+    splits: &Splits,
+    run: RunInfo,
+    backend: &str,
+    compression: Option<Compression>,
+) -> Result<f64> {
+    let evaluation = classifier.evaluate(&splits.test, 256)?;
+    let train_accuracy = classifier.evaluate(&splits.train, 256)?.accuracy;
     println!(
-        "test accuracy {:.2}% ({}/{}) with the weights of epoch {best_epoch}",
+        "test accuracy {:.2}% ({}/{}) with the weights of epoch {} (train {:.2}%, dropout off)",
         100.0 * evaluation.accuracy,
         evaluation.correct,
-        evaluation.total
+        evaluation.total,
+        run.best_epoch,
+        100.0 * train_accuracy,
     );
-
+    let valid_accuracy = run
+        .history
+        .valid_accuracy
+        .get(run.best_epoch.wrapping_sub(1))
+        .map_or(f64::NAN, |percent| percent / 100.0);
     classifier
         .tokenizer
         .save(&writer.dir().join(infer::artifact::TOKENIZER_FILE))?;
@@ -254,16 +494,18 @@ pub fn run<B: TrainBackend>(args: &ClassifyArgs, device: &B::Device, backend: &s
     writer.write_weights(classifier.model)?;
     writer.write_metrics(&Metrics {
         test_accuracy: evaluation.accuracy,
-        valid_accuracy: valid_accuracy / 100.0,
-        best_epoch,
-        epochs_run,
-        train_seconds,
+        valid_accuracy,
+        best_epoch: run.best_epoch,
+        epochs_run: run.epochs_run,
+        train_seconds: run.train_seconds,
         backend: backend.to_string(),
         profile: profile(),
+        train_accuracy: Some(train_accuracy),
+        selected_by: run.selected_by,
+        history: run.history,
+        compression,
     })?;
-    std::fs::remove_dir_all(log_dir.join("checkpoint"))
-        .context("removing the training checkpoints")?;
     let path = writer.commit()?;
     println!("artifact written to {}", path.display());
-    Ok(())
+    Ok(evaluation.accuracy)
 }

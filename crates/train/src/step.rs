@@ -2,36 +2,141 @@
 //!
 //! `TrainStep` and `InferenceStep` are burn-train's traits; implementing them
 //! on a small module that `train` owns keeps training out of `model`.
+//!
+//! The same step trains a classifier on labels and, given a teacher's logits
+//! for each training example, distils the teacher into it (Hinton et al.
+//! 2015): [`distillation_loss`].
 
 use crate::TrainBackend;
+use burn::data::dataloader::batcher::Batcher;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
 use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
-use data::TextBatch;
+use data::{EncodedText, TextBatch, TextBatcher};
 use model::{LstmBackend, TextClassifier};
+
+/// How a student learns from its teacher's outputs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Distillation {
+    /// Softens both distributions: T > 1 brings out the teacher's ranking
+    /// of the wrong classes.
+    pub temperature: f64,
+    /// The weight of the teacher's term; 1 − alpha goes to the true labels.
+    pub alpha: f64,
+}
 
 /// The classifier as the Learner sees it.
 #[derive(Module, Debug)]
 pub struct ClassifierStep<B: Backend> {
     pub model: TextClassifier<B>,
+    /// Set when distilling: training batches then carry the teacher's logits.
+    #[module(skip)]
+    pub distillation: Option<Distillation>,
+}
+
+/// A training example, with the teacher's logits for it when distilling.
+#[derive(Debug, Clone)]
+pub struct TrainItem {
+    pub text: EncodedText,
+    pub teacher_logits: Option<Vec<f32>>,
+}
+
+impl From<EncodedText> for TrainItem {
+    fn from(text: EncodedText) -> Self {
+        Self {
+            text,
+            teacher_logits: None,
+        }
+    }
+}
+
+/// A padded batch, with the teacher's logits `[B, C]` when every example has them.
+#[derive(Debug, Clone)]
+pub struct TrainBatch<B: Backend> {
+    pub text: TextBatch<B>,
+    pub teacher_logits: Option<Tensor<B, 2>>,
+}
+
+/// Pads the texts like [`TextBatcher`] and stacks the teacher's logits.
+#[derive(Debug, Clone)]
+pub struct TrainBatcher {
+    pub text: TextBatcher,
+}
+
+impl<B: Backend> Batcher<B, TrainItem, TrainBatch<B>> for TrainBatcher {
+    fn batch(&self, items: Vec<TrainItem>, device: &B::Device) -> TrainBatch<B> {
+        let teacher: Option<Vec<Vec<f32>>> = items
+            .iter()
+            .map(|item| item.teacher_logits.clone())
+            .collect();
+        let teacher_logits = teacher.filter(|rows| !rows.is_empty()).map(|rows| {
+            let classes = rows[0].len();
+            let flat: Vec<f32> = rows.concat();
+            Tensor::from_data(TensorData::new(flat, [rows.len(), classes]), device)
+        });
+        let texts = items.into_iter().map(|item| item.text).collect();
+        TrainBatch {
+            text: self.text.batch(texts, device),
+            teacher_logits,
+        }
+    }
+}
+
+/// Hinton et al. (2015): α T² KL(softmax(t/T) ‖ softmax(s/T)) + (1 − α) CE(s, y),
+/// averaged over the batch, for student logits `s` and teacher logits `t`
+/// `[B, C]` and labels `y` `[B]`. The T² keeps the soft term's gradients on
+/// the same scale as the hard one's whatever the temperature.
+pub fn distillation_loss<B: Backend>(
+    student: Tensor<B, 2>,
+    teacher: Tensor<B, 2>,
+    labels: Tensor<B, 1, Int>,
+    distillation: Distillation,
+) -> Tensor<B, 1> {
+    let t = distillation.temperature;
+    let hard = CrossEntropyLossConfig::new()
+        .init(&student.device())
+        .forward(student.clone(), labels);
+    let teacher_log_p = log_softmax(teacher / t, 1);
+    let student_log_p = log_softmax(student / t, 1);
+    let kl = (teacher_log_p.clone().exp() * (teacher_log_p - student_log_p))
+        .sum_dim(1)
+        .mean(); // [1]
+    kl * (distillation.alpha * t * t) + hard * (1.0 - distillation.alpha)
 }
 
 impl<B: LstmBackend> ClassifierStep<B> {
-    /// Forward pass and mean cross-entropy over the batch.
-    pub fn forward_loss(&self, batch: TextBatch<B>) -> ClassificationOutput<B> {
-        let logits = self.model.forward(batch.tokens, batch.mask).logits; // [B, C]
-        let loss = CrossEntropyLossConfig::new()
-            .init(&logits.device())
-            .forward(logits.clone(), batch.labels.clone());
-        ClassificationOutput::new(loss, logits, batch.labels)
+    pub fn new(model: TextClassifier<B>) -> Self {
+        Self {
+            model,
+            distillation: None,
+        }
+    }
+
+    /// Forward pass and the loss: mean cross-entropy, or the distillation
+    /// loss when distilling and the batch has the teacher's logits (training
+    /// batches do, validation batches do not, so validation loss is always
+    /// plain cross-entropy).
+    pub fn forward_loss(&self, batch: TrainBatch<B>) -> ClassificationOutput<B> {
+        let text = batch.text;
+        let logits = self.model.forward(text.tokens, text.mask).logits; // [B, C]
+        let loss = match (self.distillation, batch.teacher_logits) {
+            (Some(distillation), Some(teacher)) => {
+                distillation_loss(logits.clone(), teacher, text.labels.clone(), distillation)
+            }
+            _ => CrossEntropyLossConfig::new()
+                .init(&logits.device())
+                .forward(logits.clone(), text.labels.clone()),
+        };
+        ClassificationOutput::new(loss, logits, text.labels)
     }
 }
 
 impl<B: TrainBackend> TrainStep for ClassifierStep<B> {
-    type Input = TextBatch<B>;
+    type Input = TrainBatch<B>;
     type Output = ClassificationOutput<B>;
 
-    fn step(&self, batch: TextBatch<B>) -> TrainOutput<ClassificationOutput<B>> {
+    fn step(&self, batch: TrainBatch<B>) -> TrainOutput<ClassificationOutput<B>> {
         let output = self.forward_loss(batch);
         let grads = output.loss.backward();
         TrainOutput::new(self, grads, output)
@@ -39,10 +144,50 @@ impl<B: TrainBackend> TrainStep for ClassifierStep<B> {
 }
 
 impl<B: LstmBackend> InferenceStep for ClassifierStep<B> {
-    type Input = TextBatch<B>;
+    type Input = TrainBatch<B>;
     type Output = ClassificationOutput<B>;
 
-    fn step(&self, batch: TextBatch<B>) -> ClassificationOutput<B> {
+    fn step(&self, batch: TrainBatch<B>) -> ClassificationOutput<B> {
         self.forward_loss(batch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::NdArray;
+
+    /// Worked out by hand: teacher logits (2 ln 3, 0) at T = 2 give
+    /// p = (3/4, 1/4); student logits (0, 0) give q = (1/2, 1/2).
+    /// KL(p ‖ q) = 3/4 ln(3/2) + 1/4 ln(1/2) = 0.1308120;
+    /// × T² = 0.5232481. Cross-entropy with label 0 is ln 2 = 0.6931472.
+    /// With α = 0.25: 0.25 × 0.5232481 + 0.75 × 0.6931472 = 0.6506724.
+    #[test]
+    fn distillation_loss_matches_a_hand_computed_value() {
+        let device = Default::default();
+        let student = Tensor::<NdArray, 2>::from_floats([[0.0, 0.0]], &device);
+        let teacher = Tensor::<NdArray, 2>::from_floats([[2.0 * 3f32.ln(), 0.0]], &device);
+        let labels = Tensor::<NdArray, 1, Int>::from_ints([0], &device);
+        let distillation = Distillation {
+            temperature: 2.0,
+            alpha: 0.25,
+        };
+        let loss: f32 = distillation_loss(student, teacher, labels, distillation).into_scalar();
+        assert!((loss - 0.6506724).abs() < 1e-6, "{loss}");
+    }
+
+    /// A student that already matches its teacher has no soft loss left.
+    #[test]
+    fn the_soft_term_vanishes_when_the_student_matches_the_teacher() {
+        let device = Default::default();
+        let logits = Tensor::<NdArray, 2>::from_floats([[1.5, -0.5], [0.2, 0.9]], &device);
+        let labels = Tensor::<NdArray, 1, Int>::from_ints([0, 1], &device);
+        let distillation = Distillation {
+            temperature: 3.0,
+            alpha: 1.0,
+        };
+        let loss: f32 =
+            distillation_loss(logits.clone(), logits, labels, distillation).into_scalar();
+        assert!(loss.abs() < 1e-6, "{loss}");
     }
 }

@@ -6,10 +6,10 @@ use burn::backend::{Autodiff, NdArray};
 use burn::data::dataloader::batcher::Batcher;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
-use data::{MR_LABELS, TextBatch, TextBatcher, WordTokenizer, encode_all, read_labelled_tsv};
+use data::{MR_LABELS, TextBatcher, WordTokenizer, encode_all, read_labelled_tsv};
 use model::TextClassifierConfig;
 use std::path::Path;
-use train::step::ClassifierStep;
+use train::step::{ClassifierStep, TrainBatch};
 
 type B = Autodiff<NdArray>;
 
@@ -24,13 +24,14 @@ fn overfits_a_small_fixed_batch() {
     let config = TextClassifierConfig::new(tokenizer.vocab_size(), 2)
         .with_d_embed(32)
         .with_d_hidden(32)
-        .with_dropout(0.0);
-    let mut step = ClassifierStep {
-        model: config.init::<B>(&device),
-    };
+        .with_embedding_dropout(0.0)
+        .with_output_dropout(0.0);
+    let mut step = ClassifierStep::new(config.init::<B>(&device));
     let mut optim = AdamConfig::new().init::<B, ClassifierStep<B>>();
-    let batch: TextBatch<B> =
-        TextBatcher::new(64).batch(encode_all(&tokenizer, &items).unwrap(), &device);
+    let batch = TrainBatch {
+        text: TextBatcher::new(64).batch(encode_all(&tokenizer, &items).unwrap(), &device),
+        teacher_logits: None,
+    };
 
     let mut accuracy = 0.0;
     let mut steps = 0;

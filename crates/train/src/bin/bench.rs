@@ -10,7 +10,7 @@ use model::{LstmBackend, TextClassifierConfig};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::time::Instant;
-use train::step::ClassifierStep;
+use train::step::{ClassifierStep, TrainBatch};
 
 /// Runs the benchmark cases of SPEC.md.
 #[derive(Parser)]
@@ -141,18 +141,19 @@ fn run_case<B: LstmBackend>(case: &Case, backend: &'static str, quick: bool) -> 
     let mut times = Vec::with_capacity(iters);
     if case.train {
         type AD<B> = burn::backend::Autodiff<B>;
-        let mut step = ClassifierStep {
-            model: config.init::<AD<B>>(&device),
-        };
+        let mut step = ClassifierStep::new(config.init::<AD<B>>(&device));
         let mut optim = AdamConfig::new().init::<AD<B>, ClassifierStep<AD<B>>>();
         let (tokens, mask, labels) = make_batch::<AD<B>>(case.batch, case.seq_len, &device);
         for i in 0..warmup + iters {
             let start = Instant::now();
-            let batch = data::TextBatch {
-                tokens: tokens.clone(),
-                mask: mask.clone(),
-                lengths: vec![],
-                labels: labels.clone(),
+            let batch = TrainBatch {
+                text: data::TextBatch {
+                    tokens: tokens.clone(),
+                    mask: mask.clone(),
+                    lengths: vec![],
+                    labels: labels.clone(),
+                },
+                teacher_logits: None,
             };
             let output = step.forward_loss(batch);
             let grads = GradientsParams::from_grads(output.loss.backward(), &step);

@@ -1,0 +1,277 @@
+//! `cargo xtask experiment regularization`: trains the MR classifier with no
+//! regularization, with each technique alone and with all of them, through
+//! the release `train` binary, and writes the table and the loss plot under
+//! `docs/experiments/regularization/`.
+
+use crate::experiment::{build_release, register_font};
+use anyhow::{Context, Result, ensure};
+use clap::Args;
+use plotters::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+#[derive(Args)]
+pub struct RegularizationArgs {
+    /// Epochs of every run (early stopping may end a run sooner).
+    #[arg(long, default_value_t = 12)]
+    epochs: usize,
+    #[arg(long, default_value = "docs/experiments/regularization")]
+    out: PathBuf,
+    /// Where the runs' artifacts go, one directory per run.
+    #[arg(long, default_value = "artifacts/regularization")]
+    artifacts: PathBuf,
+    /// Rerun only these runs (by their short names), keeping the other rows
+    /// from the previous results.jsonl.
+    #[arg(long, value_delimiter = ',')]
+    runs: Vec<String>,
+    /// Use target/release/train as it is instead of building it first.
+    #[arg(long)]
+    no_build: bool,
+    /// Train nothing: redraw the table and the plot from results.jsonl.
+    #[arg(long)]
+    plot_only: bool,
+}
+
+/// No regularization at all: no dropout, no decay, no clipping, and the
+/// weights of the last epoch.
+const NONE: [&str; 6] = [
+    "--embedding-dropout",
+    "0",
+    "--output-dropout",
+    "0",
+    "--select",
+    "last",
+];
+
+/// The runs: a short name, what the table calls it, and the options added
+/// to (or overriding) [`NONE`].
+const RUNS: [(&str, &str, &[&str]); 8] = [
+    ("none", "no regularization", &[]),
+    (
+        "embedding",
+        "embedding dropout 0.5",
+        &["--embedding-dropout", "0.5"],
+    ),
+    ("output", "output dropout 0.5", &["--output-dropout", "0.5"]),
+    (
+        "recurrent",
+        "variational recurrent dropout 0.25",
+        &["--recurrent-dropout", "0.25"],
+    ),
+    (
+        "decay",
+        "weight decay 0.05 (AdamW)",
+        &["--weight-decay", "0.05"],
+    ),
+    ("clip", "gradient clipping at norm 1", &["--clip-norm", "1"]),
+    (
+        "early",
+        "early stopping on validation loss (patience 2)",
+        &["--select", "loss", "--patience", "2"],
+    ),
+    (
+        "all",
+        "all of the above together",
+        &[
+            "--embedding-dropout",
+            "0.5",
+            "--output-dropout",
+            "0.5",
+            "--recurrent-dropout",
+            "0.25",
+            "--weight-decay",
+            "0.05",
+            "--clip-norm",
+            "1",
+            "--select",
+            "loss",
+            "--patience",
+            "2",
+        ],
+    ),
+];
+
+/// What a run's metrics.json holds that the table and plot use.
+#[derive(Deserialize, Serialize, Clone)]
+struct RunResult {
+    #[serde(default)]
+    run: String,
+    test_accuracy: f64,
+    valid_accuracy: f64,
+    train_accuracy: Option<f64>,
+    best_epoch: usize,
+    epochs_run: usize,
+    train_seconds: f64,
+    history: History,
+}
+
+#[derive(Deserialize, Serialize, Clone)]
+struct History {
+    train_loss: Vec<f64>,
+    valid_loss: Vec<f64>,
+}
+
+pub fn run(args: &RegularizationArgs) -> Result<()> {
+    std::fs::create_dir_all(&args.out)?;
+    let jsonl = args.out.join("results.jsonl");
+    let mut results: Vec<RunResult> = if jsonl.exists() {
+        std::fs::read_to_string(&jsonl)?
+            .lines()
+            .map(serde_json::from_str)
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("{} is not a results file", jsonl.display()))?
+    } else {
+        Vec::new()
+    };
+    if !args.plot_only {
+        if !args.no_build {
+            build_release(&["train"])?;
+        }
+        for (name, label, options) in RUNS {
+            if !args.runs.is_empty() && !args.runs.iter().any(|r| r == name) {
+                continue;
+            }
+            let artifact = args.artifacts.join(name);
+            let log = args.artifacts.join(format!("{name}.log"));
+            std::fs::create_dir_all(&args.artifacts)?;
+            println!("{label}: training, log in {}", log.display());
+            let status = Command::new("target/release/train")
+                .arg("--artifact-dir")
+                .arg(&artifact)
+                .args(["--epochs", &args.epochs.to_string()])
+                .args(NONE)
+                .args(options)
+                .stdout(std::fs::File::create(&log)?)
+                .status()?;
+            ensure!(
+                status.success(),
+                "{label}: train failed, see {}",
+                log.display()
+            );
+            let path = artifact.join("metrics.json");
+            let mut result: RunResult = serde_json::from_str(
+                &std::fs::read_to_string(&path)
+                    .with_context(|| format!("cannot read {}", path.display()))?,
+            )
+            .with_context(|| format!("{} is not a classifier's metrics", path.display()))?;
+            result.run = name.to_string();
+            println!(
+                "  test {:.2}%, kept epoch {} of {}",
+                100.0 * result.test_accuracy,
+                result.best_epoch,
+                result.epochs_run
+            );
+            results.retain(|r| r.run != name);
+            results.push(result);
+            let lines: Vec<String> = RUNS
+                .iter()
+                .filter_map(|(n, _, _)| results.iter().find(|r| r.run == *n))
+                .map(serde_json::to_string)
+                .collect::<Result<_, _>>()?;
+            std::fs::write(&jsonl, lines.join("\n") + "\n")?;
+        }
+    }
+    let table = markdown_table(args.epochs, &results);
+    std::fs::write(args.out.join("results.md"), &table)?;
+    print!("{table}");
+    let png = args.out.join("loss.png");
+    plot(&results, &png)?;
+    println!("wrote {}", png.display());
+    Ok(())
+}
+
+fn markdown_table(epochs: usize, results: &[RunResult]) -> String {
+    let mut out = format!(
+        "Command: `cargo xtask experiment regularization` ({epochs} epochs at most, seed 42, \
+         ndarray). Accuracies are of the weights the run kept, on each whole split with \
+         dropout off; the gap is train minus test.\n\n\
+         | run | options | train | valid | test | gap | epoch kept | seconds |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|\n"
+    );
+    for (name, label, options) in RUNS {
+        let Some(r) = results.iter().find(|r| r.run == name) else {
+            continue;
+        };
+        let train = r.train_accuracy.unwrap_or(f64::NAN);
+        let options = if options.is_empty() {
+            "`".to_string() + &NONE.join(" ") + "`"
+        } else {
+            "`".to_string() + &options.join(" ") + "`"
+        };
+        out += &format!(
+            "| {label} | {options} | {:.2}% | {:.2}% | {:.2}% | {:+.2} | {} of {} | {:.0} |\n",
+            100.0 * train,
+            100.0 * r.valid_accuracy,
+            100.0 * r.test_accuracy,
+            100.0 * (train - r.test_accuracy),
+            r.best_epoch,
+            r.epochs_run,
+            r.train_seconds,
+        );
+    }
+    out
+}
+
+/// Training and validation loss per epoch of the unregularized and the fully
+/// regularized runs.
+fn plot(results: &[RunResult], png: &Path) -> Result<()> {
+    let runs: Vec<(&str, &RunResult)> = [("none", "no regularization"), ("all", "all together")]
+        .into_iter()
+        .filter_map(|(name, label)| results.iter().find(|r| r.run == name).map(|r| (label, r)))
+        .collect();
+    ensure!(
+        !runs.is_empty(),
+        "no results for the runs `none` and `all` to plot"
+    );
+    register_font()?;
+    let epochs = runs
+        .iter()
+        .map(|(_, r)| r.history.valid_loss.len())
+        .max()
+        .unwrap_or(1);
+    let high = runs
+        .iter()
+        .flat_map(|(_, r)| r.history.train_loss.iter().chain(&r.history.valid_loss))
+        .fold(0.0f64, |a, &b| a.max(b))
+        * 1.05;
+    let root = BitMapBackend::new(png, (900, 560)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "MR classifier: loss per epoch without and with regularization",
+            ("sans-serif", 22),
+        )
+        .margin(12)
+        .x_label_area_size(42)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.5..epochs as f64 + 0.5, 0.0..high)?;
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .y_desc("cross-entropy")
+        .draw()?;
+    for ((label, r), color) in runs.iter().zip([RED, BLUE]) {
+        for (split, values, dashed) in [
+            ("training", &r.history.train_loss, true),
+            ("validation", &r.history.valid_loss, false),
+        ] {
+            let style = color.stroke_width(if dashed { 1 } else { 3 });
+            chart
+                .draw_series(LineSeries::new(
+                    values.iter().enumerate().map(|(i, &v)| (i as f64 + 1.0, v)),
+                    style,
+                ))?
+                .label(format!("{label}: {split}"))
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+        }
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
