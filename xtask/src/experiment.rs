@@ -7,7 +7,8 @@
 //! default command, plots its loss per epoch and keeps a generated sample,
 //! under `docs/experiments/lm/`.
 //!
-//! `cargo xtask experiment regularization` is in `regularization.rs`.
+//! `cargo xtask experiment regularization` is in `regularization.rs`, and
+//! `cargo xtask experiment compress` in `compress.rs`.
 
 use anyhow::{Context, Result, bail, ensure};
 use clap::{Args, Subcommand};
@@ -25,6 +26,8 @@ pub enum Experiment {
     Lm(LmArgs),
     /// The MR classifier without regularization, with each technique alone, and with all.
     Regularization(crate::regularization::RegularizationArgs),
+    /// The MR classifier quantized, pruned and distilled, with the report of all of them.
+    Compress(crate::compress::CompressArgs),
 }
 
 #[derive(Args)]
@@ -95,6 +98,7 @@ pub fn run(experiment: &Experiment) -> Result<()> {
         Experiment::Adding(args) => adding(args),
         Experiment::Lm(args) => lm(args),
         Experiment::Regularization(args) => crate::regularization::run(args),
+        Experiment::Compress(args) => crate::compress::run(args),
     }
 }
 

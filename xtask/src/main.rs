@@ -6,11 +6,13 @@
 //! - `cargo xtask experiment adding` reruns the long-range memory experiment;
 //!   `cargo xtask experiment lm` trains the character language model and plots it;
 //!   `cargo xtask experiment regularization` compares the generalization
-//!   techniques on MR.
+//!   techniques on MR; `cargo xtask experiment compress` quantizes, prunes
+//!   and distills the MR classifier and reports on all of them.
 //! - `cargo xtask bench` builds in release and runs the benchmark cases of
 //!   `../shared/bench/SPEC.md`.
 
 mod bench;
+mod compress;
 mod experiment;
 mod mr;
 mod registry;

@@ -140,8 +140,7 @@ pub fn run(args: &RegularizationArgs) -> Result<()> {
                 .arg("--artifact-dir")
                 .arg(&artifact)
                 .args(["--epochs", &args.epochs.to_string()])
-                .args(NONE)
-                .args(options)
+                .args(merged(options))
                 .stdout(std::fs::File::create(&log)?)
                 .status()?;
             ensure!(
@@ -179,6 +178,19 @@ pub fn run(args: &RegularizationArgs) -> Result<()> {
     plot(&results, &png)?;
     println!("wrote {}", png.display());
     Ok(())
+}
+
+/// [`NONE`] with `options` (flag–value pairs) added or replacing its own:
+/// clap takes each option once.
+fn merged(options: &[&'static str]) -> Vec<&'static str> {
+    let mut merged: Vec<[&str; 2]> = NONE.chunks(2).map(|p| [p[0], p[1]]).collect();
+    for pair in options.chunks(2) {
+        match merged.iter_mut().find(|[flag, _]| *flag == pair[0]) {
+            Some(slot) => slot[1] = pair[1],
+            None => merged.push([pair[0], pair[1]]),
+        }
+    }
+    merged.concat()
 }
 
 fn markdown_table(epochs: usize, results: &[RunResult]) -> String {

@@ -170,7 +170,7 @@ pub fn load_weights<B: Backend, M: Module<B>>(
         }
     };
     let found = ParamShapes::of(&loaded);
-    for ((name, want), (_, got)) in expected.0.iter().zip(&found.0) {
+    for ((name, want), (_, got)) in expected.shapes.iter().zip(&found.shapes) {
         if want != got {
             bail!(
                 "{} does not match {}: parameter `{name}` has shape {got:?} in the weights but {want:?} in the config",
@@ -179,7 +179,23 @@ pub fn load_weights<B: Backend, M: Module<B>>(
             );
         }
     }
+    check_quantized_backend(found.quantized, &B::name(device), &path)?;
     Ok(loaded)
+}
+
+/// int8 weights (from `train compress quantize`) run correctly on ndarray
+/// only: with Burn 0.21, an int8 record made on ndarray loads on wgpu but
+/// gives other logits (measured: 0.17 apart on a test model), and quantizing
+/// on wgpu itself fails. So a quantized artifact on another backend is an
+/// error rather than silently wrong predictions.
+pub fn check_quantized_backend(quantized: bool, backend: &str, weights: &Path) -> Result<()> {
+    if quantized && !backend.to_lowercase().contains("ndarray") {
+        bail!(
+            "{} holds int8 weights, which Burn 0.21 runs correctly on the ndarray backend only, not on {backend}: use the default (ndarray) build",
+            weights.display()
+        );
+    }
+    Ok(())
 }
 
 /// Writes an artifact into a staging directory and moves it into place.
@@ -280,23 +296,30 @@ fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     std::fs::write(path, text + "\n").with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// The dotted path and shape of every float parameter, in visiting order.
-struct ParamShapes(Vec<(String, Vec<usize>)>);
+/// The dotted path and shape of every float parameter, in visiting order,
+/// and whether any of them is quantized.
+struct ParamShapes {
+    shapes: Vec<(String, Vec<usize>)>,
+    quantized: bool,
+}
 
 impl ParamShapes {
     fn of<B: Backend, M: Module<B>>(module: &M) -> Self {
         let mut visitor = ShapeVisitor {
             path: Vec::new(),
-            shapes: Vec::new(),
+            shapes: ParamShapes {
+                shapes: Vec::new(),
+                quantized: false,
+            },
         };
         module.visit(&mut visitor);
-        Self(visitor.shapes)
+        visitor.shapes
     }
 }
 
 struct ShapeVisitor {
     path: Vec<String>,
-    shapes: Vec<(String, Vec<usize>)>,
+    shapes: ParamShapes,
 }
 
 impl<B: Backend> ModuleVisitor<B> for ShapeVisitor {
@@ -307,7 +330,44 @@ impl<B: Backend> ModuleVisitor<B> for ShapeVisitor {
         self.path.pop();
     }
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-        let shape = param.val().dims().to_vec();
-        self.shapes.push((self.path.join("."), shape));
+        let value = param.val();
+        self.shapes.quantized |= matches!(value.dtype(), burn::tensor::DType::QFloat(_));
+        self.shapes
+            .shapes
+            .push((self.path.join("."), value.dims().to_vec()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::NdArray;
+    use burn::module::Quantizer;
+    use burn::tensor::ops::QuantizedTensor;
+    use burn::tensor::quantization::{Calibration, QTensorPrimitive, QuantParam, QuantValue};
+
+    #[test]
+    fn int8_weights_are_refused_off_ndarray() {
+        let weights = Path::new("artifacts/mr-int8/model.mpk");
+        assert!(check_quantized_backend(true, "ndarray", weights).is_ok());
+        assert!(check_quantized_backend(false, "fusion<cubecl<wgpu>>", weights).is_ok());
+        let err = check_quantized_backend(true, "fusion<cubecl<wgpu>>", weights)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("artifacts/mr-int8/model.mpk"), "{err}");
+        assert!(err.contains("ndarray"), "{err}");
+        assert_eq!(NdArray::<f32>::name(&Default::default()), "ndarray");
+
+        let device = Default::default();
+        let model = TextClassifierConfig::new(10, 2).init::<NdArray>(&device);
+        assert!(!ParamShapes::of(&model).quantized);
+        let scheme = <QuantizedTensor<NdArray> as QTensorPrimitive>::default_scheme()
+            .with_value(QuantValue::Q8S)
+            .with_param(QuantParam::F32);
+        let quantized = model.quantize_weights(&mut Quantizer {
+            calibration: Calibration::MinMax,
+            scheme,
+        });
+        assert!(ParamShapes::of(&quantized).quantized);
     }
 }

@@ -152,6 +152,34 @@ impl<B: LstmBackend> Classifier<B> {
         Ok(predictions)
     }
 
+    /// The model's raw class scores for every text, `batch_size` at a time:
+    /// one row of `labels.len()` logits per text (a teacher's outputs, for
+    /// distillation).
+    pub fn logits(&self, texts: &[&str], batch_size: usize) -> Result<Vec<Vec<f32>>> {
+        let batcher = TextBatcher::new(self.config.max_seq_len);
+        let classes = self.config.labels.len();
+        let mut rows = Vec::with_capacity(texts.len());
+        for chunk in texts.chunks(batch_size.max(1)) {
+            let ids = chunk
+                .iter()
+                .map(|text| self.tokenizer.encode(text))
+                .collect::<Result<Vec<_>, _>>()
+                .context("tokenizing the input")?;
+            let ids: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
+            let (tokens, mask, _) = batcher.pad::<B>(&ids, &self.device);
+            let logits = self
+                .model
+                .forward(tokens, mask)
+                .logits
+                .into_data()
+                .convert::<f32>()
+                .to_vec::<f32>()
+                .expect("logits are f32");
+            rows.extend(logits.chunks(classes).map(<[f32]>::to_vec));
+        }
+        Ok(rows)
+    }
+
     /// Accuracy and confusion matrix on labelled examples.
     pub fn evaluate(&self, items: &[LabelledText], batch_size: usize) -> Result<Evaluation> {
         let texts: Vec<&str> = items.iter().map(|item| item.text.as_str()).collect();

@@ -238,10 +238,6 @@ fn make_lm_artifact(dir: &Path) {
             valid_loss_per_epoch: vec![1.0],
             backend: "ndarray".into(),
             profile: "test".into(),
-            train_accuracy: None,
-            selected_by: "accuracy".into(),
-            history: Default::default(),
-            compression: None,
         })
         .unwrap();
     writer.commit().unwrap();

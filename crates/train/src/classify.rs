@@ -509,3 +509,67 @@ pub fn finish<B: LstmBackend>(
     println!("artifact written to {}", path.display());
     Ok(evaluation.accuracy)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::{Autodiff, NdArray};
+    use burn::optim::GradientsParams;
+    use burn::prelude::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ClassifyArgs,
+    }
+
+    fn values<B: Backend>(model: &TextClassifier<B>) -> Vec<f32> {
+        let mut all = Vec::new();
+        struct Collect<'a>(&'a mut Vec<f32>);
+        impl<B: Backend> burn::module::ModuleVisitor<B> for Collect<'_> {
+            fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<B, D>>) {
+                self.0.extend(
+                    param
+                        .val()
+                        .into_data()
+                        .convert::<f32>()
+                        .to_vec::<f32>()
+                        .unwrap(),
+                );
+            }
+        }
+        model.visit(&mut Collect(&mut all));
+        all
+    }
+
+    /// With a zero loss gradient, AdamW's decoupled decay is all that moves
+    /// the weights: each shrinks by exactly the factor 1 − lr · decay.
+    #[test]
+    fn weight_decay_shrinks_weights_when_the_loss_gradient_is_zero() {
+        type A = Autodiff<NdArray>;
+        let device = Default::default();
+        let args = Cli::parse_from(["train", "--weight-decay", "0.1"]).args;
+        let model = TextClassifierConfig::new(20, 2)
+            .with_d_embed(4)
+            .with_d_hidden(4)
+            .init::<A>(&device);
+        let tokens = Tensor::<A, 2, Int>::from_ints([[3, 4, 5]], &device);
+        let mask = tokens.clone().not_equal_elem(0);
+        let zero_loss = model.forward(tokens, mask).logits.sum() * 0.0;
+        let grads = GradientsParams::from_grads(zero_loss.backward(), &model);
+        let before = values(&model);
+        let mut optimizer = optimizer(&args).init::<A, TextClassifier<A>>();
+        let after = values(&optimizer.step(0.01, model, grads));
+        let factor = 1.0 - 0.01 * 0.1;
+        let mut shrunk = 0;
+        for (b, a) in before.iter().zip(&after) {
+            assert!(
+                (a - b * factor).abs() <= 1e-7 * b.abs().max(1.0),
+                "{b} -> {a}"
+            );
+            shrunk += usize::from(a.abs() < b.abs());
+        }
+        assert!(shrunk > before.len() / 2, "only {shrunk} weights shrank");
+    }
+}

@@ -5,6 +5,8 @@
 //! - [`mlp`]: the 2-3-1 network case study, by autodiff or by hand (`train mlp`).
 //! - [`adding`]: the long-range memory experiment (`train adding`).
 //! - [`lm`]: the character language model with truncated BPTT (`train lm`).
+//! - [`compress`]: quantization, pruning and distillation of a trained
+//!   classifier, and their report (`train compress`).
 //! - [`checkpoints`]: the best checkpoint and per-epoch metrics of a run.
 //! - [`step`]: the Learner glue (`TrainStep`/`InferenceStep`), kept out of `model`.
 //! - [`renderer`]: short progress lines when stdout is not a terminal.
@@ -15,6 +17,7 @@
 pub mod adding;
 pub mod checkpoints;
 pub mod classify;
+pub mod compress;
 pub mod lm;
 pub mod mlp;
 pub mod renderer;

@@ -1,13 +1,14 @@
 //! `cargo run --release -p train`: trains the LSTM + attention classifier on
 //! `datasets/mr` and writes the artifact `artifacts/mr`. Subcommands run the
 //! fundamentals: `mlp` (the 2-3-1 network) and `adding` (long-range memory);
-//! `lm` trains the character language model on `datasets/shakespeare`.
+//! `lm` trains the character language model on `datasets/shakespeare`;
+//! `compress` quantizes, prunes or distills a trained classifier.
 //!
 //! The backend is chosen here and nowhere else: ndarray by default, wgpu with
 //! `--features wgpu`.
 
 use clap::{Parser, Subcommand};
-use train::{adding, classify, lm, mlp};
+use train::{adding, classify, compress, lm, mlp};
 
 #[cfg(not(feature = "wgpu"))]
 mod backend {
@@ -42,6 +43,8 @@ enum Command {
     Adding(adding::AddingArgs),
     /// The character-level LSTM language model on Shakespeare.
     Lm(lm::LmArgs),
+    /// Make a trained classifier smaller: quantize, prune or distill it; or report on artifacts.
+    Compress(compress::CompressArgs),
 }
 
 fn main() {
@@ -52,6 +55,7 @@ fn main() {
         Command::Mlp(args) => mlp::run::<TrainBackend>(&args, &device),
         Command::Adding(args) => adding::run::<TrainBackend>(&args, &device).map(|_| ()),
         Command::Lm(args) => lm::run::<TrainBackend>(&args, &device, backend::NAME),
+        Command::Compress(args) => compress::run::<TrainBackend>(&args, &device, backend::NAME),
     };
     if let Err(err) = result {
         eprintln!("error: {err:#}");

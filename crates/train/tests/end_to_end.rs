@@ -207,3 +207,61 @@ fn encoder_choice_round_trips_through_the_artifact() {
         .expect("a mismatched encoder must not load");
     assert!(format!("{err:#}").contains("model.mpk"), "{err:#}");
 }
+
+/// With early stopping on validation loss, training stops `patience`
+/// epochs after the lowest validation loss, and the artifact holds the
+/// weights of that epoch, not the last one.
+#[test]
+fn early_stopping_keeps_the_epoch_of_lowest_validation_loss() {
+    let tmp = tempfile::tempdir().unwrap();
+    let artifact = tmp.path().join("mr");
+    // A small slice and a high learning rate overfit within a few epochs.
+    let data = mr_dir();
+    let out = train(&[
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--artifact-dir",
+        artifact.to_str().unwrap(),
+        "--limit",
+        "320",
+        "--d-embed",
+        "32",
+        "--d-hidden",
+        "32",
+        "--lr",
+        "0.01",
+        "--epochs",
+        "30",
+        "--select",
+        "loss",
+        "--patience",
+        "2",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let metrics: infer::Metrics =
+        serde_json::from_str(&std::fs::read_to_string(artifact.join("metrics.json")).unwrap())
+            .unwrap();
+    let losses = &metrics.history.valid_loss;
+    assert_eq!(losses.len(), metrics.epochs_run);
+    assert!(
+        metrics.epochs_run < 30,
+        "early stopping never stopped: {losses:?}"
+    );
+    let lowest = (0..losses.len())
+        .min_by(|&a, &b| losses[a].total_cmp(&losses[b]))
+        .unwrap()
+        + 1;
+    assert_eq!(metrics.best_epoch, lowest, "{losses:?}");
+    assert_eq!(metrics.epochs_run, lowest + 2, "{losses:?}");
+    assert_eq!(metrics.selected_by, "loss");
+
+    // The weights are that epoch's: they score its validation accuracy.
+    let classifier =
+        infer::Classifier::<burn::backend::NdArray>::load(&artifact, &Default::default()).unwrap();
+    let valid = data::read_labelled_tsv(&mr_dir().join("valid.tsv"), &data::MR_LABELS).unwrap();
+    let accuracy = 100.0 * classifier.evaluate(&valid, 256).unwrap().accuracy;
+    let logged = metrics.history.valid_accuracy[lowest - 1];
+    assert!((accuracy - logged).abs() < 0.01, "{accuracy} vs {logged}");
+    let last = metrics.history.valid_accuracy[metrics.epochs_run - 1];
+    println!("kept epoch {lowest}: {accuracy:.2}%; last epoch: {last:.2}%");
+}

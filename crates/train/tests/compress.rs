@@ -1,0 +1,217 @@
+//! `train compress` end to end: a small classifier trained for one short
+//! epoch is quantized, pruned and distilled; each compressed artifact loads
+//! the way `infer` loads it and evaluates to the accuracy its metrics claim.
+
+use burn::backend::NdArray;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use train::compress::ParamCounts;
+
+fn mr_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../datasets/mr")
+}
+
+fn train(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_train"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn check(out: &Output) {
+    assert!(
+        out.status.success(),
+        "train failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn metrics(dir: &Path) -> infer::Metrics {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("metrics.json")).unwrap()).unwrap()
+}
+
+/// Loads `dir` as `infer` does and checks that its test accuracy and
+/// parameter counts are the ones its metrics.json reports.
+fn round_trip(dir: &Path) -> (infer::Classifier<NdArray>, infer::Metrics) {
+    let classifier = infer::Classifier::<NdArray>::load(dir, &Default::default()).unwrap();
+    let metrics = metrics(dir);
+    let test = data::read_labelled_tsv(&mr_dir().join("test.tsv"), &data::MR_LABELS).unwrap();
+    let accuracy = classifier.evaluate(&test, 256).unwrap().accuracy;
+    assert!(
+        (accuracy - metrics.test_accuracy).abs() < 1e-9,
+        "{}: evaluates to {accuracy}, metrics say {}",
+        dir.display(),
+        metrics.test_accuracy
+    );
+    let compression = metrics.compression.clone().expect("a compressed artifact");
+    let counts = ParamCounts::of(&classifier.model);
+    assert_eq!(counts.total, compression.parameters);
+    assert_eq!(counts.nonzero, compression.nonzero_parameters);
+    (classifier, metrics)
+}
+
+#[test]
+fn quantize_prune_and_distill_write_artifacts_that_infer_loads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = mr_dir();
+    let data = data.to_str().unwrap();
+    let teacher = tmp.path().join("teacher");
+    let path = |name: &str| tmp.path().join(name).to_str().unwrap().to_string();
+    check(&train(&[
+        "--data-dir",
+        data,
+        "--artifact-dir",
+        &path("teacher"),
+        "--epochs",
+        "1",
+        "--limit",
+        "640",
+        "--d-embed",
+        "32",
+        "--d-hidden",
+        "32",
+    ]));
+    let teacher_classifier =
+        infer::Classifier::<NdArray>::load(&teacher, &Default::default()).unwrap();
+
+    // int8: a quarter of the size, and nearly the same probabilities.
+    check(&train(&[
+        "compress",
+        "quantize",
+        "--from",
+        &path("teacher"),
+        "--to",
+        &path("int8"),
+        "--data-dir",
+        data,
+    ]));
+    let (int8, _) = round_trip(&tmp.path().join("int8"));
+    let size = |dir: &str| {
+        std::fs::metadata(tmp.path().join(dir).join("model.mpk"))
+            .unwrap()
+            .len()
+    };
+    assert!(
+        (size("int8") as f64) < 0.3 * size("teacher") as f64,
+        "int8 weights take {} bytes against {}",
+        size("int8"),
+        size("teacher")
+    );
+    let texts = ["a gorgeous , witty , seductive movie", "dull and lifeless"];
+    let before = teacher_classifier.predict(&texts, 2).unwrap();
+    let after = int8.predict(&texts, 2).unwrap();
+    for (b, a) in before.iter().zip(&after) {
+        let diff = (b.probabilities[0] - a.probabilities[0]).abs();
+        assert!(diff < 0.02, "int8 moved a probability by {diff}");
+    }
+
+    // Pruning to 50% with one epoch of fine-tuning.
+    check(&train(&[
+        "compress",
+        "prune",
+        "--from",
+        &path("teacher"),
+        "--to",
+        &path("pruned"),
+        "--data-dir",
+        data,
+        "--sparsity",
+        "0.5",
+        "--epochs",
+        "1",
+        "--limit",
+        "320",
+    ]));
+    let (_, pruned) = round_trip(&tmp.path().join("pruned"));
+    let compression = pruned.compression.unwrap();
+    let matrix_sparsity = compression.settings["weight_matrix_sparsity"]
+        .as_f64()
+        .unwrap();
+    assert!((matrix_sparsity - 0.5).abs() < 1e-3, "{matrix_sparsity}");
+    // Biases are kept, so slightly under half of all parameters are zero.
+    assert!(compression.sparsity > 0.45 && compression.sparsity < 0.5);
+
+    // A distilled student, and the same student on the labels alone.
+    for (name, alpha) in [("student", "0.7"), ("alone", "0")] {
+        check(&train(&[
+            "compress",
+            "distill",
+            "--from",
+            &path("teacher"),
+            "--to",
+            &path(name),
+            "--data-dir",
+            data,
+            "--epochs",
+            "1",
+            "--limit",
+            "320",
+            "--d-embed",
+            "8",
+            "--d-hidden",
+            "8",
+            "--alpha",
+            alpha,
+        ]));
+        let (_, student) = round_trip(&tmp.path().join(name));
+        let compression = student.compression.unwrap();
+        assert!(compression.parameters < ParamCounts::of(&teacher_classifier.model).total / 4);
+    }
+
+    // The report reads them all.
+    let out = train(&[
+        "compress",
+        "report",
+        &path("teacher"),
+        &path("int8"),
+        &path("pruned"),
+        &path("student"),
+        "--data-dir",
+        data,
+        "--sentences",
+        "4",
+    ]);
+    check(&out);
+    let table = String::from_utf8_lossy(&out.stdout);
+    for method in ["quantize", "prune", "distill"] {
+        assert!(table.contains(method), "{table}");
+    }
+}
+
+#[test]
+fn bad_compress_options_get_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("nothing");
+    let missing = missing.to_str().unwrap();
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["compress", "quantize", "--from", missing, "--to", missing],
+            "--to must differ from --from",
+        ),
+        (
+            &[
+                "compress",
+                "prune",
+                "--from",
+                missing,
+                "--to",
+                "x",
+                "--sparsity",
+                "1.5",
+            ],
+            "--sparsity must be in [0, 1)",
+        ),
+        (
+            &["compress", "distill", "--from", missing, "--to", "x"],
+            "does not exist",
+        ),
+    ];
+    for (args, message) in cases {
+        let out = train(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
