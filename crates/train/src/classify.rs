@@ -2,10 +2,10 @@
 //! best-validation checkpoint, the test evaluation and the artifact.
 
 use crate::TrainBackend;
-use crate::checkpoints::{best_and_last, best_epoch, per_epoch, profile};
+use crate::checkpoints::{per_epoch, profile};
 use crate::renderer::LineRenderer;
 use crate::step::{ClassifierStep, TrainBatcher, TrainItem};
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataset::InMemDataset;
 use burn::grad_clipping::GradientClippingConfig;
@@ -112,6 +112,27 @@ pub enum Select {
 }
 
 impl Select {
+    /// The 1-based epoch this choice keeps, from the per-epoch means: the
+    /// first lowest validation loss, the first highest validation accuracy,
+    /// or the last epoch.
+    pub fn pick(self, history: &History) -> usize {
+        let epochs = history.valid_loss.len();
+        let first_best = |values: &[f64], better: fn(f64, f64) -> bool| {
+            (0..values.len()).fold(0, |best, i| {
+                if better(values[i], values[best]) {
+                    i
+                } else {
+                    best
+                }
+            }) + 1
+        };
+        match self {
+            Select::Loss => first_best(&history.valid_loss, |a, b| a < b),
+            Select::Accuracy => first_best(&history.valid_accuracy, |a, b| a > b),
+            Select::Last => epochs,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Select::Loss => "loss",
@@ -389,17 +410,14 @@ where
         .metric_valid_numeric(AccuracyMetric::new())
         .with_file_checkpointer(WeightsRecorder::new())
         .num_epochs(schedule.epochs);
+    // Every epoch's checkpoint is kept until the run ends, and the epoch is
+    // chosen from the logged per-epoch values below: burn-train's metric
+    // checkpointing ranks epochs by its own aggregate, which can disagree with
+    // the per-epoch means it logs (it kept epoch 7 of a run whose logged
+    // validation loss was lowest at epoch 8).
+    training = training.with_checkpointing_strategy(KeepLastNCheckpoints::new(schedule.epochs));
     let loss = LossMetric::<B>::new();
     let accuracy = AccuracyMetric::<B>::new();
-    training = match schedule.select {
-        Select::Loss => {
-            training.with_checkpointing_strategy(best_and_last(&loss, Direction::Lowest))
-        }
-        Select::Accuracy => {
-            training.with_checkpointing_strategy(best_and_last(&accuracy, Direction::Highest))
-        }
-        Select::Last => training.with_checkpointing_strategy(KeepLastNCheckpoints::new(1)),
-    };
     if schedule.patience > 0 {
         let condition = StoppingCondition::NoImprovementSince {
             n_epochs: schedule.patience,
@@ -432,7 +450,13 @@ where
     drop(result.renderer);
 
     let history = history(log_dir)?;
-    let (best_epoch, _, epochs_run) = best_epoch(log_dir, "Loss")?;
+    let epochs_run = history.valid_loss.len();
+    ensure!(
+        epochs_run > 0 && history.valid_accuracy.len() == epochs_run,
+        "the training logs in {} hold no complete epoch",
+        log_dir.display()
+    );
+    let best_epoch = schedule.select.pick(&history);
     println!(
         "kept epoch {best_epoch} of {epochs_run} (by {}): validation loss {:.4}, accuracy {:.2}%; training took {train_seconds:.1} s",
         schedule.select.name(),
@@ -541,6 +565,19 @@ mod tests {
         }
         model.visit(&mut Collect(&mut all));
         all
+    }
+
+    #[test]
+    fn select_picks_the_first_best_epoch() {
+        let history = History {
+            train_loss: vec![0.7, 0.5, 0.4, 0.3],
+            valid_loss: vec![0.6, 0.45, 0.45, 0.5],
+            train_accuracy: vec![60.0, 70.0, 80.0, 90.0],
+            valid_accuracy: vec![65.0, 74.0, 76.0, 76.0],
+        };
+        assert_eq!(Select::Loss.pick(&history), 2);
+        assert_eq!(Select::Accuracy.pick(&history), 3);
+        assert_eq!(Select::Last.pick(&history), 4);
     }
 
     /// With a zero loss gradient, AdamW's decoupled decay is all that moves

@@ -235,6 +235,17 @@ fn load_source<B: model::LstmBackend>(
             .with_context(|| format!("cannot read {}", metrics_path.display()))?,
     )
     .with_context(|| format!("{} is not a classifier's metrics", metrics_path.display()))?;
+    if metrics
+        .compression
+        .as_ref()
+        .is_some_and(|c| c.method == "quantize")
+    {
+        bail!(
+            "{} holds int8 weights already: compress the f32 artifact it was made from ({})",
+            io.from.display(),
+            metrics.compression.as_ref().map_or("", |c| c.from.as_str())
+        );
+    }
     let splits = Splits::read(&io.data_dir, &classifier.config.labels, limit)?;
     Ok(Source {
         classifier,
@@ -244,6 +255,12 @@ fn load_source<B: model::LstmBackend>(
 }
 
 fn quantize<B: TrainBackend>(args: &QuantizeArgs, device: &B::Device, backend: &str) -> Result<()> {
+    let name = B::InnerBackend::name(device);
+    if !name.contains("ndarray") {
+        bail!(
+            "int8 quantization runs on the ndarray backend only (Burn 0.21 on {name} gives wrong results or fails): run `train compress quantize` from the default build"
+        );
+    }
     let source = load_source::<B::InnerBackend>(&args.io, None, device)?;
     let level = match args.granularity {
         Granularity::Tensor => QuantLevel::Tensor,

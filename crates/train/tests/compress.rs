@@ -106,6 +106,21 @@ fn quantize_prune_and_distill_write_artifacts_that_infer_loads() {
         assert!(diff < 0.02, "int8 moved a probability by {diff}");
     }
 
+    // An int8 artifact is not compressed again.
+    let again = train(&[
+        "compress",
+        "prune",
+        "--from",
+        &path("int8"),
+        "--to",
+        &path("again"),
+        "--data-dir",
+        data,
+    ]);
+    assert_eq!(again.status.code(), Some(1));
+    let message = String::from_utf8_lossy(&again.stderr);
+    assert!(message.contains("holds int8 weights already"), "{message}");
+
     // Pruning to 50% with one epoch of fine-tuning.
     check(&train(&[
         "compress",
