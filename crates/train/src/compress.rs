@@ -25,7 +25,7 @@ use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::ops::QuantizedTensor;
 use burn::tensor::quantization::{
-    BlockSize, Calibration, QTensorPrimitive, QuantLevel, QuantParam, QuantValue,
+    BlockSize, Calibration, QTensorPrimitive, QuantLevel, QuantParam, QuantScheme, QuantValue,
 };
 use clap::{Args, Subcommand, ValueEnum};
 use data::{WordTokenizer, encode_all};
@@ -262,21 +262,23 @@ fn quantize<B: TrainBackend>(args: &QuantizeArgs, device: &B::Device, backend: &
         );
     }
     let source = load_source::<B::InnerBackend>(&args.io, None, device)?;
-    let level = match args.granularity {
-        Granularity::Tensor => QuantLevel::Tensor,
-        Granularity::Block => QuantLevel::Block(BlockSize::new([args.block_size])),
-    };
     let scheme = <QuantizedTensor<B::InnerBackend> as QTensorPrimitive>::default_scheme()
         .with_value(QuantValue::Q8S)
-        .with_level(level)
+        .with_level(QuantLevel::Tensor)
         .with_param(QuantParam::F32);
-    let mut quantizer = Quantizer {
-        calibration: Calibration::MinMax,
+    let block = (args.granularity == Granularity::Block).then_some(args.block_size);
+    let mut quantizer = Int8 {
         scheme,
+        block,
+        blocked: 0,
+        whole: 0,
     };
     let classifier = source.classifier;
-    let model = classifier.model.quantize_weights(&mut quantizer);
-    println!("quantized every parameter tensor to int8 ({scheme:?})");
+    let model = classifier.model.map(&mut quantizer);
+    println!(
+        "quantized every parameter tensor to int8: {} with a scale per block of {}, {} with one scale per tensor ({scheme:?})",
+        quantizer.blocked, args.block_size, quantizer.whole
+    );
     let counts = ParamCounts::of(&model);
     let quantized = Classifier::new(model, classifier.tokenizer, classifier.config, device);
     let compression = Compression {
@@ -617,6 +619,39 @@ fn latency<B: model::LstmBackend>(
     Ok(1e3 * started.elapsed().as_secs_f64() / batches.len() as f64)
 }
 
+/// Burn's `Quantizer` (min–max calibration) with the level chosen per
+/// tensor: blocks of `block` values along the last dimension where that
+/// dimension is a multiple of the block (Burn cannot block it otherwise),
+/// one scale for the whole tensor elsewhere and when `block` is `None`.
+struct Int8 {
+    scheme: QuantScheme,
+    block: Option<u8>,
+    blocked: usize,
+    whole: usize,
+}
+
+impl<B: Backend> ModuleMapper<B> for Int8 {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        let last = param.val().dims()[D - 1];
+        let scheme = match self.block {
+            Some(block) if last % block as usize == 0 => {
+                self.blocked += 1;
+                self.scheme
+                    .with_level(QuantLevel::Block(BlockSize::new([block])))
+            }
+            _ => {
+                self.whole += 1;
+                self.scheme.with_level(QuantLevel::Tensor)
+            }
+        };
+        Quantizer {
+            calibration: Calibration::MinMax,
+            scheme,
+        }
+        .map_float(param)
+    }
+}
+
 /// Total and non-zero parameter values of a module (quantized tensors are
 /// counted by their dequantized values).
 #[derive(Debug, Clone, Copy, Default)]
@@ -833,31 +868,39 @@ mod tests {
         (tokens, mask)
     }
 
-    /// int8 per-tensor quantization moves no logit of a fixed batch by more
-    /// than 0.05 (the logits themselves are of order 1; one int8 step of a
-    /// weight tensor is 1/127 of its largest magnitude).
+    /// int8 quantization, per tensor or per block, moves no logit of a fixed
+    /// batch by more than 0.05 (the logits themselves are of order 1; one
+    /// int8 step of a weight tensor is 1/127 of its largest magnitude).
     #[test]
     fn quantized_logits_stay_close_to_the_float_ones() {
         let device = Default::default();
         <NdArray as Backend>::seed(&device, 3);
-        let model = TextClassifierConfig::new(50, 2).init::<NdArray>(&device);
+        let model = TextClassifierConfig::new(64, 2).init::<NdArray>(&device);
         let (tokens, mask) = batch::<NdArray>(&device);
         let float = model.forward(tokens.clone(), mask.clone()).logits;
         let scheme = <QuantizedTensor<NdArray> as QTensorPrimitive>::default_scheme()
             .with_value(QuantValue::Q8S)
-            .with_level(QuantLevel::Tensor)
             .with_param(QuantParam::F32);
-        let quantized = model.quantize_weights(&mut Quantizer {
-            calibration: Calibration::MinMax,
-            scheme,
-        });
-        let q = quantized.forward(tokens, mask).logits;
-        let scale: f32 = float.clone().abs().max().into_scalar();
-        let diff: f32 = (q - float).abs().max().into_scalar();
-        println!("largest logit {scale}, largest change {diff}");
-        assert!(scale > 0.05, "the logits should not be trivially small");
-        assert!(diff < 0.05, "quantization moved a logit by {diff}");
-        assert!(diff > 0.0, "the weights should actually have changed");
+        // Per tensor, and per block of 32: the embedding, the LSTM's W, U
+        // and bias are blocked; the attention's [128, 1] scoring weight, the
+        // [128, 2] output weight and their biases keep one scale each.
+        for (block, blocked) in [(None, 0), (Some(32), 4)] {
+            let mut int8 = Int8 {
+                scheme,
+                block,
+                blocked: 0,
+                whole: 0,
+            };
+            let quantized = model.clone().map(&mut int8);
+            assert_eq!(int8.blocked, blocked, "{block:?}");
+            let q = quantized.forward(tokens.clone(), mask.clone()).logits;
+            let scale: f32 = float.clone().abs().max().into_scalar();
+            let diff: f32 = (q - float.clone()).abs().max().into_scalar();
+            println!("block {block:?}: largest logit {scale}, largest change {diff}");
+            assert!(scale > 0.05, "the logits should not be trivially small");
+            assert!(diff < 0.05, "quantization moved a logit by {diff}");
+            assert!(diff > 0.0, "the weights should actually have changed");
+        }
     }
 
     /// After pruning and a fine-tuning step, the pruned weights are still
