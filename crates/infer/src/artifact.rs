@@ -103,8 +103,28 @@ impl ArtifactConfig {
         let path = dir.join(CONFIG_FILE);
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        serde_json::from_str(&text)
+        let mut value: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a valid artifact config", path.display()))?;
+        migrate(&mut value);
+        serde_json::from_value(value)
             .with_context(|| format!("{} is not a valid artifact config", path.display()))
+    }
+}
+
+/// Reads configs written before the classifier's single `dropout` became
+/// `embedding_dropout` and `output_dropout` (it applied to both) and
+/// `recurrent_dropout` was added (there was none).
+fn migrate(config: &mut serde_json::Value) {
+    let Some(model) = config.get_mut("model").and_then(|m| m.as_object_mut()) else {
+        return;
+    };
+    if let Some(dropout) = model.remove("dropout") {
+        for field in ["embedding_dropout", "output_dropout"] {
+            model.entry(field).or_insert_with(|| dropout.clone());
+        }
+        model
+            .entry("recurrent_dropout")
+            .or_insert(serde_json::json!(0.0));
     }
 }
 
@@ -345,6 +365,21 @@ mod tests {
     use burn::module::Quantizer;
     use burn::tensor::ops::QuantizedTensor;
     use burn::tensor::quantization::{Calibration, QTensorPrimitive, QuantParam, QuantValue};
+
+    #[test]
+    fn configs_with_the_old_single_dropout_still_load() {
+        let mut old = serde_json::json!({
+            "model": {"vocab_size": 10, "num_classes": 2, "d_embed": 8, "d_hidden": 8,
+                      "dropout": 0.3, "cell": "lstm", "layers": 1, "bidirectional": false},
+            "labels": ["neg", "pos"],
+            "max_seq_len": 64
+        });
+        migrate(&mut old);
+        let config: ArtifactConfig = serde_json::from_value(old).unwrap();
+        assert_eq!(config.model.embedding_dropout, 0.3);
+        assert_eq!(config.model.output_dropout, 0.3);
+        assert_eq!(config.model.recurrent_dropout, 0.0);
+    }
 
     #[test]
     fn int8_weights_are_refused_off_ndarray() {
