@@ -31,6 +31,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use data::{WordTokenizer, encode_all};
 use infer::artifact::{self, CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE};
 use infer::{ArtifactConfig, ArtifactWriter, Classifier, Compression, Metrics};
+use model::TextClassifier;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -131,7 +132,11 @@ pub struct PruneArgs {
     /// Prune each weight matrix to the sparsity, or rank all of them together.
     #[arg(long, value_enum, default_value_t = Scope::Layer)]
     pub scope: Scope,
-    /// Fine-tuning epochs after pruning (0 = none).
+    /// Gradual pruning: reach the sparsity in this many rounds (the cubic
+    /// schedule of Zhu & Gupta 2017), fine-tuning after each; 1 prunes at once.
+    #[arg(long, default_value_t = 1)]
+    pub rounds: usize,
+    /// Fine-tuning epochs after each round of pruning (0 = none).
     #[arg(long, default_value_t = 4)]
     pub epochs: usize,
     /// The fine-tuning learning rate (AdamW).
@@ -305,6 +310,9 @@ fn prune<B: TrainBackend>(args: &PruneArgs, device: &B::Device, backend: &str) -
     if !(0.0..1.0).contains(&args.sparsity) {
         bail!("--sparsity must be in [0, 1), got {}", args.sparsity);
     }
+    if args.rounds == 0 {
+        bail!("--rounds must be at least 1");
+    }
     let schedule = args.training.schedule(args.epochs, args.lr);
     if args.epochs > 0 {
         schedule.check()?;
@@ -312,66 +320,108 @@ fn prune<B: TrainBackend>(args: &PruneArgs, device: &B::Device, backend: &str) -
     let source = load_source::<B::InnerBackend>(&args.io, args.training.limit, device)?;
     let config = source.classifier.config.clone();
     let tokenizer = source.classifier.tokenizer.clone();
-    // The same weights, on the training backend.
-    let model = artifact::load_weights(&args.io.from, config.model.init::<B>(device), device)?;
-
-    let masks = PruningMasks::new(&model, args.sparsity, args.scope);
-    let model = model.map(&mut masks.mapper::<B>(device));
-    let counts = ParamCounts::of(&model);
-    println!(
-        "pruned {} of {} weights in {} matrices ({} scope): {} of {} parameters are zero",
-        masks.pruned(),
-        masks.prunable(),
-        masks.masks.len(),
-        match args.scope {
-            Scope::Layer => "per-layer",
-            Scope::Global => "global",
-        },
-        counts.total - counts.nonzero,
-        counts.total
-    );
-    let one_shot = Classifier::new(model.valid(), tokenizer.clone(), config.clone(), device)
-        .evaluate(&source.splits.valid, 256)?
-        .accuracy;
-    println!(
-        "validation accuracy right after pruning: {:.2}% (before: {:.2}%)",
-        100.0 * one_shot,
-        100.0 * source.metrics.valid_accuracy
-    );
-
-    let writer = ArtifactWriter::create(&args.io.to)?;
-    let (model, run) = if args.epochs == 0 {
-        (model.valid(), RunInfo::of(&source.metrics))
-    } else {
-        B::seed(device, args.training.seed);
-        let optimizer = Masked {
-            inner: AdamWConfig::new().with_weight_decay(0.0).init(),
-            masks: masks.mapper::<B>(device),
-        };
-        let encode = |items| -> Result<Vec<TrainItem>> {
-            Ok(encode_all(&tokenizer, items)?
-                .into_iter()
-                .map(TrainItem::from)
-                .collect())
-        };
-        let fitted = fit(
-            ClassifierStep::new(model),
-            optimizer,
-            &schedule,
-            encode(&source.splits.train)?,
-            encode(&source.splits.valid)?,
-            config.max_seq_len,
-            &writer.dir().join("training"),
-            device,
-        )?;
-        (fitted.model, fitted.run)
+    let encode = |items| -> Result<Vec<TrainItem>> {
+        Ok(encode_all(&tokenizer, items)?
+            .into_iter()
+            .map(TrainItem::from)
+            .collect())
     };
-    let counts = ParamCounts::of(&model);
-    let kept = masks.zeros_kept(&model);
+    let (train, valid) = (encode(&source.splits.train)?, encode(&source.splits.valid)?);
+    // The same weights, on the training backend.
+    let mut model = artifact::load_weights(&args.io.from, config.model.init::<B>(device), device)?;
+    let writer = ArtifactWriter::create(&args.io.to)?;
+    let mut masks = None;
+    let mut before_fine_tuning = Vec::new();
+    let mut runs = Vec::new();
+    for round in 1..=args.rounds {
+        // Zhu & Gupta (2017): the sparsity rises fast, then levels off at the target.
+        let progress = round as f64 / args.rounds as f64;
+        let target = args.sparsity * (1.0 - (1.0 - progress).powi(3));
+        // Weights pruned in earlier rounds are zero, the smallest of all, so
+        // each round's mask contains the previous one.
+        let round_masks = PruningMasks::new(&model, target, args.scope);
+        model = model.map(&mut round_masks.mapper::<B>(device));
+        let counts = ParamCounts::of(&model);
+        let accuracy = Classifier::new(model.valid(), tokenizer.clone(), config.clone(), device)
+            .evaluate(&source.splits.valid, 256)?
+            .accuracy;
+        println!(
+            "round {round} of {}: pruned {} of {} weights in {} matrices ({} scope), {} of {} parameters are zero; validation accuracy {:.2}% (before pruning: {:.2}%)",
+            args.rounds,
+            round_masks.pruned(),
+            round_masks.prunable(),
+            round_masks.masks.len(),
+            match args.scope {
+                Scope::Layer => "per-layer",
+                Scope::Global => "global",
+            },
+            counts.total - counts.nonzero,
+            counts.total,
+            100.0 * accuracy,
+            100.0 * source.metrics.valid_accuracy
+        );
+        before_fine_tuning.push(accuracy);
+        if args.epochs > 0 {
+            B::seed(device, args.training.seed);
+            let optimizer = Masked {
+                inner: AdamWConfig::new().with_weight_decay(0.0).init(),
+                masks: round_masks.mapper::<B>(device),
+            };
+            let log_dir = if args.rounds == 1 {
+                writer.dir().join("training")
+            } else {
+                writer.dir().join("training").join(format!("round-{round}"))
+            };
+            let fitted = fit(
+                ClassifierStep::new(model),
+                optimizer,
+                &schedule,
+                train.clone(),
+                valid.clone(),
+                config.max_seq_len,
+                &log_dir,
+                device,
+            )?;
+            // Back on the training backend, with every parameter tracked
+            // again (`from_inner` alone leaves them untracked, and the next
+            // round would not train).
+            model = TextClassifier::<B>::from_inner(fitted.model).map(&mut Track);
+            runs.push(fitted.run);
+        }
+        masks = Some(round_masks);
+    }
+    let masks = masks.expect("at least one round");
+    let model = model.valid();
     ensure!(
-        kept,
+        masks.zeros_kept(&model),
         "a pruned weight is no longer zero after fine-tuning: the mask was not kept"
     );
+    let run = match runs.pop() {
+        None => RunInfo::of(&source.metrics),
+        Some(last) => {
+            // The rounds' epochs, one after another; the kept epoch is the
+            // last round's choice.
+            let mut run = RunInfo {
+                best_epoch: 0,
+                epochs_run: 0,
+                train_seconds: 0.0,
+                selected_by: last.selected_by.clone(),
+                history: Default::default(),
+            };
+            for round in runs.iter().chain([&last]) {
+                run.epochs_run += round.epochs_run;
+                run.train_seconds += round.train_seconds;
+                let (from, to) = (&round.history, &mut run.history);
+                to.train_loss.extend(&from.train_loss);
+                to.valid_loss.extend(&from.valid_loss);
+                to.train_accuracy.extend(&from.train_accuracy);
+                to.valid_accuracy.extend(&from.valid_accuracy);
+            }
+            run.best_epoch = run.epochs_run - last.epochs_run + last.best_epoch;
+            run
+        }
+    };
+    let counts = ParamCounts::of(&model);
     let compression = Compression {
         method: "prune".into(),
         from: args.io.from.display().to_string(),
@@ -381,7 +431,7 @@ fn prune<B: TrainBackend>(args: &PruneArgs, device: &B::Device, backend: &str) -
         settings: serde_json::json!({
             "options": args,
             "weight_matrix_sparsity": masks.pruned() as f64 / masks.prunable() as f64,
-            "valid_accuracy_before_fine_tuning": one_shot,
+            "valid_accuracy_before_fine_tuning": before_fine_tuning,
         }),
     };
     let classifier = Classifier::new(model, tokenizer, config, device);
@@ -805,6 +855,16 @@ impl<B: Backend> ModuleMapper<B> for ApplyMasks<B> {
             masked = masked.require_grad();
         }
         Param::from_mapped_value(id, masked, mapper)
+    }
+}
+
+/// Makes every float parameter a tracked leaf of the autodiff graph.
+struct Track;
+
+impl<B: AutodiffBackend> ModuleMapper<B> for Track {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        let (id, tensor, mapper) = param.consume();
+        Param::from_mapped_value(id, tensor.detach().require_grad(), mapper)
     }
 }
 

@@ -121,7 +121,7 @@ fn quantize_prune_and_distill_write_artifacts_that_infer_loads() {
     let message = String::from_utf8_lossy(&again.stderr);
     assert!(message.contains("holds int8 weights already"), "{message}");
 
-    // Pruning to 50% with one epoch of fine-tuning.
+    // Pruning to 50% in two rounds, each with two epochs of fine-tuning.
     check(&train(&[
         "compress",
         "prune",
@@ -133,12 +133,18 @@ fn quantize_prune_and_distill_write_artifacts_that_infer_loads() {
         data,
         "--sparsity",
         "0.5",
+        "--rounds",
+        "2",
         "--epochs",
-        "1",
+        "2",
         "--limit",
         "320",
     ]));
     let (_, pruned) = round_trip(&tmp.path().join("pruned"));
+    // Both rounds trained: the second round's two epochs differ.
+    let losses = &pruned.history.valid_loss;
+    assert_eq!(losses.len(), 4, "{losses:?}");
+    assert_ne!(losses[2], losses[3], "the second round did not train");
     let compression = pruned.compression.unwrap();
     let matrix_sparsity = compression.settings["weight_matrix_sparsity"]
         .as_f64()
