@@ -284,16 +284,8 @@ fn quantize<B: TrainBackend>(args: &QuantizeArgs, device: &B::Device, backend: &
         "quantized every parameter tensor to int8: {} with a scale per block of {}, {} with one scale per tensor ({scheme:?})",
         quantizer.blocked, args.block_size, quantizer.whole
     );
-    let counts = ParamCounts::of(&model);
+    let compression = compression("quantize", &args.io, &model, serde_json::to_value(args)?);
     let quantized = Classifier::new(model, classifier.tokenizer, classifier.config, device);
-    let compression = Compression {
-        method: "quantize".into(),
-        from: args.io.from.display().to_string(),
-        sparsity: counts.sparsity(),
-        parameters: counts.total,
-        nonzero_parameters: counts.nonzero,
-        settings: serde_json::to_value(args)?,
-    };
     let writer = ArtifactWriter::create(&args.io.to)?;
     finish(
         writer,
@@ -421,19 +413,12 @@ fn prune<B: TrainBackend>(args: &PruneArgs, device: &B::Device, backend: &str) -
             run
         }
     };
-    let counts = ParamCounts::of(&model);
-    let compression = Compression {
-        method: "prune".into(),
-        from: args.io.from.display().to_string(),
-        sparsity: counts.sparsity(),
-        parameters: counts.total,
-        nonzero_parameters: counts.nonzero,
-        settings: serde_json::json!({
-            "options": args,
-            "weight_matrix_sparsity": masks.pruned() as f64 / masks.prunable() as f64,
-            "valid_accuracy_before_fine_tuning": before_fine_tuning,
-        }),
-    };
+    let settings = serde_json::json!({
+        "options": args,
+        "weight_matrix_sparsity": masks.pruned() as f64 / masks.prunable() as f64,
+        "valid_accuracy_before_fine_tuning": before_fine_tuning,
+    });
+    let compression = compression("prune", &args.io, &model, settings);
     let classifier = Classifier::new(model, tokenizer, config, device);
     finish(
         writer,
@@ -532,18 +517,11 @@ fn distill<B: TrainBackend>(args: &DistillArgs, device: &B::Device, backend: &st
         &writer.dir().join("training"),
         device,
     )?;
-    let counts = ParamCounts::of(&fitted.model);
-    let compression = Compression {
-        method: "distill".into(),
-        from: args.io.from.display().to_string(),
-        sparsity: counts.sparsity(),
-        parameters: counts.total,
-        nonzero_parameters: counts.nonzero,
-        settings: serde_json::json!({
-            "options": args,
-            "teacher_parameters": teacher_parameters,
-        }),
-    };
+    let settings = serde_json::json!({
+        "options": args,
+        "teacher_parameters": teacher_parameters,
+    });
+    let compression = compression("distill", &args.io, &fitted.model, settings);
     let classifier = Classifier::new(fitted.model, tokenizer, config, device);
     finish(
         writer,
@@ -554,6 +532,25 @@ fn distill<B: TrainBackend>(args: &DistillArgs, device: &B::Device, backend: &st
         Some(compression),
     )?;
     Ok(())
+}
+
+/// What `method` made of `io.from`: the model's parameter counts and sparsity,
+/// and the method's settings.
+fn compression<B: Backend, M: Module<B>>(
+    method: &str,
+    io: &Io,
+    model: &M,
+    settings: serde_json::Value,
+) -> Compression {
+    let counts = ParamCounts::of(model);
+    Compression {
+        method: method.into(),
+        from: io.from.display().to_string(),
+        sparsity: counts.sparsity(),
+        parameters: counts.total,
+        nonzero_parameters: counts.nonzero,
+        settings,
+    }
 }
 
 /// One row of the report.
@@ -580,9 +577,23 @@ fn report<B: model::LstmBackend>(
     backend: &str,
 ) -> Result<()> {
     let mut rows = Vec::new();
+    let mut splits: Option<(Vec<String>, Splits)> = None;
     for dir in &args.artifacts {
         let classifier = Classifier::<B>::load(dir, device)?;
-        let splits = Splits::read(&args.data_dir, &classifier.config.labels, None)?;
+        let labels = &classifier.config.labels;
+        // The dataset is read once, with the first artifact's labels; the
+        // others must name the same classes.
+        let (read_with, splits) = match &mut splits {
+            Some(read) => read,
+            None => splits.insert((labels.clone(), Splits::read(&args.data_dir, labels, None)?)),
+        };
+        if read_with != labels {
+            bail!(
+                "{} has the labels {labels:?} but {} has {read_with:?}: report on artifacts of one dataset",
+                dir.display(),
+                args.artifacts[0].display()
+            );
+        }
         let method = std::fs::read_to_string(dir.join(artifact::METRICS_FILE))
             .ok()
             .and_then(|text| serde_json::from_str::<Metrics>(&text).ok())
