@@ -31,7 +31,7 @@ use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
 
 use crate::Recurrent;
-use crate::lstm_op::{LstmBackend, lstm_recurrence};
+use crate::lstm_op::{LstmBackend, lstm_layer};
 use crate::steps::{linear_3d, tanh, time_steps};
 
 #[derive(Config, Debug)]
@@ -145,10 +145,15 @@ impl<B: LstmBackend> Lstm<B> {
         let [batch, seq, _] = x.dims();
         let h = self.d_hidden;
         let device = x.device();
-        let projected = linear_3d(&self.input, x); // [B, T, 4H]
         let state = state.unwrap_or_else(|| LstmState::zeros(batch, h, &device));
-        let out = lstm_recurrence(
-            projected,
+        let bias = match &self.input.bias {
+            Some(bias) => bias.val(),
+            None => Tensor::zeros([4 * h], &device),
+        };
+        let out = lstm_layer(
+            x,
+            self.input.weight.val(),
+            bias,
             self.recurrent.weight.val(),
             state.hidden,
             state.cell,

@@ -6,7 +6,7 @@
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
 use clap::Parser;
-use model::{LstmBackend, TextClassifierConfig};
+use model::{LstmBackend, LstmKernel, TextClassifierConfig};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::time::Instant;
@@ -67,6 +67,8 @@ struct Measurement {
     batch: usize,
     seq_len: usize,
     median_ms: f64,
+    /// Medians of forward, backward and optimizer step, for training cases.
+    phases_ms: Option<[f64; 3]>,
 }
 
 fn main() {
@@ -95,6 +97,19 @@ fn main() {
             seqs,
             seqs * m.seq_len as f64
         );
+    }
+    if results.iter().any(|m| m.phases_ms.is_some()) {
+        println!();
+        println!("| case | backend | forward + loss ms | backward ms | Adam step ms |");
+        println!("|---|---|---|---|---|");
+        for m in &results {
+            if let Some([forward, backward, optimizer]) = m.phases_ms {
+                println!(
+                    "| {} | {} | {forward:.2} | {backward:.2} | {optimizer:.2} |",
+                    m.case, m.backend
+                );
+            }
+        }
     }
 }
 
@@ -126,7 +141,11 @@ fn make_batch<B: Backend>(
     )
 }
 
-fn run_case<B: LstmBackend>(case: &Case, backend: &'static str, quick: bool) -> Measurement {
+fn run_case<B: LstmKernel + LstmBackend>(
+    case: &Case,
+    backend: &'static str,
+    quick: bool,
+) -> Measurement {
     let (warmup, iters) = match (quick, case.train) {
         (true, _) => (1, 3),
         (false, true) => (3, 20),
@@ -134,11 +153,17 @@ fn run_case<B: LstmBackend>(case: &Case, backend: &'static str, quick: bool) -> 
     };
     let device: B::Device = Default::default();
     B::seed(&device, 0);
+    // SPEC.md's model has no dropout.
     let config = TextClassifierConfig::new(VOCAB, CLASSES)
         .with_d_embed(EMBED)
-        .with_d_hidden(HIDDEN);
+        .with_d_hidden(HIDDEN)
+        .with_embedding_dropout(0.0)
+        .with_output_dropout(0.0);
 
     let mut times = Vec::with_capacity(iters);
+    // Forward with the loss, backward, optimizer step: on the CPU backends,
+    // which run each operation as it is issued, where a step's time goes.
+    let mut phases: Vec<[f64; 3]> = Vec::new();
     if case.train {
         type AD<B> = burn::backend::Autodiff<B>;
         let mut step = ClassifierStep::new(config.init::<AD<B>>(&device));
@@ -156,11 +181,16 @@ fn run_case<B: LstmBackend>(case: &Case, backend: &'static str, quick: bool) -> 
                 teacher_logits: None,
             };
             let output = step.forward_loss(batch);
+            let forward = start.elapsed();
             let grads = GradientsParams::from_grads(output.loss.backward(), &step);
+            let backward = start.elapsed();
             step = optim.step(1e-3, step, grads);
             let _loss: f32 = output.loss.into_scalar().elem();
             if i >= warmup {
-                times.push(start.elapsed().as_secs_f64());
+                let total = start.elapsed();
+                times.push(total.as_secs_f64());
+                phases
+                    .push([forward, backward - forward, total - backward].map(|d| d.as_secs_f64()));
             }
         }
     } else {
@@ -188,11 +218,19 @@ fn run_case<B: LstmBackend>(case: &Case, backend: &'static str, quick: bool) -> 
         case.seq_len,
         seqs * case.seq_len as f64
     );
+    let phases_ms = (!phases.is_empty()).then(|| {
+        [0, 1, 2].map(|k| {
+            let mut times: Vec<f64> = phases.iter().map(|p| p[k]).collect();
+            times.sort_by(f64::total_cmp);
+            1e3 * times[times.len() / 2]
+        })
+    });
     Measurement {
         case: case.name,
         backend,
         batch: case.batch,
         seq_len: case.seq_len,
         median_ms,
+        phases_ms,
     }
 }
