@@ -17,6 +17,11 @@ use rand_chacha::ChaCha8Rng;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
+/// See the workspace Cargo.toml: glibc's malloc returns large blocks to the
+/// kernel on free, and every tensor operation allocates one.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[cfg(not(feature = "wgpu"))]
 type Backend = burn::backend::NdArray;
 #[cfg(feature = "wgpu")]

@@ -158,14 +158,17 @@ impl<B: LstmBackend> Lstm<B> {
             state.hidden,
             state.cell,
             state_mask,
-        ); // [B, T, 2H]: hidden states, then cell states
-        let hidden = out.clone().slice([0..batch, 0..seq, 0..h]); // [B, T, H]
-        let last = out
-            .slice([0..batch, seq - 1..seq, 0..2 * h])
-            .reshape([batch, 2 * h]);
+        ); // [B·T + B, H]: hidden states, then final cells
+        let hidden = out
+            .clone()
+            .slice([0..batch * seq, 0..h])
+            .reshape([batch, seq, h]); // [B, T, H]
         let state = LstmState {
-            hidden: last.clone().slice([0..batch, 0..h]),
-            cell: last.slice([0..batch, h..2 * h]),
+            hidden: hidden
+                .clone()
+                .slice([0..batch, seq - 1..seq, 0..h])
+                .reshape([batch, h]),
+            cell: out.slice([batch * seq..batch * (seq + 1), 0..h]),
         };
         (hidden, state)
     }

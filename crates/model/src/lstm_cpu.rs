@@ -102,7 +102,7 @@ pub(crate) fn lstm_forward<B: CpuBackend>(
         dims,
         keep_trace,
     );
-    (write::<B>(out, [batch, seq, 2 * hidden], &device), trace)
+    (write::<B>(out, [batch * (seq + 1), hidden], &device), trace)
 }
 
 /// The gradients of x, W, b, U, h_0 and c_0 (see
@@ -179,8 +179,8 @@ fn write<B: Backend>(
 }
 
 /// The forward pass on plain buffers: x `[B, T, E]`, `hidden` and `cell`
-/// the start state `[B, H]`. Returns `[B, T, 2H]` (hidden states, then cell
-/// states) and, when asked, the trace.
+/// the start state `[B, H]`. Returns `[B·T + B, H]` (the hidden states, then
+/// the final cells) and, when asked, the trace.
 fn forward(
     x: Vec<f32>,
     weights: Weights,
@@ -211,7 +211,7 @@ fn forward(
     );
     let recurrent = &weights.recurrent;
     let arch = Arch::new();
-    let mut out = vec![0.0; batch * seq * 2 * h];
+    let mut out = vec![0.0; batch * (seq + 1) * h];
     let traced = |len| {
         if keep_trace {
             vec![0.0; len]
@@ -260,7 +260,7 @@ fn forward(
                         c,
                         hid,
                         &mut tc[tanh_at * t..tanh_at * t + h],
-                        &mut o[t * 2 * h..(t + 1) * 2 * h],
+                        &mut o[t * h..(t + 1) * h],
                     )
                 })
             };
@@ -269,7 +269,7 @@ fn forward(
                 gates.par_chunks_mut(seq * g4),
                 cell.par_chunks_mut(h),
                 hidden.par_chunks_mut(h),
-                out.par_chunks_mut(seq * 2 * h),
+                out[..batch * seq * h].par_chunks_mut(seq * h),
                 tanh_cells.par_chunks_mut(tanh_row_len),
             )
                 .into_par_iter()
@@ -279,13 +279,14 @@ fn forward(
                 .chunks_mut(seq * g4)
                 .zip(cell.chunks_mut(h))
                 .zip(hidden.chunks_mut(h))
-                .zip(out.chunks_mut(seq * 2 * h))
+                .zip(out[..batch * seq * h].chunks_mut(seq * h))
                 .zip(tanh_cells.chunks_mut(tanh_row_len))
             {
                 step(gate, c, hid, o, tc);
             }
         }
     }
+    out[batch * seq * h..].copy_from_slice(&cell);
     let trace = keep_trace.then(|| CpuTrace {
         dims,
         x,
@@ -301,7 +302,7 @@ fn forward(
 
 /// One step of one sequence: `gate` `[4H]` from pre-activations to
 /// activations; the cell `c` and hidden state `hid` `[H]` to the next step's;
-/// tanh of the new cell into `tc`; h and c into `out` `[2H]`.
+/// tanh of the new cell into `tc`; h into `out` `[H]`.
 #[inline(always)]
 fn cell_forward(gate: &mut [f32], c: &mut [f32], hid: &mut [f32], tc: &mut [f32], out: &mut [f32]) {
     let h = c.len();
@@ -311,19 +312,15 @@ fn cell_forward(gate: &mut [f32], c: &mut [f32], hid: &mut [f32], tc: &mut [f32]
     g.iter_mut().for_each(|v| *v = tanh(*v));
     o.iter_mut().for_each(|v| *v = sigmoid(*v));
     let (i, f) = i_f.split_at(h);
-    let (out_h, out_c) = out.split_at_mut(h);
     for j in 0..h {
         c[j] = f[j] * c[j] + i[j] * g[j];
-        out_c[j] = c[j];
-    }
-    for j in 0..h {
         tc[j] = tanh(c[j]);
         hid[j] = o[j] * tc[j];
-        out_h[j] = hid[j];
+        out[j] = hid[j];
     }
 }
 
-/// The backward pass on plain buffers, from the gradient `[B, T, 2H]` of the
+/// The backward pass on plain buffers, from the gradient `[B·T + B, H]` of the
 /// forward output: the gradients of x `[B, T, E]`, W `[E, 4H]`, b `[4H]`,
 /// U `[H, 4H]`, h_0 and c_0 `[B, H]`.
 fn backward(trace: CpuTrace, grad: Vec<f32>) -> [Vec<f32>; 6] {
@@ -346,7 +343,9 @@ fn backward(trace: CpuTrace, grad: Vec<f32>) -> [Vec<f32>; 6] {
         ..
     } = trace;
     let mut dh_next = vec![0.0; batch * h];
-    let mut dc_next = vec![0.0; batch * h];
+    // The final cells' gradient; the per-step cells are not outputs.
+    let mut dc_next = grad[batch * seq * h..].to_vec();
+    let grad = &grad[..batch * seq * h];
     let parallel = batch * g4 >= PARALLEL_ROWS;
 
     for t in (0..seq).rev() {
@@ -358,7 +357,7 @@ fn backward(trace: CpuTrace, grad: Vec<f32>) -> [Vec<f32>; 6] {
                         &mut gate[t * g4..(t + 1) * g4],
                         dh,
                         dc,
-                        &grad[t * 2 * h..(t + 1) * 2 * h],
+                        &grad[at.clone()],
                         &cp[at.clone()],
                         &tc[at],
                     )
@@ -370,7 +369,7 @@ fn backward(trace: CpuTrace, grad: Vec<f32>) -> [Vec<f32>; 6] {
                 d_gates.par_chunks_mut(seq * g4),
                 dh_next.par_chunks(h),
                 dc_next.par_chunks_mut(h),
-                grad.par_chunks(seq * 2 * h),
+                grad.par_chunks(row),
                 prev_cells.par_chunks(row),
                 tanh_cells.par_chunks(row),
             )
@@ -381,7 +380,7 @@ fn backward(trace: CpuTrace, grad: Vec<f32>) -> [Vec<f32>; 6] {
                 .chunks_mut(seq * g4)
                 .zip(dh_next.chunks(h))
                 .zip(dc_next.chunks_mut(h))
-                .zip(grad.chunks(seq * 2 * h))
+                .zip(grad.chunks(row))
                 .zip(prev_cells.chunks(row))
                 .zip(tanh_cells.chunks(row))
             {
@@ -444,14 +443,14 @@ fn backward(trace: CpuTrace, grad: Vec<f32>) -> [Vec<f32>; 6] {
 /// One step of one sequence backwards: turns `gate` `[4H]` from the
 /// activations into the gradients of the pre-activations, given the
 /// gradient reaching h from the next step `dh_next` and the step's own output
-/// gradient `grad` `[2H]` (h, then c); `dc` `[H]` goes from the cell gradient
+/// gradient `grad_h` `[H]`; `dc` `[H]` goes from the cell gradient
 /// of the next step to that of this step's start.
 #[inline(always)]
 fn cell_backward(
     gate: &mut [f32],
     dh_next: &[f32],
     dc: &mut [f32],
-    grad: &[f32],
+    grad_h: &[f32],
     prev_cell: &[f32],
     tanh_cell: &[f32],
 ) {
@@ -459,11 +458,10 @@ fn cell_backward(
     let (ifg, o) = gate.split_at_mut(3 * h);
     let (i_f, g) = ifg.split_at_mut(2 * h);
     let (i, f) = i_f.split_at_mut(h);
-    let (grad_h, grad_c) = grad.split_at(h);
     for j in 0..h {
         let dh = grad_h[j] + dh_next[j];
         let (ij, fj, gj, oj, tcj) = (i[j], f[j], g[j], o[j], tanh_cell[j]);
-        let dcj = grad_c[j] + dc[j] + dh * oj * (1.0 - tcj * tcj);
+        let dcj = dc[j] + dh * oj * (1.0 - tcj * tcj);
         i[j] = dcj * gj * ij * (1.0 - ij);
         f[j] = dcj * prev_cell[j] * fj * (1.0 - fj);
         g[j] = dcj * ij * (1.0 - gj * gj);
@@ -706,7 +704,7 @@ mod tests {
             c0: random([batch, h], 1.0),
             state_mask: Some(write::<NdArray>(mask, [batch, h], &Default::default())),
         };
-        let grad = random([batch, seq, 2 * h], 1.0);
+        let grad = random([batch * (seq + 1), h], 1.0);
 
         let (out, trace) = lstm_forward::<NdArray>(inputs.clone(), true);
         let (reference, reference_trace) = tensor_ops::forward::<NdArray>(inputs, true);

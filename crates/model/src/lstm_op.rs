@@ -50,14 +50,17 @@ pub trait LstmKernel: Backend {
     /// What the forward pass keeps for the backward pass.
     type LstmTrace: Clone + Send + std::fmt::Debug + 'static;
 
-    /// Runs the layer (see [`LstmInputs`]). Returns `[B, T, 2H]`: the hidden
-    /// state of each step, then its cell state; and the trace if `keep_trace`.
+    /// Runs the layer (see [`LstmInputs`]). Returns `[B·T + B, H]`: the
+    /// hidden state of every step (row b·T + t), then the final cell state of
+    /// each sequence (row B·T + b); and the trace if `keep_trace`. Rows, so
+    /// that both parts are contiguous slices, and no per-step cell states,
+    /// which nothing outside the layer reads.
     fn lstm_forward(
         inputs: LstmInputs<Self>,
         keep_trace: bool,
     ) -> (FloatTensor<Self>, Option<Self::LstmTrace>);
 
-    /// From the gradient of the forward output `[B, T, 2H]`, the gradients of
+    /// From the gradient of the forward output `[B·T + B, H]`, the gradients of
     /// x, W, b, U, h_0 and c_0, in that order.
     fn lstm_backward(trace: Self::LstmTrace, grad: FloatTensor<Self>) -> [FloatTensor<Self>; 6];
 }
@@ -86,7 +89,7 @@ pub struct LstmInputs<B: Backend> {
 /// A backend the models run on: the layer as one operation, recorded as one
 /// autodiff node on `Autodiff<B>` for any [`LstmKernel`] `B`.
 pub trait LstmBackend: Backend {
-    /// See [`LstmKernel::lstm_forward`]; returns `[B, T, 2H]`.
+    /// See [`LstmKernel::lstm_forward`]; returns `[B·T + B, H]`.
     fn lstm(inputs: LstmInputs<Self>) -> FloatTensor<Self>;
 }
 
@@ -217,7 +220,7 @@ pub(crate) mod tensor_ops {
     pub(crate) fn forward<B: Backend>(
         inputs: LstmInputs<B>,
         keep_trace: bool,
-    ) -> (Tensor<B, 3>, Option<Trace<B>>) {
+    ) -> (Tensor<B, 2>, Option<Trace<B>>) {
         let x = float::<B, 3>(inputs.x);
         let input_weight = float::<B, 2>(inputs.input_weight);
         let recurrent = float::<B, 2>(inputs.recurrent);
@@ -247,7 +250,6 @@ pub(crate) mod tensor_ops {
             input_weight,
         });
         let mut hiddens = Vec::with_capacity(seq);
-        let mut cells = Vec::with_capacity(seq);
         for t in 0..seq {
             let wx = scaled_input
                 .clone()
@@ -272,38 +274,39 @@ pub(crate) mod tensor_ops {
             }
             hidden = next;
             hiddens.push(hidden.clone());
-            cells.push(cell.clone());
         }
-        let out = Tensor::cat(vec![Tensor::stack(hiddens, 1), Tensor::stack(cells, 1)], 2); // [B, T, 2H]
+        let hiddens = Tensor::stack::<3>(hiddens, 1).reshape([batch * seq, h]);
+        let out = Tensor::cat(vec![hiddens, cell], 0); // [B·T + B, H]
         (out, trace)
     }
 
     /// Gradients of x, W, b, U, h_0 and c_0, from the gradient of the output
-    /// `[B, T, 2H]`.
-    pub(crate) fn backward<B: Backend>(trace: Trace<B>, grad: Tensor<B, 3>) -> [FloatTensor<B>; 6] {
-        let [batch, seq, two_h] = grad.dims();
-        let h = two_h / 2;
+    /// `[B·T + B, H]`.
+    pub(crate) fn backward<B: Backend>(trace: Trace<B>, grad: Tensor<B, 2>) -> [FloatTensor<B>; 6] {
+        let seq = trace.gates.len();
+        let [rows, h] = grad.dims();
+        let batch = rows / (seq + 1);
+        let grad_cell = grad.clone().slice([batch * seq..rows, 0..h]);
+        let grad = grad.slice([0..batch * seq, 0..h]).reshape([batch, seq, h]);
         let device = grad.device();
         let derivative_scale = gate_scale::<B>(h, 4.0, &device); // d(2σ(2x) − 1)/dx = 4σ(1 − σ)
         let recurrent_t = trace.recurrent.clone().transpose(); // [4H, H]
         let mut dh_next = Tensor::<B, 2>::zeros([batch, h], &device);
-        let mut dc_next = Tensor::<B, 2>::zeros([batch, h], &device);
+        let mut dc_next = grad_cell;
         let mut d_pre = Vec::with_capacity(seq);
         for t in (0..seq).rev() {
-            let step = grad
+            let dh = grad
                 .clone()
-                .slice([0..batch, t..t + 1, 0..two_h])
-                .reshape([batch, two_h]);
-            let dh = step.clone().slice([0..batch, 0..h]) + dh_next;
+                .slice([0..batch, t..t + 1, 0..h])
+                .reshape([batch, h])
+                + dh_next;
             let gates = trace.gates[t].clone();
             let i = gates.clone().slice([0..batch, 0..h]);
             let f = gates.clone().slice([0..batch, h..2 * h]);
             let g = gates.clone().slice([0..batch, 2 * h..3 * h]) * 2.0 - 1.0;
             let o = gates.clone().slice([0..batch, 3 * h..4 * h]);
             let tanh_cell = trace.tanh_cells[t].clone();
-            let dc = step.slice([0..batch, h..two_h])
-                + dc_next
-                + dh.clone() * o * (tanh_cell.clone().powi_scalar(2).neg() + 1.0);
+            let dc = dc_next + dh.clone() * o * (tanh_cell.clone().powi_scalar(2).neg() + 1.0);
             let d_gates = Tensor::cat(
                 vec![
                     dc.clone() * g,
@@ -392,7 +395,8 @@ impl<B: LstmKernel, C: CheckpointStrategy> LstmBackend for Autodiff<B, C> {
 
 /// Runs one LSTM layer on tensors (see [`LstmInputs`]): `x` `[B, T, E]`,
 /// `input_weight` `[E, 4H]`, `input_bias` `[4H]`, `recurrent` `[H, 4H]`, the
-/// start state and the state mask `[B, H]`. Returns `[B, T, 2H]`.
+/// start state and the state mask `[B, H]`. Returns `[B·T + B, H]` (see
+/// [`LstmKernel::lstm_forward`]).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn lstm_layer<B: LstmBackend>(
     x: Tensor<B, 3>,
@@ -402,7 +406,7 @@ pub(crate) fn lstm_layer<B: LstmBackend>(
     h0: Tensor<B, 2>,
     c0: Tensor<B, 2>,
     state_mask: Option<Tensor<B, 2>>,
-) -> Tensor<B, 3> {
+) -> Tensor<B, 2> {
     float(B::lstm(LstmInputs {
         x: x.into_primitive().tensor(),
         input_weight: input_weight.into_primitive().tensor(),

@@ -10,6 +10,11 @@
 use clap::{Parser, Subcommand};
 use train::{adding, classify, compress, lm, mlp};
 
+/// See the workspace Cargo.toml: glibc's malloc returns large blocks to the
+/// kernel on free, and every tensor operation allocates one.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[cfg(not(feature = "wgpu"))]
 mod backend {
     pub type Backend = burn::backend::NdArray;

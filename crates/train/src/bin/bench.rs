@@ -10,6 +10,10 @@ use model::{LstmBackend, LstmKernel, TextClassifierConfig};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::time::Instant;
+
+/// As in the train and infer binaries (see the workspace Cargo.toml).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use train::step::{ClassifierStep, TrainBatch};
 
 /// Runs the benchmark cases of SPEC.md.
