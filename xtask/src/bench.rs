@@ -1,9 +1,13 @@
 //! `cargo xtask bench`: builds the `bench` binary of the `train` crate in
 //! release and runs it, so the figures always come from an optimized build.
+//! With `--compare-pytorch`, runs the PyTorch reference of the same cases
+//! right after it, with the same thread count, and prints the ratios.
 
-use anyhow::{Result, ensure};
+use anyhow::{Context, Result, ensure};
 use clap::Args;
-use std::process::Command;
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -13,9 +17,27 @@ pub struct BenchArgs {
     /// Also run the cases on the wgpu backend (compiles the `wgpu` feature).
     #[arg(long)]
     wgpu: bool,
+    /// Also run the cases on the flex backend (compiles the `flex` feature).
+    #[arg(long)]
+    flex: bool,
     /// Only the cases whose name contains this string.
     #[arg(long)]
     case: Option<String>,
+    /// Then run xtask/pytorch_reference.py (needs `pip install torch numpy`)
+    /// with the same thread count, and print both and the ratios.
+    #[arg(long)]
+    compare_pytorch: bool,
+}
+
+/// One line of SPEC.md's output.
+#[derive(Deserialize, Debug, Clone)]
+struct Measurement {
+    #[serde(rename = "impl")]
+    implementation: String,
+    case: String,
+    backend: String,
+    threads: usize,
+    median_ms: f64,
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
@@ -29,8 +51,12 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         "--bin",
         "bench",
     ]);
-    if args.wgpu {
-        cmd.args(["--features", "wgpu"]);
+    let features: Vec<&str> = [(args.wgpu, "wgpu"), (args.flex, "flex")]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect();
+    if !features.is_empty() {
+        cmd.args(["--features", &features.join(",")]);
     }
     cmd.arg("--");
     if args.quick {
@@ -39,7 +65,130 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     if let Some(case) = &args.case {
         cmd.args(["--case", case]);
     }
-    let status = cmd.status()?;
-    ensure!(status.success(), "the bench binary failed ({status})");
+    // The output goes to the terminal as it comes and is kept for the
+    // comparison.
+    let output = cmd.stderr(Stdio::inherit()).output()?;
+    print!("{}", String::from_utf8_lossy(&output.stdout));
+    ensure!(
+        output.status.success(),
+        "the bench binary failed ({})",
+        output.status
+    );
+    if !args.compare_pytorch {
+        return Ok(());
+    }
+    let ours = measurements(&output.stdout);
+    let Some(threads) = ours.first().map(|m| m.threads) else {
+        anyhow::bail!("the bench printed no measurements to compare");
+    };
+    let torch = Command::new("python3")
+        .args(["-c", "import torch"])
+        .stderr(Stdio::null())
+        .status();
+    if !torch.is_ok_and(|s| s.success()) {
+        println!(
+            "\n--compare-pytorch: python3 cannot import torch; install it with\n    python3 -m pip install torch numpy\nand rerun. Our figures are above."
+        );
+        return Ok(());
+    }
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("pytorch_reference.py");
+    let mut python = Command::new("python3");
+    python
+        .arg(&script)
+        .args(["--threads", &threads.to_string()]);
+    if args.quick {
+        python.arg("--quick");
+    }
+    let mut cases: Vec<&str> = ours.iter().map(|m| m.case.as_str()).collect();
+    cases.dedup();
+    for case in &cases {
+        python.args(["--case", case]);
+    }
+    let output = python
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {}", script.display()))?;
+    print!("{}", String::from_utf8_lossy(&output.stdout));
+    ensure!(
+        output.status.success(),
+        "{} failed ({})",
+        script.display(),
+        output.status
+    );
+    let theirs = measurements(&output.stdout);
+    println!("\n{}", comparison(&ours, &theirs));
     Ok(())
+}
+
+/// The JSON lines of SPEC.md's output; the table after them is skipped.
+fn measurements(stdout: &[u8]) -> Vec<Measurement> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter(|line| line.starts_with('{'))
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
+}
+
+/// A markdown table: each of our measurements beside PyTorch's for the same
+/// case, and the ratio of throughputs (theirs over ours in time): above 1.0
+/// we are faster.
+fn comparison(ours: &[Measurement], theirs: &[Measurement]) -> String {
+    let mut table = String::from(
+        "| case | backend | ours ms | PyTorch ms | ratio (ours/theirs throughput) |\n|---|---|---|---|---|\n",
+    );
+    for m in ours {
+        let Some(reference) = theirs.iter().find(|t| t.case == m.case) else {
+            continue;
+        };
+        table.push_str(&format!(
+            "| {} | {} | {:.2} | {:.2} | {:.2} |\n",
+            m.case,
+            m.backend,
+            m.median_ms,
+            reference.median_ms,
+            reference.median_ms / m.median_ms
+        ));
+    }
+    if let (Some(a), Some(b)) = (ours.first(), theirs.first()) {
+        table.push_str(&format!(
+            "\n{} against {}, {} threads each, one sitting.\n",
+            a.implementation, b.implementation, a.threads
+        ));
+    }
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_comparison_pairs_cases_and_divides_their_time_by_ours() {
+        let line = |implementation: &str, case: &str, backend: &str, ms: f64| {
+            format!(
+                "{{\"impl\": \"{implementation}\", \"case\": \"{case}\", \"backend\": \"{backend}\", \"threads\": 2, \"batch\": 1, \"seq_len\": 32, \"median_ms\": {ms}, \"sequences_per_s\": 1.0, \"tokens_per_s\": 1.0}}"
+            )
+        };
+        let ours = format!(
+            "{}\n{}\n\n| case | table |\n",
+            line("burn-seq-0.1.0", "infer_b1_t32", "ndarray", 0.5),
+            line("burn-seq-0.1.0", "train_b32_t64", "ndarray", 40.0)
+        );
+        let theirs = line("pytorch-2.15.0", "train_b32_t64", "cpu", 20.0);
+        let (ours, theirs) = (
+            measurements(ours.as_bytes()),
+            measurements(theirs.as_bytes()),
+        );
+        assert_eq!(ours.len(), 2);
+        let table = comparison(&ours, &theirs);
+        assert!(
+            table.contains("| train_b32_t64 | ndarray | 40.00 | 20.00 | 0.50 |"),
+            "{table}"
+        );
+        assert!(
+            !table.contains("infer_b1_t32"),
+            "no PyTorch figure, no row: {table}"
+        );
+        assert!(table.contains("2 threads"));
+    }
 }

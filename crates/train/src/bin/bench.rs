@@ -85,6 +85,8 @@ fn main() {
         results.push(run_case::<burn::backend::NdArray>(
             case, "ndarray", cli.quick,
         ));
+        #[cfg(feature = "flex")]
+        results.push(run_case::<burn::backend::Flex>(case, "flex", cli.quick));
         #[cfg(feature = "wgpu")]
         results.push(run_case::<burn::backend::Wgpu>(case, "wgpu", cli.quick));
     }
