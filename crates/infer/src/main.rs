@@ -87,6 +87,7 @@ struct GenerateArgs {
 
 fn main() {
     let cli = Cli::parse();
+    model::configure_threads();
     let result = match cli.command.unwrap_or(Command::Classify(cli.classify)) {
         Command::Classify(args) => classify(args),
         Command::Generate(args) => generate(args),

@@ -8,7 +8,7 @@
 //! matmul — the `gemm` crate, which picks AVX-512, AVX2 or SSE kernels when it
 //! runs — and one pass over the batch rows that applies the gates in place,
 //! with exp-based sigmoid and tanh that the compiler vectorizes (compiled for
-//! the best instruction set the CPU has, through `pulp`).
+//! the best instruction set the CPU has: AVX-512 or AVX2, chosen when it runs).
 //!
 //! The buffers live for the whole sequence. The forward pass turns the
 //! pre-activations `[B, T, 4H]` into the gate activations in place, and the
@@ -22,7 +22,6 @@ use burn::tensor::TensorMetadata;
 use crate::LstmInputs;
 use burn::tensor::ops::FloatTensor;
 use gemm::Parallelism;
-use pulp::Arch;
 use rayon::prelude::*;
 
 /// Problems at least this large (multiply-adds) are split across threads;
@@ -93,15 +92,13 @@ pub(crate) fn lstm_forward<B: CpuBackend>(
         bias: B::to_vec(&inputs.input_bias),
         recurrent: B::to_vec(&inputs.recurrent),
     };
-    let (out, trace) = forward(
+    let (x, h0, c0) = (
         B::to_vec(&inputs.x),
-        weights,
         B::to_vec(&inputs.h0),
         B::to_vec(&inputs.c0),
-        inputs.state_mask.as_ref().map(B::to_vec),
-        dims,
-        keep_trace,
     );
+    let state_mask = inputs.state_mask.as_ref().map(B::to_vec);
+    let (out, trace) = pool().install(|| forward(x, weights, h0, c0, state_mask, dims, keep_trace));
     (write::<B>(out, [batch * (seq + 1), hidden], &device), trace)
 }
 
@@ -118,7 +115,9 @@ pub(crate) fn lstm_backward<B: CpuBackend>(
         d_input,
         hidden,
     } = trace.dims;
-    let [d_x, d_input_weight, d_bias, d_recurrent, d_h0, d_c0] = backward(trace, B::to_vec(&grad));
+    let grad = B::to_vec(&grad);
+    let [d_x, d_input_weight, d_bias, d_recurrent, d_h0, d_c0] =
+        pool().install(|| backward(trace, grad));
     [
         write::<B>(d_x, [batch, seq, d_input], &device),
         write::<B>(d_input_weight, [d_input, 4 * hidden], &device),
@@ -127,6 +126,44 @@ pub(crate) fn lstm_backward<B: CpuBackend>(
         write::<B>(d_h0, [batch, hidden], &device),
         write::<B>(d_c0, [batch, hidden], &device),
     ]
+}
+
+/// The kernel's threads: one per core, in a pool of its own, so that its
+/// matmuls use every core whatever the global rayon pool (the one Burn's CPU
+/// backends run their operations on) is set to. The binaries give that one a
+/// single thread: waking a second thread for each of Burn's many small
+/// operations costs more than it saves (`docs/perf/README.md`).
+fn pool() -> &'static rayon::ThreadPool {
+    static POOL: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(kernel_threads())
+            .thread_name(|i| format!("lstm-kernel-{i}"))
+            .build()
+            .expect("starting the LSTM kernel's thread pool")
+    })
+}
+
+/// Gives the global rayon pool, on which Burn's ndarray and flex backends
+/// run their operations, a single thread, unless `RAYON_NUM_THREADS` sets it;
+/// the LSTM kernel keeps one thread per core in its own pool. For binaries,
+/// at start-up: on the 2-core development machine this made every bench case
+/// faster (a training step at batch 32 × 64 from 69 to 46 ms), because most
+/// of Burn's operations on these models are too small to pay for waking a
+/// second thread (`docs/perf/README.md`). Does nothing if the global pool
+/// has already started.
+pub fn configure_threads() {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        // An error means the pool is already running; it is left as it is.
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build_global();
+    }
+}
+
+/// How many threads the CPU LSTM kernel runs its matmuls on: one per core.
+pub fn kernel_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// A CPU backend whose float tensors the kernel can read as plain memory.
@@ -210,7 +247,6 @@ fn forward(
         true,
     );
     let recurrent = &weights.recurrent;
-    let arch = Arch::new();
     let mut out = vec![0.0; batch * (seq + 1) * h];
     let traced = |len| {
         if keep_trace {
@@ -254,15 +290,13 @@ fn forward(
         );
         let step =
             |gate: &mut [f32], c: &mut [f32], hid: &mut [f32], o: &mut [f32], tc: &mut [f32]| {
-                arch.dispatch(|| {
-                    cell_forward(
-                        &mut gate[t * g4..(t + 1) * g4],
-                        c,
-                        hid,
-                        &mut tc[tanh_at * t..tanh_at * t + h],
-                        &mut o[t * h..(t + 1) * h],
-                    )
-                })
+                cell_forward_best(
+                    &mut gate[t * g4..(t + 1) * g4],
+                    c,
+                    hid,
+                    &mut tc[tanh_at * t..tanh_at * t + h],
+                    &mut o[t * h..(t + 1) * h],
+                )
             };
         if parallel {
             (
@@ -300,6 +334,64 @@ fn forward(
     (out, trace)
 }
 
+/// `$name` runs `$inner` compiled for the best instruction set the CPU has
+/// (AVX-512, else AVX2 with FMA, else the build's baseline). `$inner` must be
+/// `#[inline(always)]`, so that its loops are compiled inside each
+/// `#[target_feature]` copy and vectorized for it.
+macro_rules! best_instructions {
+    (fn $name:ident = $inner:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?) => {
+        fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f")]
+                fn avx512($($arg: $ty),*) $(-> $ret)? {
+                    $inner($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                fn avx2($($arg: $ty),*) $(-> $ret)? {
+                    $inner($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has the instructions `avx512` is compiled for.
+                    return unsafe { avx512($($arg),*) };
+                }
+                if std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
+                    // SAFETY: as above, for `avx2`.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            $inner($($arg),*)
+        }
+    };
+}
+
+best_instructions!(fn cell_forward_best = cell_forward(
+    gate: &mut [f32],
+    c: &mut [f32],
+    hid: &mut [f32],
+    tc: &mut [f32],
+    out: &mut [f32],
+));
+
+best_instructions!(fn cell_backward_best = cell_backward(
+    gate: &mut [f32],
+    dh_next: &[f32],
+    dc: &mut [f32],
+    grad_h: &[f32],
+    prev_cell: &[f32],
+    tanh_cell: &[f32],
+));
+
+best_instructions!(fn small_matmul_best = small_matmul(
+    dst: &mut [f32],
+    dst_row_stride: usize,
+    lhs: View,
+    rhs: View,
+    accumulate: bool,
+) -> bool);
+
 /// One step of one sequence: `gate` `[4H]` from pre-activations to
 /// activations; the cell `c` and hidden state `hid` `[H]` to the next step's;
 /// tanh of the new cell into `tc`; h into `out` `[H]`.
@@ -331,7 +423,6 @@ fn backward(trace: CpuTrace, grad: Vec<f32>) -> [Vec<f32>; 6] {
         hidden: h,
     } = trace.dims;
     let g4 = 4 * h;
-    let arch = Arch::new();
     let CpuTrace {
         x,
         gates: mut d_gates,
@@ -352,16 +443,14 @@ fn backward(trace: CpuTrace, grad: Vec<f32>) -> [Vec<f32>; 6] {
         let step =
             |gate: &mut [f32], dh: &[f32], dc: &mut [f32], grad: &[f32], cp: &[f32], tc: &[f32]| {
                 let at = t * h..(t + 1) * h;
-                arch.dispatch(|| {
-                    cell_backward(
-                        &mut gate[t * g4..(t + 1) * g4],
-                        dh,
-                        dc,
-                        &grad[at.clone()],
-                        &cp[at.clone()],
-                        &tc[at],
-                    )
-                })
+                cell_backward_best(
+                    &mut gate[t * g4..(t + 1) * g4],
+                    dh,
+                    dc,
+                    &grad[at.clone()],
+                    &cp[at.clone()],
+                    &tc[at],
+                )
             };
         let row = seq * h;
         if parallel {
@@ -528,7 +617,7 @@ fn matmul(dst: &mut [f32], dst_row_stride: usize, lhs: View, rhs: View, accumula
     assert!(lhs.extent() <= lhs.data.len(), "matmul: lhs out of bounds");
     assert!(rhs.extent() <= rhs.data.len(), "matmul: rhs out of bounds");
     if m <= SMALL_BATCH && lhs.col_stride == 1 {
-        let done = Arch::new().dispatch(|| small_matmul(dst, dst_row_stride, lhs, rhs, accumulate));
+        let done = small_matmul_best(dst, dst_row_stride, lhs, rhs, accumulate);
         if done {
             return;
         }

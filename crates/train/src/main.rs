@@ -54,6 +54,7 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
+    model::configure_threads();
     let device = Default::default();
     let result = match cli.command.unwrap_or(Command::Classify(cli.classify)) {
         Command::Classify(args) => classify::run::<TrainBackend>(&args, &device, backend::NAME),

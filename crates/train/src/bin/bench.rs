@@ -77,6 +77,7 @@ struct Measurement {
 
 fn main() {
     let cli = Cli::parse();
+    model::configure_threads();
     let mut results = Vec::new();
     for case in CASES
         .iter()
@@ -219,7 +220,7 @@ fn run_case<B: LstmKernel + LstmBackend>(
         "burn-seq",
         env!("CARGO_PKG_VERSION"),
         case.name,
-        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        model::kernel_threads(),
         case.batch,
         case.seq_len,
         seqs * case.seq_len as f64
