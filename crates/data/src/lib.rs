@@ -14,6 +14,7 @@
 //! ```
 
 mod batcher;
+mod bucket;
 mod chars;
 mod error;
 pub mod synthetic;
@@ -21,6 +22,7 @@ mod tokenizer;
 mod tsv;
 
 pub use batcher::{EncodedText, TextBatch, TextBatcher, encode_all};
+pub use bucket::{Bucketed, POOL_BATCHES, bucket_by_length, padded_positions};
 pub use chars::{CharBatch, CharBatcher, CharRow, CharStreams, CharVocab};
 pub use error::DataError;
 pub use tokenizer::{PAD_ID, PAD_TOKEN, UNK_ID, UNK_TOKEN, WordTokenizer};

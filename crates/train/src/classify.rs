@@ -16,10 +16,16 @@ use burn::train::metric::store::{Aggregate, Direction, Split};
 use burn::train::metric::{AccuracyMetric, LossMetric};
 use burn::train::{Learner, MetricEarlyStoppingStrategy, StoppingCondition, SupervisedTraining};
 use clap::{Args, ValueEnum};
-use data::{LabelledText, TextBatcher, WordTokenizer, encode_all, read_labelled_tsv};
+use data::{
+    Bucketed, LabelledText, TextBatcher, WordTokenizer, bucket_by_length, encode_all,
+    padded_positions, read_labelled_tsv,
+};
 use infer::artifact::WeightsRecorder;
 use infer::{ArtifactConfig, ArtifactWriter, Classifier, Compression, History, Metrics};
 use model::{CellKind, LstmBackend, TextClassifier, TextClassifierConfig};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -94,6 +100,11 @@ pub struct ClassifyArgs {
     /// this many epochs (0 = never; needs --select loss or accuracy).
     #[arg(long, default_value_t = 0)]
     pub patience: usize,
+    /// Batch sentences of similar length (sorted within pools of 50
+    /// batches, batches shuffled), so that less of each batch is padding.
+    /// The batches are formed once per run; their order changes every epoch.
+    #[arg(long)]
+    pub bucket: bool,
     /// Without a terminal, print a progress line every this many batches.
     #[arg(long, default_value_t = 50)]
     pub log_every: usize,
@@ -312,6 +323,8 @@ pub struct Schedule {
     pub select: Select,
     pub patience: usize,
     pub log_every: usize,
+    /// Length bucketing of the training batches (`--bucket`).
+    pub bucket: bool,
 }
 
 impl From<&ClassifyArgs> for Schedule {
@@ -324,6 +337,7 @@ impl From<&ClassifyArgs> for Schedule {
             select: args.select,
             patience: args.patience,
             log_every: args.log_every,
+            bucket: args.bucket,
         }
     }
 }
@@ -392,11 +406,39 @@ where
     let batcher = TrainBatcher {
         text: TextBatcher::new(max_seq_len),
     };
-    let train_loader = DataLoaderBuilder::<B, _, _>::new(batcher.clone())
-        .batch_size(schedule.batch_size)
-        .shuffle(schedule.seed)
-        .set_device(device.clone())
-        .build(InMemDataset::new(train));
+    let length = |item: &TrainItem| item.text.ids.len().clamp(1, max_seq_len);
+    let real: usize = train.iter().map(length).sum();
+    let train_loader = if schedule.bucket {
+        let batches = bucket_by_length(train, length, schedule.batch_size, schedule.seed);
+        println!(
+            "length bucketing: {} batches, {} real tokens in {} padded positions per epoch",
+            batches.len(),
+            real,
+            padded_positions(&batches, length)
+        );
+        DataLoaderBuilder::<B, _, _>::new(Bucketed(batcher.clone()))
+            .batch_size(1)
+            .shuffle(schedule.seed)
+            .set_device(device.clone())
+            .build(InMemDataset::new(batches))
+    } else {
+        // What random batches pad to, for comparison: one shuffle's worth.
+        let mut shuffled: Vec<usize> = train.iter().map(length).collect();
+        shuffled.shuffle(&mut ChaCha8Rng::seed_from_u64(schedule.seed));
+        let batches: Vec<Vec<usize>> = shuffled
+            .chunks(schedule.batch_size)
+            .map(<[usize]>::to_vec)
+            .collect();
+        let padded = padded_positions(&batches, |length| *length);
+        println!(
+            "random batches: {real} real tokens in about {padded} padded positions per epoch (--bucket to batch by length)"
+        );
+        DataLoaderBuilder::<B, _, _>::new(batcher.clone())
+            .batch_size(schedule.batch_size)
+            .shuffle(schedule.seed)
+            .set_device(device.clone())
+            .build(InMemDataset::new(train))
+    };
     let valid_loader = DataLoaderBuilder::<B::InnerBackend, _, _>::new(batcher)
         .batch_size(256)
         .set_device(device.clone())

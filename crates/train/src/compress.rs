@@ -118,6 +118,7 @@ impl Training {
             select: self.select,
             patience: self.patience,
             log_every: self.log_every,
+            bucket: false,
         }
     }
 }
