@@ -45,7 +45,7 @@ pub use classifier::{ClassifierOutput, TextClassifier, TextClassifierConfig};
 pub use dropout::VariationalDropout;
 pub use encoder::{CellKind, Encoder, EncoderConfig, EncoderOutput, RecurrentLayer};
 pub use lstm::{Lstm, LstmConfig, LstmState};
-pub use lstm_cpu::{configure_threads, kernel_threads};
+pub use lstm_cpu::{CpuBackend, configure_threads, kernel_threads};
 pub use lstm_op::{LstmBackend, LstmInputs, LstmKernel};
 pub use mlp::{Activation, Loss, Mlp, MlpConfig, MlpGradients, Trace, backprop, sgd_step};
 pub use regressor::{SequenceRegressor, SequenceRegressorConfig};

@@ -17,7 +17,7 @@
 //! The equations are those of [`crate::lstm_op`].
 
 use burn::prelude::*;
-use burn::tensor::TensorMetadata;
+use burn::tensor::{TensorMetadata, TensorPrimitive};
 
 use crate::LstmInputs;
 use burn::tensor::ops::FloatTensor;
@@ -166,10 +166,23 @@ pub fn kernel_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// A CPU backend whose float tensors the kernel can read as plain memory.
-pub(crate) trait CpuBackend: Backend {
+/// A CPU backend whose float tensors can be read and made as plain memory:
+/// the LSTM kernel's inputs and outputs, and the training crate's fused
+/// optimizer.
+pub trait CpuBackend: Backend {
     /// The tensor's values, row-major.
     fn to_vec(tensor: &FloatTensor<Self>) -> Vec<f32>;
+
+    /// The tensor's values, row-major, without a copy when the tensor is the
+    /// only owner of contiguous memory.
+    fn into_vec(tensor: FloatTensor<Self>) -> Vec<f32> {
+        Self::to_vec(&tensor)
+    }
+
+    /// A tensor of `shape` holding `values` (moved, not copied).
+    fn from_vec(values: Vec<f32>, shape: Shape, device: &Self::Device) -> FloatTensor<Self> {
+        Self::float_from_data(TensorData::new(values, shape), device)
+    }
 }
 
 const F32_ONLY: &str = "the CPU LSTM kernel runs on f32 tensors";
@@ -190,6 +203,23 @@ impl CpuBackend for burn::backend::NdArray {
             _ => panic!("{F32_ONLY}"),
         }
     }
+
+    fn into_vec(tensor: FloatTensor<Self>) -> Vec<f32> {
+        let unique = match &tensor {
+            burn::backend::ndarray::NdArrayTensor::F32(storage) => {
+                storage.is_unique() && storage.view().as_slice().is_some()
+            }
+            _ => panic!("{F32_ONLY}"),
+        };
+        if !unique {
+            return Self::to_vec(&tensor);
+        }
+        // Contiguous and unshared: `into_data` hands over the buffer itself.
+        Tensor::<Self, 1>::from_primitive(TensorPrimitive::Float(tensor))
+            .into_data()
+            .into_vec::<f32>()
+            .expect(F32_ONLY)
+    }
 }
 
 #[cfg(feature = "flex")]
@@ -197,12 +227,10 @@ impl CpuBackend for burn::backend::Flex {
     fn to_vec(tensor: &FloatTensor<Self>) -> Vec<f32> {
         match tensor.as_slice::<f32>() {
             Some(values) => values.to_vec(),
-            None => Tensor::<Self, 1>::from_primitive(burn::tensor::TensorPrimitive::Float(
-                tensor.clone(),
-            ))
-            .into_data()
-            .into_vec::<f32>()
-            .expect(F32_ONLY),
+            None => Tensor::<Self, 1>::from_primitive(TensorPrimitive::Float(tensor.clone()))
+                .into_data()
+                .into_vec::<f32>()
+                .expect(F32_ONLY),
         }
     }
 }
@@ -752,7 +780,6 @@ mod tests {
     use super::*;
     use crate::lstm_op::tensor_ops;
     use burn::backend::NdArray;
-    use burn::tensor::TensorPrimitive;
 
     /// Deterministic values spread over ±scale·√3 (a small LCG).
     fn random(shape: impl Into<Shape>, scale: f32) -> FloatTensor<NdArray> {

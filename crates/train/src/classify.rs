@@ -2,6 +2,7 @@
 //! best-validation checkpoint, the test evaluation and the artifact.
 
 use crate::TrainBackend;
+use crate::adamw::FusedAdamWConfig;
 use crate::checkpoints::{per_epoch, profile};
 use crate::renderer::LineRenderer;
 use crate::step::{ClassifierStep, TrainBatcher, TrainItem};
@@ -10,7 +11,7 @@ use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataset::InMemDataset;
 use burn::grad_clipping::GradientClippingConfig;
 use burn::module::Module;
-use burn::optim::{AdamWConfig, Optimizer};
+use burn::optim::Optimizer;
 use burn::train::checkpoint::KeepLastNCheckpoints;
 use burn::train::metric::store::{Aggregate, Direction, Split};
 use burn::train::metric::{AccuracyMetric, LossMetric};
@@ -154,12 +155,10 @@ impl Select {
 }
 
 /// The optimizer of a classifier run: AdamW with the run's decay and clipping.
-pub fn optimizer(args: &ClassifyArgs) -> AdamWConfig {
+pub fn optimizer(args: &ClassifyArgs) -> FusedAdamWConfig {
     let clipping =
         (args.clip_norm > 0.0).then(|| GradientClippingConfig::Norm(args.clip_norm as f32));
-    AdamWConfig::new()
-        .with_weight_decay(args.weight_decay as f32)
-        .with_grad_clipping(clipping)
+    FusedAdamWConfig::new(args.weight_decay as f32).with_grad_clipping(clipping)
 }
 
 /// Loss and accuracy of every epoch, from burn-train's logs.

@@ -13,6 +13,7 @@
 //! - `report`: parameters, sizes, test accuracy and latency of artifacts.
 
 use crate::TrainBackend;
+use crate::adamw::FusedAdamWConfig;
 use crate::checkpoints::profile;
 use crate::classify::{RunInfo, Schedule, Select, Splits, finish, fit};
 use crate::step::{ClassifierStep, Distillation, TrainItem};
@@ -20,7 +21,7 @@ use anyhow::{Context, Result, bail, ensure};
 use burn::module::{
     AutodiffModule, Module, ModuleMapper, ModuleVisitor, Param, ParamId, Quantizer,
 };
-use burn::optim::{AdamWConfig, GradientsParams, MultiGradientsParams, Optimizer};
+use burn::optim::{GradientsParams, MultiGradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::ops::QuantizedTensor;
@@ -357,7 +358,7 @@ fn prune<B: TrainBackend>(args: &PruneArgs, device: &B::Device, backend: &str) -
         if args.epochs > 0 {
             B::seed(device, args.training.seed);
             let optimizer = Masked {
-                inner: AdamWConfig::new().with_weight_decay(0.0).init(),
+                inner: FusedAdamWConfig::new(0.0).init(),
                 masks: round_masks.mapper::<B>(device),
             };
             let log_dir = if args.rounds == 1 {
@@ -510,7 +511,7 @@ fn distill<B: TrainBackend>(args: &DistillArgs, device: &B::Device, backend: &st
     let writer = ArtifactWriter::create(&args.io.to)?;
     let fitted = fit(
         step,
-        AdamWConfig::new().with_weight_decay(0.0).init(),
+        FusedAdamWConfig::new(0.0).init(),
         &schedule,
         train,
         valid,
@@ -1004,7 +1005,7 @@ mod tests {
                 .init(&device)
                 .forward(logits, labels);
             let grads = GradientsParams::from_grads(loss.backward(), &model);
-            let adam = AdamWConfig::new().init::<A, TextClassifier<A>>();
+            let adam = burn::optim::AdamWConfig::new().init::<A, TextClassifier<A>>();
             if masked {
                 let mut optimizer = Masked {
                     inner: adam,

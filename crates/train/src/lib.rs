@@ -14,6 +14,7 @@
 //! The backend is picked by the binaries (`src/main.rs`, `src/bin/bench.rs`),
 //! once each; everything here is generic over it.
 
+pub mod adamw;
 pub mod adding;
 pub mod checkpoints;
 pub mod classify;
@@ -23,11 +24,18 @@ pub mod mlp;
 pub mod renderer;
 pub mod step;
 
+use adamw::AdamWKernel;
 use burn::tensor::backend::AutodiffBackend;
 use model::LstmBackend;
 
 /// What training runs on: autodiff over a backend with the fused LSTM, both
 /// for the trained model and for the validation model without autodiff.
-pub trait TrainBackend: AutodiffBackend<InnerBackend: LstmBackend> + LstmBackend {}
+pub trait TrainBackend:
+    AutodiffBackend<InnerBackend: LstmBackend + AdamWKernel> + LstmBackend
+{
+}
 
-impl<B> TrainBackend for B where B: AutodiffBackend<InnerBackend: LstmBackend> + LstmBackend {}
+impl<B> TrainBackend for B where
+    B: AutodiffBackend<InnerBackend: LstmBackend + AdamWKernel> + LstmBackend
+{
+}

@@ -3,7 +3,7 @@
 //! timed per iteration after warm-up; the median is reported as one JSON line
 //! per case, then a markdown table. Run it through `cargo xtask bench`.
 
-use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use burn::optim::{GradientsParams, Optimizer};
 use burn::prelude::*;
 use clap::Parser;
 use model::{LstmBackend, LstmKernel, TextClassifierConfig};
@@ -14,6 +14,7 @@ use std::time::Instant;
 /// As in the train and infer binaries (see the workspace Cargo.toml).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+use train::adamw::{AdamWKernel, FusedAdamWConfig};
 use train::step::{ClassifierStep, TrainBatch};
 
 /// Runs the benchmark cases of SPEC.md.
@@ -148,7 +149,7 @@ fn make_batch<B: Backend>(
     )
 }
 
-fn run_case<B: LstmKernel + LstmBackend>(
+fn run_case<B: LstmKernel + LstmBackend + AdamWKernel>(
     case: &Case,
     backend: &'static str,
     quick: bool,
@@ -174,7 +175,8 @@ fn run_case<B: LstmKernel + LstmBackend>(
     if case.train {
         type AD<B> = burn::backend::Autodiff<B>;
         let mut step = ClassifierStep::new(config.init::<AD<B>>(&device));
-        let mut optim = AdamConfig::new().init::<AD<B>, ClassifierStep<AD<B>>>();
+        // What training uses: AdamW, here with no decay, which is Adam.
+        let mut optim = FusedAdamWConfig::new(0.0).init::<AD<B>, ClassifierStep<AD<B>>>();
         let (tokens, mask, labels) = make_batch::<AD<B>>(case.batch, case.seq_len, &device);
         for i in 0..warmup + iters {
             let start = Instant::now();
