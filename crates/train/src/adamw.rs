@@ -224,6 +224,7 @@ impl<B: AdamWKernel> SimpleOptimizer<B> for FusedAdamW {
 mod tests {
     use super::*;
     use burn::backend::{Autodiff, NdArray};
+    use burn::module::Param;
     use burn::nn::{Linear, LinearConfig};
     use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
     use burn::tensor::Distribution;
@@ -237,9 +238,13 @@ mod tests {
     fn equals_burns_adamw() {
         let device = Default::default();
         for decay in [0.0, 0.05] {
-            <NdArray as Backend>::seed(&device, 3);
-            let start: Linear<A> = LinearConfig::new(6, 4).init(&device);
-            let x = Tensor::<A, 2>::random([5, 6], Distribution::Normal(0.0, 1.0), &device);
+            let normal = Distribution::Normal(0.0, 1.0);
+            // Eager parameters: a `LinearConfig::init` one is drawn lazily,
+            // so each clone would draw its own.
+            let mut start: Linear<A> = LinearConfig::new(6, 4).init(&device);
+            start.weight = Param::from_tensor(Tensor::random([6, 4], normal, &device));
+            start.bias = Some(Param::from_tensor(Tensor::random([4], normal, &device)));
+            let x = Tensor::<A, 2>::random([5, 6], normal, &device);
             let run = |fused: bool| {
                 let mut model = start.clone();
                 let mut ours = FusedAdamWConfig::new(decay).init::<A, Linear<A>>();
