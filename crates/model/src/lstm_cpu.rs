@@ -92,10 +92,11 @@ pub(crate) fn lstm_forward<B: CpuBackend>(
         bias: B::to_vec(&inputs.input_bias),
         recurrent: B::to_vec(&inputs.recurrent),
     };
+    // Moved out without a copy when nothing else holds them.
     let (x, h0, c0) = (
-        B::to_vec(&inputs.x),
-        B::to_vec(&inputs.h0),
-        B::to_vec(&inputs.c0),
+        B::into_vec(inputs.x),
+        B::into_vec(inputs.h0),
+        B::into_vec(inputs.c0),
     );
     let state_mask = inputs.state_mask.as_ref().map(B::to_vec);
     let (out, trace) = pool().install(|| forward(x, weights, h0, c0, state_mask, dims, keep_trace));
@@ -115,7 +116,7 @@ pub(crate) fn lstm_backward<B: CpuBackend>(
         d_input,
         hidden,
     } = trace.dims;
-    let grad = B::to_vec(&grad);
+    let grad = B::into_vec(grad);
     let [d_x, d_input_weight, d_bias, d_recurrent, d_h0, d_c0] =
         pool().install(|| backward(trace, grad));
     [

@@ -75,28 +75,25 @@ fn cpu_update<B: CpuBackend>(
     [w, m, v].map(|values| B::from_vec(values, shape.clone(), &device))
 }
 
-impl AdamWKernel for burn::backend::NdArray {
-    fn adamw_update(
-        weights: FloatTensor<Self>,
-        grad: FloatTensor<Self>,
-        moments: Option<(FloatTensor<Self>, FloatTensor<Self>)>,
-        update: Update,
-    ) -> [FloatTensor<Self>; 3] {
-        cpu_update::<Self>(weights, grad, moments, update)
-    }
+/// The one-pass update on a CPU backend.
+macro_rules! cpu_adamw {
+    ($backend:ty) => {
+        impl AdamWKernel for $backend {
+            fn adamw_update(
+                weights: FloatTensor<Self>,
+                grad: FloatTensor<Self>,
+                moments: Option<(FloatTensor<Self>, FloatTensor<Self>)>,
+                update: Update,
+            ) -> [FloatTensor<Self>; 3] {
+                cpu_update::<Self>(weights, grad, moments, update)
+            }
+        }
+    };
 }
 
+cpu_adamw!(burn::backend::NdArray);
 #[cfg(feature = "flex")]
-impl AdamWKernel for burn::backend::Flex {
-    fn adamw_update(
-        weights: FloatTensor<Self>,
-        grad: FloatTensor<Self>,
-        moments: Option<(FloatTensor<Self>, FloatTensor<Self>)>,
-        update: Update,
-    ) -> [FloatTensor<Self>; 3] {
-        cpu_update::<Self>(weights, grad, moments, update)
-    }
-}
+cpu_adamw!(burn::backend::Flex);
 
 #[cfg(feature = "wgpu")]
 impl AdamWKernel for burn::backend::Wgpu {
