@@ -100,7 +100,10 @@ pub(crate) fn lstm_forward<B: CpuBackend>(
     );
     let state_mask = inputs.state_mask.as_ref().map(B::to_vec);
     let (out, trace) = pool().install(|| forward(x, weights, h0, c0, state_mask, dims, keep_trace));
-    (write::<B>(out, [batch * (seq + 1), hidden], &device), trace)
+    (
+        B::from_vec(out, [batch * (seq + 1), hidden].into(), &device),
+        trace,
+    )
 }
 
 /// The gradients of x, W, b, U, h_0 and c_0 (see
@@ -120,12 +123,12 @@ pub(crate) fn lstm_backward<B: CpuBackend>(
     let [d_x, d_input_weight, d_bias, d_recurrent, d_h0, d_c0] =
         pool().install(|| backward(trace, grad));
     [
-        write::<B>(d_x, [batch, seq, d_input], &device),
-        write::<B>(d_input_weight, [d_input, 4 * hidden], &device),
-        write::<B>(d_bias, [4 * hidden], &device),
-        write::<B>(d_recurrent, [hidden, 4 * hidden], &device),
-        write::<B>(d_h0, [batch, hidden], &device),
-        write::<B>(d_c0, [batch, hidden], &device),
+        B::from_vec(d_x, [batch, seq, d_input].into(), &device),
+        B::from_vec(d_input_weight, [d_input, 4 * hidden].into(), &device),
+        B::from_vec(d_bias, [4 * hidden].into(), &device),
+        B::from_vec(d_recurrent, [hidden, 4 * hidden].into(), &device),
+        B::from_vec(d_h0, [batch, hidden].into(), &device),
+        B::from_vec(d_c0, [batch, hidden].into(), &device),
     ]
 }
 
@@ -234,14 +237,6 @@ impl CpuBackend for burn::backend::Flex {
                 .expect(F32_ONLY),
         }
     }
-}
-
-fn write<B: Backend>(
-    values: Vec<f32>,
-    shape: impl Into<Shape>,
-    device: &B::Device,
-) -> FloatTensor<B> {
-    B::float_from_data(TensorData::new(values, shape.into()), device)
 }
 
 /// The forward pass on plain buffers: x `[B, T, E]`, `hidden` and `cell`
@@ -794,7 +789,7 @@ mod tests {
                 ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 3.46 * scale
             })
             .collect();
-        write::<NdArray>(values, shape, &Default::default())
+        NdArray::from_vec(values, shape.into(), &Default::default())
     }
 
     fn values(tensor: FloatTensor<NdArray>) -> Vec<f32> {
@@ -819,7 +814,11 @@ mod tests {
             recurrent: random([h, 4 * h], 0.1),
             h0: random([batch, h], 1.0),
             c0: random([batch, h], 1.0),
-            state_mask: Some(write::<NdArray>(mask, [batch, h], &Default::default())),
+            state_mask: Some(NdArray::from_vec(
+                mask,
+                [batch, h].into(),
+                &Default::default(),
+            )),
         };
         let grad = random([batch * (seq + 1), h], 1.0);
 
