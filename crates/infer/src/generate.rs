@@ -1,59 +1,15 @@
 //! Generating text with a trained character language model.
 //!
-//! ```text
-//! artifacts/shakespeare/
-//!   config.json   LmArtifactConfig: the model config and the training options
-//!   vocab.json    the character vocabulary, a JSON list in id order
-//!   model.mpk     the weights
-//!   metrics.json  LmMetrics of the run that produced it
-//! ```
-//!
 //! Generation primes the state with the prompt, then repeats: sample the next
 //! character from the model's distribution (sharpened or flattened by the
 //! temperature, cut to the k most likely), feed it back in.
 
-use crate::artifact::{self, CONFIG_FILE, WEIGHTS_FILE};
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
+use artifact::LanguageModel;
 use burn::prelude::*;
-use data::CharVocab;
-use model::{CharLm, CharLmConfig, LstmBackend, LstmState};
+use model::{LstmBackend, LstmState};
 use rand::Rng;
-use serde::{Deserialize, Serialize};
 use std::path::Path;
-
-pub const VOCAB_FILE: &str = "vocab.json";
-const TRAIN_COMMAND: &str = "cargo run --release -p train -- lm";
-
-/// Everything needed to rebuild the language model.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LmArtifactConfig {
-    pub model: CharLmConfig,
-    /// The options of the training run, kept for the record.
-    #[serde(default)]
-    pub training: serde_json::Value,
-}
-
-/// What the run that produced a language-model artifact measured. Losses
-/// are cross-entropies in nats per character.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LmMetrics {
-    /// The validation loss of the kept weights.
-    pub valid_loss: f64,
-    pub valid_bits_per_char: f64,
-    pub valid_perplexity: f64,
-    /// The epoch whose weights were kept (lowest validation loss), 1-based.
-    pub best_epoch: usize,
-    pub epochs_run: usize,
-    pub train_seconds: f64,
-    /// Training characters per second of training time (validation passes
-    /// included in the time).
-    pub chars_per_second: f64,
-    /// Mean training and validation loss of each epoch.
-    pub train_loss_per_epoch: Vec<f64>,
-    pub valid_loss_per_epoch: Vec<f64>,
-    pub backend: String,
-    pub profile: String,
-}
 
 /// How the next character is drawn from the model's scores.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -63,13 +19,6 @@ pub struct Sampling {
     pub temperature: f32,
     /// Only the k most likely characters can be drawn (`None`: all).
     pub top_k: Option<usize>,
-}
-
-/// Parses the JSON file at `path`; `what` says what it should hold, for the error.
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> Result<T> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{} is not {what}", path.display()))
 }
 
 /// Draws an index from unnormalized `scores`.
@@ -104,60 +53,19 @@ pub fn sample(scores: &[f32], sampling: Sampling, rng: &mut impl Rng) -> usize {
     candidates[k - 1]
 }
 
-/// A loaded language model and its vocabulary.
+/// A loaded language model, ready to generate.
 pub struct Generator<B: Backend> {
-    pub model: CharLm<B>,
-    pub vocab: CharVocab,
-    pub config: LmArtifactConfig,
+    pub lm: LanguageModel<B>,
     device: B::Device,
 }
 
 impl<B: LstmBackend> Generator<B> {
     /// Loads a language-model artifact directory.
     pub fn load(dir: &Path, device: &B::Device) -> Result<Self> {
-        if dir.join(artifact::TOKENIZER_FILE).is_file() && !dir.join(VOCAB_FILE).exists() {
-            bail!(
-                "{} is a classifier artifact (it has {}), not a language model: classify with `infer`, or train a language model with `{TRAIN_COMMAND}`",
-                dir.display(),
-                artifact::TOKENIZER_FILE
-            );
-        }
-        artifact::check_dir(dir, &[CONFIG_FILE, VOCAB_FILE, WEIGHTS_FILE], TRAIN_COMMAND)?;
-        let config_path = dir.join(CONFIG_FILE);
-        let config: LmArtifactConfig = read_json(
-            &config_path,
-            &format!("a language-model config (train one with `{TRAIN_COMMAND}`)"),
-        )?;
-        let vocab_path = dir.join(VOCAB_FILE);
-        let vocab: CharVocab = read_json(
-            &vocab_path,
-            "a character vocabulary (a JSON list of characters)",
-        )?;
-        if vocab.len() != config.model.vocab_size {
-            bail!(
-                "{} has {} characters but {} says vocab_size = {}",
-                vocab_path.display(),
-                vocab.len(),
-                config_path.display(),
-                config.model.vocab_size
-            );
-        }
-        let model = artifact::load_weights(dir, config.model.init::<B>(device), device)?;
-        Ok(Self::new(model, vocab, config, device))
-    }
-
-    pub fn new(
-        model: CharLm<B>,
-        vocab: CharVocab,
-        config: LmArtifactConfig,
-        device: &B::Device,
-    ) -> Self {
-        Self {
-            model,
-            vocab,
-            config,
+        Ok(Self {
+            lm: LanguageModel::load(dir, device)?,
             device: device.clone(),
-        }
+        })
     }
 
     /// Primes the state with `prompt` (which must not be empty), then
@@ -181,7 +89,7 @@ impl<B: LstmBackend> Generator<B> {
             let n = input.len();
             let ids: Vec<i64> = input.iter().map(|&i| i64::from(i)).collect();
             let chars = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [1, n]), &self.device);
-            let out = self.model.forward(chars, state.take());
+            let out = self.lm.model.forward(chars, state.take());
             state = Some(out.state);
             let [_, _, vocab] = out.logits.dims();
             let last = out
@@ -190,7 +98,7 @@ impl<B: LstmBackend> Generator<B> {
                 .reshape([vocab]);
             let scores: Vec<f32> = last.into_data().convert::<f32>().to_vec().unwrap();
             let next = sample(&scores, sampling, rng) as u32;
-            let c = self.vocab.chars()[next as usize];
+            let c = self.lm.vocab.chars()[next as usize];
             emit(c);
             text.push(c);
             input = vec![next];

@@ -1,14 +1,12 @@
-//! Loading a trained artifact and predicting with it.
+//! Using a trained artifact: classifying (through [`artifact::Classifier`],
+//! the one prediction path, shared with `train`'s test evaluation),
+//! generating text with a language model ([`generate`]), and the
+//! side-by-side report of classifiers ([`report`]).
 //!
-//! An artifact is one directory (see [`artifact`]): the config tree as JSON,
-//! the tokenizer, the weights and the metrics of the run that made it. `train`
-//! writes it through [`ArtifactWriter`]; everything else reads it through
-//! [`Classifier::load`], which needs nothing but the directory.
+//! The artifact format itself is the `artifact` crate's; this crate needs
+//! nothing but the directory, and no trainer.
 
-pub mod artifact;
 pub mod generate;
-mod predict;
+pub mod report;
 
-pub use artifact::{ArtifactConfig, ArtifactWriter, Compression, History, Metrics};
-pub use generate::{Generator, LmArtifactConfig, LmMetrics, Sampling};
-pub use predict::{Classifier, Evaluation, Prediction, TokenWeight};
+pub use generate::{Generator, Sampling};

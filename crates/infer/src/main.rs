@@ -7,11 +7,21 @@
 //! `cargo run --release -p infer -- generate --prompt "Romeo."` continues a
 //! prompt with the character language model of `train lm`, printing each
 //! character as it is drawn.
+//!
+//! `cargo run --release -p infer -- report A B …` compares classifier
+//! artifacts: parameters, size, test accuracy, latency.
+//!
+//! Output is written as each batch is done, and a closed stdout (`| head`)
+//! ends the program quietly.
 
 use anyhow::{Context, Result, bail};
+use artifact::args::{non_negative_f64, positive_usize};
+use artifact::files::VOCAB_FILE;
+use artifact::{Classifier, Evaluation};
 use clap::{Args, Parser, Subcommand};
 use data::read_labelled_tsv;
-use infer::{Classifier, Evaluation, Generator, Sampling};
+use infer::report::{ReportRequest, markdown, report};
+use infer::{Generator, Sampling};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::io::{BufRead, IsTerminal, Write};
@@ -23,9 +33,16 @@ use std::path::PathBuf;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[cfg(not(feature = "wgpu"))]
-type Backend = burn::backend::NdArray;
+mod backend {
+    pub type Backend = burn::backend::NdArray;
+    pub const NAME: &str = "ndarray";
+}
 #[cfg(feature = "wgpu")]
-type Backend = burn::backend::Wgpu;
+mod backend {
+    pub type Backend = burn::backend::Wgpu;
+    pub const NAME: &str = "wgpu";
+}
+use backend::Backend;
 
 /// Classify text with a trained artifact, or generate text with a language model.
 #[derive(Parser)]
@@ -34,19 +51,21 @@ struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
     #[command(flatten)]
-    classify: ClassifyArgs,
+    classify: PredictArgs,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Classify texts (the default; same options as without a subcommand).
-    Classify(ClassifyArgs),
+    Classify(PredictArgs),
     /// Generate text with a character language model (`train lm`).
     Generate(GenerateArgs),
+    /// Parameters, size on disk, test accuracy and latency of classifier artifacts (a markdown table).
+    Report(ReportArgs),
 }
 
 #[derive(Args)]
-struct ClassifyArgs {
+struct PredictArgs {
     /// Texts to classify. Without any (and without --eval), one text per line is read from stdin.
     texts: Vec<String>,
     /// The artifact directory written by `train`.
@@ -59,8 +78,8 @@ struct ClassifyArgs {
     #[arg(long, value_name = "FILE", conflicts_with = "texts")]
     eval: Option<PathBuf>,
     /// How many texts go through the model at once.
-    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
-    batch_size: u64,
+    #[arg(long, default_value_t = 256, value_parser = positive_usize)]
+    batch_size: usize,
 }
 
 #[derive(Args)]
@@ -75,8 +94,8 @@ struct GenerateArgs {
     #[arg(long, default_value_t = 500)]
     length: usize,
     /// Below 1 is more conservative, above 1 more adventurous; 0 always takes the most likely character.
-    #[arg(long, default_value_t = 0.8)]
-    temperature: f32,
+    #[arg(long, default_value_t = 0.8, value_parser = non_negative_f64)]
+    temperature: f64,
     /// Draw only among the k most likely characters (0 = all).
     #[arg(long, default_value_t = 0)]
     top_k: usize,
@@ -85,32 +104,73 @@ struct GenerateArgs {
     seed: u64,
 }
 
+#[derive(Args)]
+struct ReportArgs {
+    /// The artifacts to compare; the first is the reference for the accuracy change.
+    #[arg(required = true)]
+    artifacts: Vec<PathBuf>,
+    /// The dataset whose test split (test.tsv) is evaluated and timed.
+    #[arg(long, default_value = "datasets/mr")]
+    data_dir: PathBuf,
+    /// Test sentences predicted one at a time for the batch-1 latency.
+    #[arg(long, default_value_t = 200, value_parser = positive_usize)]
+    sentences: usize,
+    /// Also write the rows as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    json_file: Option<PathBuf>,
+}
+
 fn main() {
     let cli = Cli::parse();
     model::configure_threads();
     let result = match cli.command.unwrap_or(Command::Classify(cli.classify)) {
         Command::Classify(args) => classify(args),
         Command::Generate(args) => generate(args),
+        Command::Report(args) => report_command(args),
     };
     if let Err(err) = result {
+        if is_broken_pipe(&err) {
+            // The reader has gone (`| head`): not an error.
+            return;
+        }
         eprintln!("error: {err:#}");
         std::process::exit(1);
     }
 }
 
-fn generate(args: GenerateArgs) -> Result<()> {
-    if !args.temperature.is_finite() || args.temperature < 0.0 {
-        bail!(
-            "--temperature must be a number at least 0, got {}",
-            args.temperature
-        );
+/// Whether `err` comes from writing to a closed pipe.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn report_command(args: ReportArgs) -> Result<()> {
+    let device = Default::default();
+    let request = ReportRequest {
+        artifacts: &args.artifacts,
+        test: &args.data_dir.join("test.tsv"),
+        sentences: args.sentences,
+    };
+    let rows = report::<Backend>(&request, &device)?;
+    let mut out = std::io::stdout().lock();
+    write!(out, "{}", markdown(&rows, backend::NAME, args.sentences))?;
+    if let Some(path) = &args.json_file {
+        std::fs::write(path, serde_json::to_string_pretty(&rows)? + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
+    Ok(())
+}
+
+fn generate(args: GenerateArgs) -> Result<()> {
     let device = Default::default();
     let generator = Generator::<Backend>::load(&args.artifact_dir, &device)?;
     // The shell passes "\n" literally; a prompt written on one line still
     // means a line break there.
     let prompt = args.prompt.replace("\\n", "\n");
-    let (ids, skipped) = generator.vocab.encode_lossy(&prompt);
+    let (ids, skipped) = generator.lm.vocab.encode_lossy(&prompt);
     if !skipped.is_empty() {
         let skipped: Vec<String> = skipped.iter().map(|c| format!("{c:?}")).collect();
         eprintln!(
@@ -122,19 +182,17 @@ fn generate(args: GenerateArgs) -> Result<()> {
         bail!(
             "--prompt {:?} has no character the model knows (it knows {} characters, from {})",
             args.prompt,
-            generator.vocab.len(),
-            args.artifact_dir
-                .join(infer::generate::VOCAB_FILE)
-                .display()
+            generator.lm.vocab.len(),
+            args.artifact_dir.join(VOCAB_FILE).display()
         );
     }
     let sampling = Sampling {
-        temperature: args.temperature,
+        temperature: args.temperature as f32,
         top_k: (args.top_k > 0).then_some(args.top_k),
     };
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
     let mut out = std::io::stdout().lock();
-    write!(out, "{}", generator.vocab.decode(&ids))?;
+    write!(out, "{}", generator.lm.vocab.decode(&ids))?;
     out.flush()?;
     let mut failed = None;
     generator.generate(&ids, args.length, sampling, &mut rng, |c| {
@@ -155,10 +213,10 @@ fn generate(args: GenerateArgs) -> Result<()> {
     Ok(())
 }
 
-fn classify(cli: ClassifyArgs) -> Result<()> {
+fn classify(cli: PredictArgs) -> Result<()> {
     let device = Default::default();
     let classifier = Classifier::<Backend>::load(&cli.artifact_dir, &device)?;
-    let batch_size = cli.batch_size as usize;
+    let mut out = std::io::stdout().lock();
 
     if let Some(path) = &cli.eval {
         let labels: Vec<&str> = classifier
@@ -168,32 +226,18 @@ fn classify(cli: ClassifyArgs) -> Result<()> {
             .map(String::as_str)
             .collect();
         let items = read_labelled_tsv(path, &labels)?;
-        let evaluation = classifier.evaluate(&items, batch_size)?;
+        let evaluation = classifier.evaluate(&items, cli.batch_size)?;
         if cli.json {
-            println!("{}", serde_json::to_string(&evaluation)?);
+            writeln!(out, "{}", serde_json::to_string(&evaluation)?)?;
         } else {
-            print_evaluation(&evaluation);
+            write!(out, "{}", evaluation_text(&evaluation))?;
         }
         return Ok(());
     }
 
-    let texts = if cli.texts.is_empty() {
-        let stdin = std::io::stdin();
-        if stdin.is_terminal() {
-            eprintln!("reading texts from stdin, one per line (Ctrl-D to end)");
-        }
-        stdin
-            .lock()
-            .lines()
-            .collect::<Result<Vec<_>, _>>()
-            .context("reading stdin")?
-    } else {
-        cli.texts
-    };
-    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
-    for prediction in classifier.predict(&texts, batch_size)? {
+    let mut emit = |prediction: artifact::Prediction| -> Result<()> {
         if cli.json {
-            println!("{}", serde_json::to_string(&prediction)?);
+            writeln!(out, "{}", serde_json::to_string(&prediction)?)?;
         } else {
             let probs: Vec<String> = prediction
                 .labels
@@ -201,25 +245,52 @@ fn classify(cli: ClassifyArgs) -> Result<()> {
                 .zip(&prediction.probabilities)
                 .map(|(label, p)| format!("{label} {p:.3}"))
                 .collect();
-            println!(
+            writeln!(
+                out,
                 "{}\t{}\t{}",
                 prediction.label,
                 probs.join(" "),
                 prediction.text
-            );
+            )?;
         }
+        // Each answer as soon as its batch is done, even into a pipe.
+        out.flush()?;
+        Ok(())
+    };
+    if !cli.texts.is_empty() {
+        let texts: Vec<&str> = cli.texts.iter().map(String::as_str).collect();
+        return classifier.predict_each(&texts, cli.batch_size, &mut emit);
     }
-    Ok(())
+    // One batch of stdin at a time: memory stays bounded however long the
+    // input, and the first answers come before the input ends.
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprintln!("reading texts from stdin, one per line (Ctrl-D to end)");
+    }
+    let mut lines = stdin.lock().lines();
+    loop {
+        let batch = lines
+            .by_ref()
+            .take(cli.batch_size)
+            .collect::<Result<Vec<_>, _>>()
+            .context("reading stdin")?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let texts: Vec<&str> = batch.iter().map(String::as_str).collect();
+        classifier.predict_each(&texts, cli.batch_size, &mut emit)?;
+    }
 }
 
-fn print_evaluation(eval: &Evaluation) {
-    println!(
-        "accuracy {:.2}% ({}/{})",
+/// Accuracy and the confusion matrix, as text.
+fn evaluation_text(eval: &Evaluation) -> String {
+    use std::fmt::Write;
+    let mut text = format!(
+        "accuracy {:.2}% ({}/{})\n\n",
         100.0 * eval.accuracy,
         eval.correct,
         eval.total
     );
-    println!();
     let width = eval
         .labels
         .iter()
@@ -227,16 +298,17 @@ fn print_evaluation(eval: &Evaluation) {
         .max()
         .unwrap_or(4)
         .max(6);
-    print!("{:>width$}", "true \\ predicted");
+    let _ = write!(text, "{:>width$}", "true \\ predicted");
     for label in &eval.labels {
-        print!("  {label:>width$}");
+        let _ = write!(text, "  {label:>width$}");
     }
-    println!();
+    text.push('\n');
     for (label, row) in eval.labels.iter().zip(&eval.confusion) {
-        print!("{:>w$}", label, w = width.max(16));
+        let _ = write!(text, "{:>w$}", label, w = width.max(16));
         for count in row {
-            print!("  {count:>width$}");
+            let _ = write!(text, "  {count:>width$}");
         }
-        println!();
+        text.push('\n');
     }
+    text
 }

@@ -1,10 +1,13 @@
 //! The `infer` binary: predictions from arguments and stdin, `--json`,
 //! `--eval`, and a clear error for every broken artifact.
 
+use artifact::{
+    ArtifactWriter, Classifier, ClassifierConfig, ClassifierMetrics, LanguageModel, LmConfig,
+    LmMetrics,
+};
 use burn::backend::NdArray;
 use data::CharVocab;
 use data::WordTokenizer;
-use infer::{ArtifactConfig, ArtifactWriter, LmArtifactConfig, LmMetrics, Metrics};
 use model::{CharLmConfig, TextClassifierConfig};
 use std::io::Write;
 use std::path::Path;
@@ -19,24 +22,22 @@ fn make_artifact(dir: &Path) {
         "dull and long",
     ];
     let tokenizer = WordTokenizer::train(texts.into_iter(), 1, 100).unwrap();
-    let config = ArtifactConfig {
+    let config = ClassifierConfig {
         model: TextClassifierConfig::new(tokenizer.vocab_size(), 2)
             .with_d_embed(8)
             .with_d_hidden(8),
         labels: vec!["neg".into(), "pos".into()],
         max_seq_len: 16,
-        training: serde_json::Value::Null,
+        training: None,
     };
     let writer = ArtifactWriter::create(dir).unwrap();
-    tokenizer
-        .save(&writer.dir().join("tokenizer.json"))
-        .unwrap();
-    writer.write_config(&config).unwrap();
-    writer
-        .write_weights(config.model.init::<NdArray>(&Default::default()))
+    let device = Default::default();
+    let model = config.model.init::<NdArray>(&device);
+    Classifier::new(model, tokenizer, config, &device)
+        .write_into(&writer)
         .unwrap();
     writer
-        .write_metrics(&Metrics {
+        .write_metrics(&ClassifierMetrics {
             test_accuracy: 0.5,
             valid_accuracy: 0.5,
             best_epoch: 1,
@@ -198,8 +199,23 @@ fn broken_artifacts_get_clear_errors() {
     std::fs::write(&config_path, config.to_string()).unwrap();
     check(&dir, "vocab_size");
 
+    config["model"]["vocab_size"] = original_config(&original)["model"]["vocab_size"].clone();
+    config["max_seq_len"] = 0.into();
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    check(&dir, "config.json: max_seq_len must be at least 1");
+
+    config["max_seq_len"] = 16.into();
+    config["labels"] = serde_json::json!(["neg", "pos", "mixed"]);
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    check(&dir, "3 labels for a model of 2 classes");
+
+    config["labels"] = serde_json::json!(["neg", "pos"]);
+    config["model"]["layers"] = 0.into();
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    check(&dir, "config.json: model.layers must be at least 1");
+
     std::fs::write(&config_path, "{ \"model\": 3 }").unwrap();
-    check(&dir, "config.json is not a valid artifact config");
+    check(&dir, "config.json is not a classifier's artifact config");
 
     std::fs::write(&config_path, &original).unwrap();
     std::fs::write(dir.join("model.mpk"), b"not a record").unwrap();
@@ -209,22 +225,105 @@ fn broken_artifacts_get_clear_errors() {
     check(&dir, "model.mpk is missing");
 }
 
+fn original_config(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap()
+}
+
+/// Reading one line and closing the pipe (`infer … | head -1`) ends the
+/// program quietly, and answers come while the input is still being read.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    use std::io::{BufRead, BufReader};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("mr");
+    make_artifact(&dir);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_infer"))
+        .arg("--artifact-dir")
+        .arg(&dir)
+        .args(["--batch-size", "1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // The first answer arrives before stdin ends.
+    stdin.write_all(b"a good film\n").unwrap();
+    stdin.flush().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert!(first.starts_with("neg\t") || first.starts_with("pos\t"), "{first}");
+    drop(stdout);
+    // Writing the next answers now fails: the reader has gone.
+    for _ in 0..2000 {
+        if stdin.write_all(b"dull and long\n").is_err() {
+            break;
+        }
+    }
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "exit {:?}: {err}", out.status.code());
+    assert!(!err.contains("panicked") && !err.contains("error"), "{err}");
+}
+
+/// `infer report` compares artifacts on a dataset's test split.
+#[test]
+fn report_compares_artifacts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    make_artifact(&a);
+    make_artifact(&b);
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(
+        data.join("test.tsv"),
+        "pos\ta good film\nneg\ta bad film\nneg\tdull\npos\tcharming\n",
+    )
+    .unwrap();
+    let json = tmp.path().join("rows.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_infer"))
+        .arg("report")
+        .args([&a, &b])
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["--sentences", "2", "--json-file"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    assert_eq!(table.lines().filter(|l| l.starts_with("| ")).count(), 3, "{table}");
+    let rows: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    // Two copies of the same untrained model: the same counts and accuracy.
+    assert_eq!(rows[0]["parameters"], rows[1]["parameters"]);
+    assert_eq!(rows[0]["test_accuracy"], rows[1]["test_accuracy"]);
+    let accuracy = rows[0]["test_accuracy"].as_f64().unwrap();
+    assert!([0.0, 0.25, 0.5, 0.75, 1.0].contains(&accuracy), "{accuracy}");
+}
+
 /// A small untrained language model over the characters "abc .\n".
 fn make_lm_artifact(dir: &Path) {
     let vocab = CharVocab::from_text("abc .\n");
-    let config = LmArtifactConfig {
+    let config = LmConfig {
         model: CharLmConfig::new(vocab.len())
             .with_d_embed(4)
             .with_d_hidden(8)
             .with_layers(1),
-        training: serde_json::Value::Null,
+        training: None,
     };
     let writer = ArtifactWriter::create(dir).unwrap();
-    writer.write_json("vocab.json", &vocab).unwrap();
-    writer.write_config(&config).unwrap();
-    writer
-        .write_weights(config.model.init::<NdArray>(&Default::default()))
-        .unwrap();
+    LanguageModel {
+        model: config.model.init::<NdArray>(&Default::default()),
+        vocab,
+        config,
+    }
+    .write_into(&writer)
+    .unwrap();
     writer
         .write_metrics(&LmMetrics {
             valid_loss: 1.0,
@@ -322,7 +421,7 @@ fn generate_explains_bad_prompts_options_and_artifacts() {
     assert!(text(&out.stderr).contains("no character the model knows"));
 
     let out = generate(&dir, &["--temperature=-1"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2), "a command-line error");
     assert!(text(&out.stderr).contains("--temperature"));
 
     // A classifier artifact given to generate, and the other way round.

@@ -8,7 +8,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 
-use crate::steps::linear_3d;
+use crate::cell_ops::linear_3d;
 
 /// Scores of padded positions before the softmax: far enough below any real
 /// score that `exp` underflows to exactly 0 in f32, so padding gets no weight.

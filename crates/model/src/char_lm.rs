@@ -7,7 +7,7 @@
 //! text into the next (truncated backpropagation through time) and generation
 //! can feed one character at a time.
 
-use crate::steps::linear_3d;
+use crate::cell_ops::linear_3d;
 use crate::{Lstm, LstmConfig, LstmState};
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::prelude::*;

@@ -27,17 +27,17 @@
 //! ```
 
 mod attention;
+mod cell_ops;
 mod char_lm;
 mod classifier;
+pub mod cpu;
 mod dropout;
 mod encoder;
 mod lstm;
-mod lstm_cpu;
-mod lstm_op;
 mod mlp;
+mod param_counts;
 mod regressor;
 mod rnn;
-mod steps;
 
 pub use attention::{AttentionPooling, AttentionPoolingConfig};
 pub use char_lm::{CharLm, CharLmConfig, CharLmOutput};
@@ -45,9 +45,10 @@ pub use classifier::{ClassifierOutput, TextClassifier, TextClassifierConfig};
 pub use dropout::VariationalDropout;
 pub use encoder::{CellKind, Encoder, EncoderConfig, EncoderOutput, RecurrentLayer};
 pub use lstm::{Lstm, LstmConfig, LstmState};
-pub use lstm_cpu::{CpuBackend, configure_threads, kernel_threads};
-pub use lstm_op::{LstmBackend, LstmInputs, LstmKernel};
+pub use cpu::{CpuBackend, configure_threads, kernel_threads};
+pub use lstm::op::{LstmBackend, LstmInputs, LstmKernel};
 pub use mlp::{Activation, Loss, Mlp, MlpConfig, MlpGradients, Trace, backprop, sgd_step};
+pub use param_counts::ParamCounts;
 pub use regressor::{SequenceRegressor, SequenceRegressorConfig};
 pub use rnn::{Gru, GruConfig, Rnn, RnnConfig};
 

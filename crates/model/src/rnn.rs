@@ -19,7 +19,7 @@
 //! update gate and the LSTM's cell give the state an additive path instead.
 
 use crate::Recurrent;
-use crate::steps::{linear_3d, tanh, time_steps};
+use crate::cell_ops::{linear_3d, tanh, time_steps};
 use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::sigmoid;

@@ -3,7 +3,8 @@
 //! values; predicting 1 every time gives a test MSE of about 0.167.
 
 use crate::TrainBackend;
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
+use artifact::args::{non_negative_f64, positive_f64, positive_usize};
 use burn::grad_clipping::GradientClippingConfig;
 use burn::module::AutodiffModule;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
@@ -13,13 +14,15 @@ use data::synthetic::{AddingBatch, adding_batch};
 use model::{CellKind, EncoderConfig, SequenceRegressor, SequenceRegressorConfig};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
 /// The test MSE that counts as solved.
 pub const SOLVED_MSE: f64 = 0.01;
+/// The header of the CSV `--grad-norms` writes.
+pub const GRADIENTS_HEADER: &str = "model,seq_len,phase,distance_from_end,grad_norm";
 
 /// Train a recurrent network on the adding problem (Hochreiter & Schmidhuber 1997).
 #[derive(Args, Debug, Clone)]
@@ -32,27 +35,28 @@ pub struct AddingArgs {
     /// T, the number of steps per sequence.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(2..))]
     pub seq_len: u64,
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = positive_usize)]
     pub d_hidden: usize,
-    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..))]
-    pub batch_size: u64,
+    #[arg(long, default_value_t = 32, value_parser = positive_usize)]
+    pub batch_size: usize,
     /// Training steps, each on a fresh batch.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 2000, value_parser = positive_usize)]
     pub steps: usize,
     /// Adam's learning rate.
-    #[arg(long, default_value_t = 2e-3)]
+    #[arg(long, default_value_t = 2e-3, value_parser = positive_f64)]
     pub lr: f64,
-    /// Clip the gradient to this global norm (0 = off).
-    #[arg(long, default_value_t = 1.0)]
-    pub clip: f32,
+    /// Rescale each parameter tensor's gradient to at most this L2 norm
+    /// (Burn's norm clipping, per tensor; 0 = off).
+    #[arg(long, alias = "clip", default_value_t = 1.0, value_parser = non_negative_f64)]
+    pub clip_norm: f64,
     /// Seeds the weights, the training batches and the test set.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Size of the fixed held-out test set.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = positive_usize)]
     pub test_size: usize,
     /// Evaluate on the test set every this many steps.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, value_parser = positive_usize)]
     pub eval_every: usize,
     /// Append ‖∂L/∂x_t‖ per time step, at initialisation and after training, to this CSV.
     #[arg(long)]
@@ -62,7 +66,7 @@ pub struct AddingArgs {
     pub json: bool,
 }
 
-#[derive(ValueEnum, Debug, Clone, Copy, Serialize)]
+#[derive(ValueEnum, Debug, Clone, Copy, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CellChoice {
     Rnn,
@@ -81,7 +85,7 @@ impl From<CellChoice> for CellKind {
 }
 
 /// The outcome of one run, as printed with `--json`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct AddingResult {
     pub encoder: CellChoice,
     pub attention: bool,
@@ -95,11 +99,8 @@ pub struct AddingResult {
 }
 
 pub fn run<B: TrainBackend>(args: &AddingArgs, device: &B::Device) -> Result<AddingResult> {
-    if args.steps == 0 || args.eval_every == 0 || args.test_size == 0 {
-        bail!("--steps, --eval-every and --test-size must be at least 1");
-    }
     let seq_len = args.seq_len as usize;
-    let batch_size = args.batch_size as usize;
+    let batch_size = args.batch_size;
     let config =
         SequenceRegressorConfig::new(EncoderConfig::new(args.encoder.into(), 2, args.d_hidden))
             .with_attention(args.attention);
@@ -121,8 +122,9 @@ pub fn run<B: TrainBackend>(args: &AddingArgs, device: &B::Device) -> Result<Add
     }
 
     let mut optimizer = AdamConfig::new();
-    if args.clip > 0.0 {
-        optimizer = optimizer.with_grad_clipping(Some(GradientClippingConfig::Norm(args.clip)));
+    if args.clip_norm > 0.0 {
+        optimizer = optimizer
+            .with_grad_clipping(Some(GradientClippingConfig::Norm(args.clip_norm as f32)));
     }
     let mut optimizer = optimizer.init::<B, SequenceRegressor<B>>();
     println!(
@@ -230,7 +232,8 @@ fn write_grad_norms<B: TrainBackend>(
         .with_context(|| format!("cannot open {}", path.display()))?;
     let mut text = String::new();
     if new {
-        text.push_str("model,seq_len,phase,distance_from_end,grad_norm\n");
+        text.push_str(GRADIENTS_HEADER);
+        text.push('\n');
     }
     for (t, norm) in norms.iter().enumerate() {
         text.push_str(&format!(
@@ -241,4 +244,40 @@ fn write_grad_norms<B: TrainBackend>(
     file.write_all(text.as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `cargo xtask experiment adding` reads this output with types of its
+    /// own (it does not build Burn): every field of its committed results
+    /// (but the model name it adds) is one this struct writes, and the CSV
+    /// header is the one it expects.
+    #[test]
+    fn the_output_has_what_the_experiment_reads() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../docs/experiments/adding");
+        let committed = std::fs::read_to_string(dir.join("results.jsonl")).unwrap();
+        let row: serde_json::Value =
+            serde_json::from_str(committed.lines().next().unwrap()).unwrap();
+        let written = serde_json::to_value(AddingResult {
+            encoder: CellChoice::Lstm,
+            attention: false,
+            seq_len: 10,
+            steps: 1,
+            batch_size: 1,
+            test_mse: 0.5,
+            steps_to_solve: None,
+            seconds: 1.0,
+        })
+        .unwrap();
+        for field in row.as_object().unwrap().keys() {
+            if field != "model" {
+                assert!(written.get(field).is_some(), "{field} is not written");
+            }
+        }
+        let csv = std::fs::read_to_string(dir.join("gradients.csv")).unwrap();
+        assert_eq!(csv.lines().next(), Some(GRADIENTS_HEADER));
+    }
 }

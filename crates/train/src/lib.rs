@@ -1,24 +1,38 @@
 //! Training for the sequence models.
 //!
-//! - [`classify`]: the text classifier end to end on burn-train's Learner
-//!   (the `train` binary's default command).
-//! - [`mlp`]: the 2-3-1 network case study, by autodiff or by hand (`train mlp`).
-//! - [`adding`]: the long-range memory experiment (`train adding`).
+//! The commands:
+//! - [`classify`]: the text classifier end to end (the `train` binary's
+//!   default command).
 //! - [`lm`]: the character language model with truncated BPTT (`train lm`).
 //! - [`compress`]: quantization, pruning and distillation of a trained
-//!   classifier, and their report (`train compress`).
-//! - [`checkpoints`]: the best checkpoint and per-epoch metrics of a run.
-//! - [`step`]: the Learner glue (`TrainStep`/`InferenceStep`), kept out of `model`.
+//!   classifier (`train compress`).
+//! - [`mlp`]: the 2-3-1 network case study, by autodiff or by hand (`train mlp`).
+//! - [`adding`]: the long-range memory experiment (`train adding`).
+//!
+//! What they share:
+//! - [`fit`]: the one training loop over epochs (burn-train's Learner,
+//!   checkpoints, early stopping, a time budget) and the one rule that
+//!   picks the kept epoch.
+//! - [`classifier`]: what every classifier run shares (splits, optimizer,
+//!   the training with loss and accuracy, the evaluation into an artifact).
+//! - [`cli`]: the argument groups several commands share.
+//! - [`step`]: the classifier's Learner glue (`TrainStep`/`InferenceStep`), kept out of `model`.
+//! - [`adamw`]: AdamW as one pass over memory on the CPU backends.
 //! - [`renderer`]: short progress lines when stdout is not a terminal.
+//!
+//! The artifact format is the `artifact` crate's; `train` writes artifacts
+//! through it and does not depend on `infer`.
 //!
 //! The backend is picked by the binaries (`src/main.rs`, `src/bin/bench.rs`),
 //! once each; everything here is generic over it.
 
 pub mod adamw;
 pub mod adding;
-pub mod checkpoints;
+pub mod classifier;
 pub mod classify;
+pub mod cli;
 pub mod compress;
+pub mod fit;
 pub mod lm;
 pub mod mlp;
 pub mod renderer;

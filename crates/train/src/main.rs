@@ -48,7 +48,7 @@ enum Command {
     Adding(adding::AddingArgs),
     /// The character-level LSTM language model on Shakespeare.
     Lm(lm::LmArgs),
-    /// Make a trained classifier smaller: quantize, prune or distill it; or report on artifacts.
+    /// Make a trained classifier smaller: quantize, prune or distill it.
     Compress(compress::CompressArgs),
 }
 

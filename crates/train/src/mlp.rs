@@ -2,6 +2,7 @@
 //! autodiff or (`--manual`) with backpropagation written out by hand.
 
 use anyhow::{Result, bail};
+use artifact::args::{positive_f64, positive_usize};
 use burn::module::AutodiffModule;
 use burn::optim::{GradientsParams, Optimizer, SgdConfig};
 use burn::prelude::*;
@@ -29,7 +30,7 @@ pub struct MlpArgs {
     #[arg(long, value_enum, default_value_t = LossChoice::SquaredError)]
     pub loss: LossChoice,
     /// SGD learning rate.
-    #[arg(long, default_value_t = 0.01)]
+    #[arg(long, default_value_t = 0.01, value_parser = positive_f64)]
     pub lr: f64,
     /// Passes over the samples, one SGD update per sample.
     #[arg(long, default_value_t = 1000)]
@@ -37,9 +38,10 @@ pub struct MlpArgs {
     /// Train with the hand-written backpropagation instead of autodiff.
     #[arg(long)]
     pub manual: bool,
-    /// Print the loss and accuracy every this many epochs.
-    #[arg(long, default_value_t = 100)]
-    pub log_every: usize,
+    /// Print the loss and accuracy every this many epochs (`--log-every`
+    /// counts batches elsewhere; this network trains one sample at a time).
+    #[arg(long, alias = "log-every", default_value_t = 100, value_parser = positive_usize)]
+    pub log_every_epochs: usize,
     /// The input whose prediction is printed at the end.
     #[arg(long, default_value = "0.5,0.7", value_delimiter = ',', num_args = 2)]
     pub query: Vec<f32>,
@@ -147,7 +149,7 @@ pub fn run<B: AutodiffBackend>(args: &MlpArgs, device: &B::Device) -> Result<()>
                 let (_, grads) = backprop(&mlp, xi, yi, loss);
                 mlp = sgd_step(mlp, grads, args.lr);
             }
-            if epoch % args.log_every == 0 || epoch == args.epochs {
+            if epoch % args.log_every_epochs == 0 || epoch == args.epochs {
                 report(epoch, &mlp);
             }
         }
@@ -163,7 +165,7 @@ pub fn run<B: AutodiffBackend>(args: &MlpArgs, device: &B::Device) -> Result<()>
                 let grads = GradientsParams::from_grads(grads, &mlp);
                 mlp = optimizer.step(args.lr, mlp, grads);
             }
-            if epoch % args.log_every == 0 || epoch == args.epochs {
+            if epoch % args.log_every_epochs == 0 || epoch == args.epochs {
                 report(epoch, &mlp.valid());
             }
         }

@@ -2,19 +2,11 @@
 //! into a temporary directory, then the artifact is loaded and used the way
 //! `infer` uses it. And the errors a user gets for bad input.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn mr_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../datasets/mr")
-}
-
-fn train(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_train"))
-        .args(args)
-        .output()
-        .unwrap()
-}
+use common::{load, metrics, mr_dir, mr_split, stderr, train};
+use std::path::Path;
+use std::process::Output;
 
 /// One epoch of training on datasets/mr into `artifact`, with `extra` options.
 fn one_epoch_on_mr(artifact: &Path, extra: &[&str]) -> Output {
@@ -29,10 +21,6 @@ fn one_epoch_on_mr(artifact: &Path, extra: &[&str]) -> Output {
     ];
     args.extend(extra);
     train(&args)
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 #[test]
@@ -83,7 +71,7 @@ fn one_short_epoch_then_infer() {
 
     // The artifact loads from its directory alone and predicts.
     let classifier =
-        infer::Classifier::<burn::backend::NdArray>::load(&artifact, &Default::default()).unwrap();
+        load(&artifact);
     let texts = ["an utterly charming and hilarious film", "", "zzzz qqqq"];
     let predictions = classifier.predict(&texts, 2).unwrap();
     assert_eq!(predictions.len(), 3);
@@ -101,7 +89,7 @@ fn one_short_epoch_then_infer() {
     assert_eq!(predictions[1].attention[0].token, "[UNK]");
 
     // The test accuracy in metrics.json is what evaluating the artifact gives.
-    let test = data::read_labelled_tsv(&mr_dir().join("test.tsv"), &data::MR_LABELS).unwrap();
+    let test = mr_split("test");
     let evaluation = classifier.evaluate(&test, 256).unwrap();
     assert!((evaluation.accuracy - test_accuracy).abs() < 1e-9);
 }
@@ -184,7 +172,7 @@ fn encoder_choice_round_trips_through_the_artifact() {
     assert!(out.status.success(), "train failed:\n{}", stderr(&out));
 
     let classifier =
-        infer::Classifier::<burn::backend::NdArray>::load(&artifact, &Default::default()).unwrap();
+        load(&artifact);
     let config = &classifier.config.model;
     assert_eq!(config.cell, model::CellKind::Gru);
     assert!(config.bidirectional);
@@ -192,7 +180,7 @@ fn encoder_choice_round_trips_through_the_artifact() {
     let metrics: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(artifact.join("metrics.json")).unwrap())
             .unwrap();
-    let test = data::read_labelled_tsv(&mr_dir().join("test.tsv"), &data::MR_LABELS).unwrap();
+    let test = mr_split("test");
     let evaluation = classifier.evaluate(&test, 256).unwrap();
     assert!((evaluation.accuracy - metrics["test_accuracy"].as_f64().unwrap()).abs() < 1e-9);
 
@@ -202,7 +190,7 @@ fn encoder_choice_round_trips_through_the_artifact() {
             .unwrap();
     config_json["model"]["cell"] = "lstm".into();
     std::fs::write(artifact.join("config.json"), config_json.to_string()).unwrap();
-    let err = infer::Classifier::<burn::backend::NdArray>::load(&artifact, &Default::default())
+    let err = artifact::Classifier::<burn::backend::NdArray>::load(&artifact, &Default::default())
         .err()
         .expect("a mismatched encoder must not load");
     assert!(format!("{err:#}").contains("model.mpk"), "{err:#}");
@@ -238,9 +226,7 @@ fn early_stopping_keeps_the_epoch_of_lowest_validation_loss() {
         "2",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let metrics: infer::Metrics =
-        serde_json::from_str(&std::fs::read_to_string(artifact.join("metrics.json")).unwrap())
-            .unwrap();
+    let metrics = metrics(&artifact);
     let losses = &metrics.history.valid_loss;
     assert_eq!(losses.len(), metrics.epochs_run);
     assert!(
@@ -258,8 +244,8 @@ fn early_stopping_keeps_the_epoch_of_lowest_validation_loss() {
 
     // The weights are that epoch's: they score its validation accuracy.
     let classifier =
-        infer::Classifier::<burn::backend::NdArray>::load(&artifact, &Default::default()).unwrap();
-    let valid = data::read_labelled_tsv(&mr_dir().join("valid.tsv"), &data::MR_LABELS).unwrap();
+        load(&artifact);
+    let valid = mr_split("valid");
     let accuracy = 100.0 * classifier.evaluate(&valid, 256).unwrap().accuracy;
     let logged = metrics.history.valid_accuracy[lowest - 1];
     assert!((accuracy - logged).abs() < 0.01, "{accuracy} vs {logged}");

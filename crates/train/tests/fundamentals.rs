@@ -1,20 +1,13 @@
 //! The fundamentals through the `train` binary: the 2-3-1 network trained by
 //! autodiff and by hand, and the adding problem.
 
-use std::process::Command;
+mod common;
 
+/// The stdout of a successful `train` run.
 fn train(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_train"))
-        .args(args)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "train {args:?} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+    let out = common::train(args);
+    common::check(&out);
+    common::stdout(&out)
 }
 
 /// The lines that report results (not the header, which names the method).

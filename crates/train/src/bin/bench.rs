@@ -1,4 +1,5 @@
-//! The benchmark cases of `shared/bench/SPEC.md`: one training step (forward,
+//! The benchmark cases of the team's spec (`../shared/bench/SPEC.md`, beside
+//! this repository; `docs/perf/README.md` lists them): one training step (forward,
 //! cross-entropy, backward, Adam) and inference (forward, argmax read back),
 //! timed per iteration after warm-up; the median is reported as one JSON line
 //! per case, then a markdown table. Run it through `cargo xtask bench`.

@@ -1,4 +1,5 @@
-//! Helpers shared by the recurrent cells.
+//! Tensor helpers the recurrent cells share: the split of a sequence into
+//! its time steps, tanh as 2σ(2x) − 1, and a Linear over every position.
 
 use burn::nn::Linear;
 use burn::prelude::*;
@@ -9,7 +10,7 @@ use burn::tensor::activation::sigmoid;
 /// Sliced in blocks of about √T steps, then per step within a block:
 /// autodiff's backward of a slice allocates a zero tensor of the whole input,
 /// so slicing T steps straight out of `[B, T, D]` costs O(T²) in backward,
-/// while two levels cost O(T^1.5) (`shared/bench/FINDINGS.md`).
+/// while two levels cost O(T^1.5).
 pub(crate) fn time_steps<B: Backend>(x: Tensor<B, 3>) -> Vec<Tensor<B, 2>> {
     let [batch, seq, d] = x.dims();
     let block = (seq as f64).sqrt().ceil().max(1.0) as usize;

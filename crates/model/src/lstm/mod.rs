@@ -11,28 +11,36 @@
 //! h_t = o_t ⊙ tanh(c_t)
 //! ```
 //!
-//! What makes it fast (see `shared/bench/FINDINGS.md` for the measurements):
+//! What makes it fast (`docs/perf/README.md` has the measurements):
 //! - the input projection W x_t + b of all time steps is one `[B·T, E]`
 //!   matmul, hoisted out of the loop;
 //! - the recurrence is one autodiff operation ([`LstmBackend`], in
-//!   `lstm_op.rs`): one recurrent matmul per step for all four gates, tanh
+//!   [`op`]): one recurrent matmul per step for all four gates, tanh
 //!   computed as 2σ(2x) − 1 (on the CPU backends `tanh` costs several times
 //!   `sigmoid`, so one sigmoid call covers all four gates), and a
 //!   hand-written backward pass through time instead of a dozen graph nodes
 //!   per step.
 //!
-//! [`Lstm::forward_unfused`] is the same recurrence written step by step with
-//! tensor operations, kept as the reference the fused operation is tested
-//! against.
+//! The files: this one is the module; [`op`] the autodiff operation and the
+//! backend traits; [`tensor_ops`] the recurrence written with tensor
+//! operations (wgpu's kernel, and the reference the CPU kernel is tested
+//! against). The tests also check the fused operation against the same
+//! recurrence written step by step (`forward_unfused`, test-only).
+
+pub(crate) mod op;
+#[cfg_attr(not(any(feature = "wgpu", test)), allow(dead_code))]
+pub(crate) mod tensor_ops;
 
 use burn::module::Param;
 use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::sigmoid;
 
 use crate::Recurrent;
-use crate::lstm_op::{LstmBackend, lstm_layer};
-use crate::steps::{linear_3d, tanh, time_steps};
+#[cfg(test)]
+use crate::cell_ops::{linear_3d, tanh, time_steps};
+#[cfg(test)]
+use burn::tensor::activation::sigmoid;
+use op::{LstmBackend, lstm_layer};
 
 #[derive(Config, Debug)]
 pub struct LstmConfig {
@@ -72,15 +80,6 @@ impl<B: Backend> LstmState<B> {
         Self {
             hidden: Tensor::zeros([batch, d_hidden], device),
             cell: Tensor::zeros([batch, d_hidden], device),
-        }
-    }
-
-    /// The same values, cut from the autodiff graph: gradients stop here
-    /// (truncated backpropagation through time).
-    pub fn detach(self) -> Self {
-        Self {
-            hidden: self.hidden.detach(),
-            cell: self.cell.detach(),
         }
     }
 }
@@ -172,11 +171,15 @@ impl<B: LstmBackend> Lstm<B> {
         };
         (hidden, state)
     }
+}
 
+/// What the tests need: the reference implementation, and U.
+#[cfg(test)]
+impl<B: Backend> Lstm<B> {
     /// The reference implementation: the same recurrence written step by
     /// step with tensor operations, so that autodiff records every step. The
     /// tests check [`forward`](Self::forward)'s fused operation against it.
-    pub fn forward_unfused(
+    pub(crate) fn forward_unfused(
         &self,
         x: Tensor<B, 3>,
         state: Option<LstmState<B>>,
@@ -206,10 +209,7 @@ impl<B: LstmBackend> Lstm<B> {
         }
         (Tensor::stack(outputs, 1), state) // [B, T, H]
     }
-}
 
-#[cfg(test)]
-impl<B: Backend> Lstm<B> {
     /// U, for tests of other modules. `[H, 4H]`
     pub(crate) fn recurrent_weight(&self) -> &burn::module::Param<Tensor<B, 2>> {
         &self.recurrent.weight

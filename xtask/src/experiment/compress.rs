@@ -1,9 +1,9 @@
 //! `cargo xtask experiment compress`: trains the MR classifier with the
 //! default command (the teacher), makes every compressed model of
-//! `train compress` from it, and writes the report under
+//! `train compress` from it, and writes `infer report`'s table under
 //! `docs/experiments/compress/`.
 
-use crate::experiment::build_release;
+use crate::cargo::{binary, build_release};
 use anyhow::{Result, ensure};
 use clap::Args;
 use std::path::{Path, PathBuf};
@@ -20,13 +20,13 @@ pub struct CompressArgs {
     /// prune90, student, alone); the report always covers all of them.
     #[arg(long, value_delimiter = ',')]
     steps: Vec<String>,
-    /// Use target/release/train as it is instead of building it first.
+    /// Use the release train and infer as they are instead of building them first.
     #[arg(long)]
     no_build: bool,
 }
 
 /// The steps: the artifact each writes, and the `train` arguments after
-/// `--from teacher --to <artifact>` (the teacher's are the whole command).
+/// `--from teacher --artifact-dir <artifact>` (the teacher's are the whole command).
 const STEPS: [(&str, &[&str]); 8] = [
     ("teacher", &[]),
     ("int8", &["compress", "quantize"]),
@@ -52,7 +52,7 @@ pub fn run(args: &CompressArgs) -> Result<()> {
     std::fs::create_dir_all(&args.out)?;
     std::fs::create_dir_all(&args.artifacts)?;
     if !args.no_build {
-        build_release(&["train"])?;
+        build_release(&["train", "infer"])?;
     }
     let teacher = args.artifacts.join("teacher");
     for (name, command) in STEPS {
@@ -61,7 +61,7 @@ pub fn run(args: &CompressArgs) -> Result<()> {
         }
         let artifact = args.artifacts.join(name);
         let log = args.artifacts.join(format!("{name}.log"));
-        let mut train = Command::new("target/release/train");
+        let mut train = Command::new(binary("train"));
         if command.is_empty() {
             train.arg("--artifact-dir").arg(&artifact);
         } else {
@@ -69,7 +69,7 @@ pub fn run(args: &CompressArgs) -> Result<()> {
                 .args(command)
                 .arg("--from")
                 .arg(&teacher)
-                .arg("--to")
+                .arg("--artifact-dir")
                 .arg(&artifact);
         }
         println!(
@@ -81,10 +81,10 @@ pub fn run(args: &CompressArgs) -> Result<()> {
         ensure!(status.success(), "{name} failed: see {}", log.display());
     }
     let json = args.out.join("results.json");
-    let report = Command::new("target/release/train")
-        .args(["compress", "report"])
+    let report = Command::new(binary("infer"))
+        .arg("report")
         .args(STEPS.iter().map(|(name, _)| args.artifacts.join(name)))
-        .arg("--json")
+        .arg("--json-file")
         .arg(&json)
         .output()?;
     ensure!(

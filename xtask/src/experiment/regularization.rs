@@ -3,10 +3,13 @@
 //! the release `train` binary, and writes the table and the loss plot under
 //! `docs/experiments/regularization/`.
 
-use crate::experiment::{build_release, register_font};
+use crate::cargo::release_binary;
+use crate::plot::{self, Chart, Series, per_epoch};
 use anyhow::{Context, Result, ensure};
+use artifact::ClassifierMetrics;
+use artifact::files::{METRICS_FILE, read_json};
 use clap::Args;
-use plotters::prelude::*;
+use plotters::prelude::{BLUE, RED, SeriesLabelPosition};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -92,24 +95,13 @@ const RUNS: [(&str, &str, &[&str]); 8] = [
     ),
 ];
 
-/// What a run's metrics.json holds that the table and plot use.
+/// A run's metrics.json, with the run's short name (one line of results.jsonl).
 #[derive(Deserialize, Serialize, Clone)]
 struct RunResult {
     #[serde(default)]
     run: String,
-    test_accuracy: f64,
-    valid_accuracy: f64,
-    train_accuracy: Option<f64>,
-    best_epoch: usize,
-    epochs_run: usize,
-    train_seconds: f64,
-    history: History,
-}
-
-#[derive(Deserialize, Serialize, Clone)]
-struct History {
-    train_loss: Vec<f64>,
-    valid_loss: Vec<f64>,
+    #[serde(flatten)]
+    metrics: ClassifierMetrics,
 }
 
 pub fn run(args: &RegularizationArgs) -> Result<()> {
@@ -125,9 +117,7 @@ pub fn run(args: &RegularizationArgs) -> Result<()> {
         Vec::new()
     };
     if !args.plot_only {
-        if !args.no_build {
-            build_release(&["train"])?;
-        }
+        let train = release_binary("train", "train", args.no_build)?;
         for (name, label, options) in RUNS {
             if !args.runs.is_empty() && !args.runs.iter().any(|r| r == name) {
                 continue;
@@ -136,7 +126,7 @@ pub fn run(args: &RegularizationArgs) -> Result<()> {
             let log = args.artifacts.join(format!("{name}.log"));
             std::fs::create_dir_all(&args.artifacts)?;
             println!("{label}: training, log in {}", log.display());
-            let status = Command::new("target/release/train")
+            let status = Command::new(&train)
                 .arg("--artifact-dir")
                 .arg(&artifact)
                 .args(["--epochs", &args.epochs.to_string()])
@@ -148,18 +138,15 @@ pub fn run(args: &RegularizationArgs) -> Result<()> {
                 "{label}: train failed, see {}",
                 log.display()
             );
-            let path = artifact.join("metrics.json");
-            let mut result: RunResult = serde_json::from_str(
-                &std::fs::read_to_string(&path)
-                    .with_context(|| format!("cannot read {}", path.display()))?,
-            )
-            .with_context(|| format!("{} is not a classifier's metrics", path.display()))?;
-            result.run = name.to_string();
+            let result = RunResult {
+                run: name.to_string(),
+                metrics: read_json(&artifact.join(METRICS_FILE), "a classifier's metrics")?,
+            };
             println!(
                 "  test {:.2}%, kept epoch {} of {}",
-                100.0 * result.test_accuracy,
-                result.best_epoch,
-                result.epochs_run
+                100.0 * result.metrics.test_accuracy,
+                result.metrics.best_epoch,
+                result.metrics.epochs_run
             );
             results.retain(|r| r.run != name);
             results.push(result);
@@ -202,7 +189,7 @@ fn markdown_table(epochs: usize, results: &[RunResult]) -> String {
          |---|---|---:|---:|---:|---:|---:|---:|\n"
     );
     for (name, label, options) in RUNS {
-        let Some(r) = results.iter().find(|r| r.run == name) else {
+        let Some(r) = results.iter().find(|r| r.run == name).map(|r| &r.metrics) else {
             continue;
         };
         let train = r.train_accuracy.unwrap_or(f64::NAN);
@@ -228,62 +215,70 @@ fn markdown_table(epochs: usize, results: &[RunResult]) -> String {
 /// Training and validation loss per epoch of the unregularized and the fully
 /// regularized runs.
 fn plot(results: &[RunResult], png: &Path) -> Result<()> {
-    let runs: Vec<(&str, &RunResult)> = [("none", "no regularization"), ("all", "all together")]
-        .into_iter()
-        .filter_map(|(name, label)| results.iter().find(|r| r.run == name).map(|r| (label, r)))
-        .collect();
+    let runs: Vec<(&str, &ClassifierMetrics)> =
+        [("none", "no regularization"), ("all", "all together")]
+            .into_iter()
+            .filter_map(|(name, label)| {
+                results
+                    .iter()
+                    .find(|r| r.run == name)
+                    .map(|r| (label, &r.metrics))
+            })
+            .collect();
     ensure!(
         !runs.is_empty(),
         "no results for the runs `none` and `all` to plot"
     );
-    register_font()?;
     let epochs = runs
         .iter()
         .map(|(_, r)| r.history.valid_loss.len())
         .max()
-        .unwrap_or(1);
+        .unwrap_or(1) as f64;
     let high = runs
         .iter()
         .flat_map(|(_, r)| r.history.train_loss.iter().chain(&r.history.valid_loss))
         .fold(0.0f64, |a, &b| a.max(b))
         * 1.05;
-    let root = BitMapBackend::new(png, (900, 560)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "MR classifier: loss per epoch without and with regularization",
-            ("sans-serif", 22),
-        )
-        .margin(12)
-        .x_label_area_size(42)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0.5..epochs as f64 + 0.5, 0.0..high)?;
-    chart
-        .configure_mesh()
-        .x_desc("epoch")
-        .y_desc("cross-entropy")
-        .draw()?;
+    let mut series = Vec::new();
     for ((label, r), color) in runs.iter().zip([RED, BLUE]) {
-        for (split, values, dashed) in [
-            ("training", &r.history.train_loss, true),
-            ("validation", &r.history.valid_loss, false),
+        for (split, values, width) in [
+            ("training", &r.history.train_loss, 1),
+            ("validation", &r.history.valid_loss, 3),
         ] {
-            let style = color.stroke_width(if dashed { 1 } else { 3 });
-            chart
-                .draw_series(LineSeries::new(
-                    values.iter().enumerate().map(|(i, &v)| (i as f64 + 1.0, v)),
-                    style,
-                ))?
-                .label(format!("{label}: {split}"))
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+            series.push(Series {
+                label: format!("{label}: {split}"),
+                points: per_epoch(values),
+                color,
+                width,
+            });
         }
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperLeft)
-        .draw()?;
-    root.present()?;
-    Ok(())
+    let chart = Chart {
+        caption: "MR classifier: loss per epoch without and with regularization",
+        x_desc: "epoch",
+        y_desc: "cross-entropy",
+        x: 0.5..epochs + 0.5,
+        y: 0.0..high,
+        log_y: false,
+        legend: SeriesLabelPosition::UpperLeft,
+    };
+    plot::draw(png, &chart, &series)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The committed results parse as the classifier's metrics of today.
+    #[test]
+    fn the_committed_results_parse() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../docs/experiments/regularization/results.jsonl");
+        let text = std::fs::read_to_string(path).unwrap();
+        for line in text.lines() {
+            let result: RunResult = serde_json::from_str(line).unwrap();
+            assert!(RUNS.iter().any(|r| r.0 == result.run), "{line}");
+            assert_eq!(result.metrics.history.valid_loss.len(), result.metrics.epochs_run);
+        }
+    }
 }

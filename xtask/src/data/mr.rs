@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::Path;
 
-use crate::registry;
+use super::registry;
 
 pub const SPLIT_SEED: u64 = 20_050_601;
 const PACKAGE: &str = "vaderSentiment==3.3.2";

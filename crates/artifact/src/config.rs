@@ -1,0 +1,153 @@
+//! `config.json`: everything needed to rebuild a model and its input
+//! pipeline, with the migrations that keep configs of older code loading.
+
+use crate::files::{CONFIG_FILE, read_json};
+use crate::options::{ClassifierTraining, LmTraining, lenient};
+use anyhow::{Result, bail};
+use model::{CharLmConfig, TextClassifierConfig};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// A classifier's config.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClassifierConfig {
+    pub model: TextClassifierConfig,
+    /// Class names, in the order of the model's outputs.
+    pub labels: Vec<String>,
+    /// Longer inputs are truncated to this many tokens.
+    pub max_seq_len: usize,
+    /// The options of the training run, kept for the record.
+    #[serde(default, deserialize_with = "lenient")]
+    pub training: Option<ClassifierTraining>,
+}
+
+/// A character language model's config.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LmConfig {
+    pub model: CharLmConfig,
+    /// The options of the training run, kept for the record.
+    #[serde(default, deserialize_with = "lenient")]
+    pub training: Option<LmTraining>,
+}
+
+impl ClassifierConfig {
+    /// Reads and checks `dir/config.json`.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let path = dir.join(CONFIG_FILE);
+        let what = "a classifier's artifact config";
+        let mut value: serde_json::Value = read_json(&path, what)?;
+        migrate(&mut value);
+        let config: Self = serde_json::from_value(value)
+            .map_err(|e| anyhow::anyhow!("{} is not {what}: {e}", path.display()))?;
+        config.check(&path)?;
+        Ok(config)
+    }
+
+    /// The checks that keep a hand-edited or corrupted config from building
+    /// a model that cannot run.
+    fn check(&self, path: &Path) -> Result<()> {
+        let model = &self.model;
+        for (field, value) in [
+            ("model.vocab_size", model.vocab_size),
+            ("model.num_classes", model.num_classes),
+            ("model.d_embed", model.d_embed),
+            ("model.d_hidden", model.d_hidden),
+            ("model.layers", model.layers),
+            ("max_seq_len", self.max_seq_len),
+        ] {
+            if value == 0 {
+                bail!("{}: {field} must be at least 1", path.display());
+            }
+        }
+        if self.labels.len() != model.num_classes {
+            bail!(
+                "{}: {} labels for a model of {} classes (model.num_classes)",
+                path.display(),
+                self.labels.len(),
+                model.num_classes
+            );
+        }
+        Ok(())
+    }
+}
+
+impl LmConfig {
+    /// Reads and checks `dir/config.json`.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let path = dir.join(CONFIG_FILE);
+        let config: Self = read_json(
+            &path,
+            &format!(
+                "a language-model config (train one with `{}`)",
+                crate::files::TRAIN_LM
+            ),
+        )?;
+        let model = &config.model;
+        for (field, value) in [
+            ("model.vocab_size", model.vocab_size),
+            ("model.d_embed", model.d_embed),
+            ("model.d_hidden", model.d_hidden),
+            ("model.layers", model.layers),
+        ] {
+            if value == 0 {
+                bail!("{}: {field} must be at least 1", path.display());
+            }
+        }
+        Ok(config)
+    }
+}
+
+/// Reads configs written before the classifier's single `dropout` became
+/// `embedding_dropout` and `output_dropout` (it applied to both) and
+/// `recurrent_dropout` was added (there was none).
+fn migrate(config: &mut serde_json::Value) {
+    let Some(model) = config.get_mut("model").and_then(|m| m.as_object_mut()) else {
+        return;
+    };
+    if let Some(dropout) = model.remove("dropout") {
+        for field in ["embedding_dropout", "output_dropout"] {
+            model.entry(field).or_insert_with(|| dropout.clone());
+        }
+        model
+            .entry("recurrent_dropout")
+            .or_insert(serde_json::json!(0.0));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configs_with_the_old_single_dropout_and_untyped_training_still_load() {
+        let mut old = serde_json::json!({
+            "model": {"vocab_size": 10, "num_classes": 2, "d_embed": 8, "d_hidden": 8,
+                      "dropout": 0.3, "cell": "lstm", "layers": 1, "bidirectional": false},
+            "labels": ["neg", "pos"],
+            "max_seq_len": 64,
+            "training": {"epochs": "ten", "dropout": 0.3}
+        });
+        migrate(&mut old);
+        let config: ClassifierConfig = serde_json::from_value(old).unwrap();
+        assert_eq!(config.model.embedding_dropout, 0.3);
+        assert_eq!(config.model.output_dropout, 0.3);
+        assert_eq!(config.model.recurrent_dropout, 0.0);
+        assert_eq!(config.training, None);
+    }
+
+    #[test]
+    fn a_config_that_cannot_run_is_refused_naming_the_field() {
+        let config = |labels: &[&str], max_seq_len: usize| ClassifierConfig {
+            model: TextClassifierConfig::new(10, 2),
+            labels: labels.iter().map(|l| l.to_string()).collect(),
+            max_seq_len,
+            training: None,
+        };
+        let path = Path::new("a/config.json");
+        assert!(config(&["neg", "pos"], 64).check(path).is_ok());
+        let err = config(&["neg", "pos"], 0).check(path).unwrap_err();
+        assert_eq!(err.to_string(), "a/config.json: max_seq_len must be at least 1");
+        let err = config(&["neg", "pos", "mixed"], 64).check(path).unwrap_err();
+        assert!(err.to_string().contains("3 labels for a model of 2 classes"), "{err}");
+    }
+}

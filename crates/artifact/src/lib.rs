@@ -1,0 +1,60 @@
+//! The artifact: one directory that holds a trained model and everything
+//! inference needs, written by `train` and read by `infer` (and by `train`
+//! again, to compress a model or evaluate it).
+//!
+//! ```text
+//! artifacts/mr/                    a classifier
+//!   config.json     ClassifierConfig: model config, labels, max_seq_len, training options
+//!   tokenizer.json  the vocabulary, in the `tokenizers` crate's format
+//!   model.mpk       the weights (Burn's named MessagePack record, full precision)
+//!   metrics.json    ClassifierMetrics of the run that produced it
+//!   training/       burn-train's per-epoch logs
+//!
+//! artifacts/shakespeare/           a character language model
+//!   config.json     LmConfig: the model config and the training options
+//!   vocab.json      the character vocabulary, a JSON list in id order
+//!   model.mpk       the weights
+//!   metrics.json    LmMetrics
+//! ```
+//!
+//! This crate owns every on-disk type; nothing below it (`model`, `data`)
+//! knows the layout, and `train` and `infer` know it only through here.
+//! Without the default `model` feature it is just the serde types of
+//! [`metrics`] and [`files`], for tools that read results without Burn.
+//!
+//! - [`files`]: the file names and JSON reading and writing with errors that name the file.
+//! - [`metrics`]: `metrics.json` of both kinds, and the training options.
+//! - [`writer`]: [`ArtifactWriter`], the staging directory moved into place by rename.
+//! - [`config`]: `config.json` of both kinds, with the migrations of old configs.
+//! - [`weights`]: loading `model.mpk` with a check of every shape.
+//! - [`classifier`]: [`Classifier`], a loaded classifier and the one prediction path.
+//! - [`language_model`]: [`LanguageModel`], a loaded character language model.
+//! - [`args`]: the command-line value parsers that `train` and `infer` share.
+
+pub mod args;
+pub mod files;
+pub mod metrics;
+pub mod options;
+
+#[cfg(feature = "model")]
+pub mod classifier;
+#[cfg(feature = "model")]
+pub mod config;
+#[cfg(feature = "model")]
+pub mod language_model;
+#[cfg(feature = "model")]
+pub mod weights;
+#[cfg(feature = "model")]
+pub mod writer;
+
+pub use metrics::{ClassifierMetrics, Compression, CompressionSettings, History, LmMetrics};
+pub use options::{ClassifierTraining, Granularity, LmTraining, Scope, Select};
+
+#[cfg(feature = "model")]
+pub use classifier::{Classifier, Evaluation, Prediction, TokenWeight};
+#[cfg(feature = "model")]
+pub use config::{ClassifierConfig, LmConfig};
+#[cfg(feature = "model")]
+pub use language_model::LanguageModel;
+#[cfg(feature = "model")]
+pub use writer::ArtifactWriter;

@@ -1,0 +1,498 @@
+//! The LSTM layer as a CPU kernel, for the ndarray and flex backends.
+//!
+//! Written with tensor operations ([`crate::lstm_op`]'s reference version),
+//! a time step is about a dozen backend calls, each allocating its result and
+//! each handed to a thread pool; at the bench's shapes that overhead, and the
+//! CPU backends' slow `tanh`, cost more than the arithmetic
+//! (`docs/perf/README.md`). Here a step is one
+//! matmul — the `gemm` crate, which picks AVX-512, AVX2 or SSE kernels when it
+//! runs — and one pass over the batch rows that applies the gates in place,
+//! with exp-based sigmoid and tanh that the compiler vectorizes (compiled for
+//! the best instruction set the CPU has: AVX-512 or AVX2, chosen when it runs).
+//!
+//! The buffers live for the whole sequence. The forward pass turns the
+//! pre-activations `[B, T, 4H]` into the gate activations in place, and the
+//! backward pass turns those into their gradients in place; everything is
+//! kept batch-major, as the tensors are, so no transposes are needed.
+//! The equations are those of [`crate::lstm_op`].
+
+use super::host::CpuBackend;
+use super::matmul::{View, matmul};
+use super::simd::{best_instructions, sigmoid, tanh};
+use super::threads::pool;
+use crate::LstmInputs;
+use burn::tensor::TensorMetadata;
+use burn::tensor::ops::FloatTensor;
+use rayon::prelude::*;
+
+/// Batches with at least this many gate values per step apply the gates on
+/// several threads.
+const PARALLEL_ROWS: usize = 1 << 15;
+
+/// What the backward pass needs from the forward pass.
+#[derive(Debug, Clone)]
+pub struct CpuTrace {
+    dims: Dims,
+    /// x. `[B, T, E]`
+    x: Vec<f32>,
+    /// Gate activations: σ for i, f, o and tanh for g. `[B, T, 4H]`
+    gates: Vec<f32>,
+    /// The cell state each step started from, c_{t−1}. `[B, T, H]`
+    prev_cells: Vec<f32>,
+    /// tanh(c_t). `[B, T, H]`
+    tanh_cells: Vec<f32>,
+    /// The hidden state each step started from, h_{t−1} (masked when there
+    /// is a state mask). `[B, T, H]`
+    hiddens: Vec<f32>,
+    weights: Weights,
+    /// The state mask. `[B, H]`
+    state_mask: Option<Vec<f32>>,
+}
+
+/// The shapes of one run.
+#[derive(Debug, Clone, Copy)]
+struct Dims {
+    batch: usize,
+    seq: usize,
+    d_input: usize,
+    hidden: usize,
+}
+
+/// The layer's parameters.
+#[derive(Debug, Clone)]
+struct Weights {
+    /// W. `[E, 4H]`
+    input: Vec<f32>,
+    /// b. `[4H]`
+    bias: Vec<f32>,
+    /// U. `[H, 4H]`
+    recurrent: Vec<f32>,
+}
+
+/// Runs the layer (see [`crate::LstmKernel::lstm_forward`]).
+pub(crate) fn lstm_forward<B: CpuBackend>(
+    inputs: LstmInputs<B>,
+    keep_trace: bool,
+) -> (FloatTensor<B>, Option<CpuTrace>) {
+    let device = B::float_device(&inputs.x);
+    let [batch, seq, d_input] = inputs.x.shape().dims();
+    let hidden = inputs.recurrent.shape().dims::<2>()[0];
+    let dims = Dims {
+        batch,
+        seq,
+        d_input,
+        hidden,
+    };
+    let weights = Weights {
+        input: B::to_vec(&inputs.input_weight),
+        bias: B::to_vec(&inputs.input_bias),
+        recurrent: B::to_vec(&inputs.recurrent),
+    };
+    // Moved out without a copy when nothing else holds them.
+    let (x, h0, c0) = (
+        B::into_vec(inputs.x),
+        B::into_vec(inputs.h0),
+        B::into_vec(inputs.c0),
+    );
+    let state_mask = inputs.state_mask.as_ref().map(B::to_vec);
+    let (out, trace) = pool().install(|| forward(x, weights, h0, c0, state_mask, dims, keep_trace));
+    (
+        B::from_vec(out, [batch * (seq + 1), hidden].into(), &device),
+        trace,
+    )
+}
+
+/// The gradients of x, W, b, U, h_0 and c_0 (see
+/// [`crate::LstmKernel::lstm_backward`]).
+pub(crate) fn lstm_backward<B: CpuBackend>(
+    trace: CpuTrace,
+    grad: FloatTensor<B>,
+) -> [FloatTensor<B>; 6] {
+    let device = B::float_device(&grad);
+    let Dims {
+        batch,
+        seq,
+        d_input,
+        hidden,
+    } = trace.dims;
+    let grad = B::into_vec(grad);
+    let [d_x, d_input_weight, d_bias, d_recurrent, d_h0, d_c0] =
+        pool().install(|| backward(trace, grad));
+    [
+        B::from_vec(d_x, [batch, seq, d_input].into(), &device),
+        B::from_vec(d_input_weight, [d_input, 4 * hidden].into(), &device),
+        B::from_vec(d_bias, [4 * hidden].into(), &device),
+        B::from_vec(d_recurrent, [hidden, 4 * hidden].into(), &device),
+        B::from_vec(d_h0, [batch, hidden].into(), &device),
+        B::from_vec(d_c0, [batch, hidden].into(), &device),
+    ]
+}
+
+/// The forward pass on plain buffers: x `[B, T, E]`, `hidden` and `cell`
+/// the start state `[B, H]`. Returns `[B·T + B, H]` (the hidden states, then
+/// the final cells) and, when asked, the trace.
+fn forward(
+    x: Vec<f32>,
+    weights: Weights,
+    mut hidden: Vec<f32>,
+    mut cell: Vec<f32>,
+    state_mask: Option<Vec<f32>>,
+    dims: Dims,
+    keep_trace: bool,
+) -> (Vec<f32>, Option<CpuTrace>) {
+    let Dims {
+        batch,
+        seq,
+        d_input,
+        hidden: h,
+    } = dims;
+    let g4 = 4 * h;
+    // The pre-activations of every step at once: b + x W. `[B·T, 4H]`
+    let mut gates = vec![0.0; batch * seq * g4];
+    gates
+        .chunks_mut(g4)
+        .for_each(|row| row.copy_from_slice(&weights.bias));
+    matmul(
+        &mut gates,
+        g4,
+        View::rows(&x, batch * seq, d_input),
+        View::rows(&weights.input, d_input, g4),
+        true,
+    );
+    let recurrent = &weights.recurrent;
+    let mut out = vec![0.0; batch * (seq + 1) * h];
+    let traced = |len| {
+        if keep_trace {
+            vec![0.0; len]
+        } else {
+            Vec::new()
+        }
+    };
+    let mut hiddens = traced(batch * seq * h);
+    let mut prev_cells = traced(batch * seq * h);
+    // tanh(c_t): every step's when tracing, else only the current step's.
+    let mut tanh_cells = vec![
+        0.0;
+        if keep_trace {
+            batch * seq * h
+        } else {
+            batch * h
+        }
+    ];
+    let (tanh_row_len, tanh_at) = if keep_trace { (seq * h, h) } else { (h, 0) };
+    let parallel = batch * g4 >= PARALLEL_ROWS;
+
+    for t in 0..seq {
+        if let Some(mask) = &state_mask {
+            hidden.iter_mut().zip(mask).for_each(|(v, m)| *v *= m);
+        }
+        if keep_trace {
+            for row in 0..batch {
+                let at = (row * seq + t) * h;
+                hiddens[at..at + h].copy_from_slice(&hidden[row * h..(row + 1) * h]);
+                prev_cells[at..at + h].copy_from_slice(&cell[row * h..(row + 1) * h]);
+            }
+        }
+        // gates[:, t, :] += h U
+        matmul(
+            &mut gates[t * g4..],
+            seq * g4,
+            View::rows(&hidden, batch, h),
+            View::rows(recurrent, h, g4),
+            true,
+        );
+        let step =
+            |gate: &mut [f32], c: &mut [f32], hid: &mut [f32], o: &mut [f32], tc: &mut [f32]| {
+                cell_forward_best(
+                    &mut gate[t * g4..(t + 1) * g4],
+                    c,
+                    hid,
+                    &mut tc[tanh_at * t..tanh_at * t + h],
+                    &mut o[t * h..(t + 1) * h],
+                )
+            };
+        if parallel {
+            (
+                gates.par_chunks_mut(seq * g4),
+                cell.par_chunks_mut(h),
+                hidden.par_chunks_mut(h),
+                out[..batch * seq * h].par_chunks_mut(seq * h),
+                tanh_cells.par_chunks_mut(tanh_row_len),
+            )
+                .into_par_iter()
+                .for_each(|(gate, c, hid, o, tc)| step(gate, c, hid, o, tc));
+        } else {
+            for ((((gate, c), hid), o), tc) in gates
+                .chunks_mut(seq * g4)
+                .zip(cell.chunks_mut(h))
+                .zip(hidden.chunks_mut(h))
+                .zip(out[..batch * seq * h].chunks_mut(seq * h))
+                .zip(tanh_cells.chunks_mut(tanh_row_len))
+            {
+                step(gate, c, hid, o, tc);
+            }
+        }
+    }
+    out[batch * seq * h..].copy_from_slice(&cell);
+    let trace = keep_trace.then(|| CpuTrace {
+        dims,
+        x,
+        gates,
+        prev_cells,
+        tanh_cells,
+        hiddens,
+        weights,
+        state_mask,
+    });
+    (out, trace)
+}
+
+best_instructions!(fn cell_forward_best = cell_forward(
+    gate: &mut [f32],
+    c: &mut [f32],
+    hid: &mut [f32],
+    tc: &mut [f32],
+    out: &mut [f32],
+));
+
+best_instructions!(fn cell_backward_best = cell_backward(
+    gate: &mut [f32],
+    dh_next: &[f32],
+    dc: &mut [f32],
+    grad_h: &[f32],
+    prev_cell: &[f32],
+    tanh_cell: &[f32],
+));
+
+
+/// One step of one sequence: `gate` `[4H]` from pre-activations to
+/// activations; the cell `c` and hidden state `hid` `[H]` to the next step's;
+/// tanh of the new cell into `tc`; h into `out` `[H]`.
+#[inline(always)]
+fn cell_forward(gate: &mut [f32], c: &mut [f32], hid: &mut [f32], tc: &mut [f32], out: &mut [f32]) {
+    let h = c.len();
+    let (ifg, o) = gate.split_at_mut(3 * h);
+    let (i_f, g) = ifg.split_at_mut(2 * h);
+    i_f.iter_mut().for_each(|v| *v = sigmoid(*v));
+    g.iter_mut().for_each(|v| *v = tanh(*v));
+    o.iter_mut().for_each(|v| *v = sigmoid(*v));
+    let (i, f) = i_f.split_at(h);
+    for j in 0..h {
+        c[j] = f[j] * c[j] + i[j] * g[j];
+        tc[j] = tanh(c[j]);
+        hid[j] = o[j] * tc[j];
+        out[j] = hid[j];
+    }
+}
+
+/// The backward pass on plain buffers, from the gradient `[B·T + B, H]` of the
+/// forward output: the gradients of x `[B, T, E]`, W `[E, 4H]`, b `[4H]`,
+/// U `[H, 4H]`, h_0 and c_0 `[B, H]`.
+fn backward(trace: CpuTrace, grad: Vec<f32>) -> [Vec<f32>; 6] {
+    let Dims {
+        batch,
+        seq,
+        d_input,
+        hidden: h,
+    } = trace.dims;
+    let g4 = 4 * h;
+    let CpuTrace {
+        x,
+        gates: mut d_gates,
+        prev_cells,
+        tanh_cells,
+        hiddens,
+        weights,
+        state_mask,
+        ..
+    } = trace;
+    let mut dh_next = vec![0.0; batch * h];
+    // The final cells' gradient; the per-step cells are not outputs.
+    let mut dc_next = grad[batch * seq * h..].to_vec();
+    let grad = &grad[..batch * seq * h];
+    let parallel = batch * g4 >= PARALLEL_ROWS;
+
+    for t in (0..seq).rev() {
+        let step =
+            |gate: &mut [f32], dh: &[f32], dc: &mut [f32], grad: &[f32], cp: &[f32], tc: &[f32]| {
+                let at = t * h..(t + 1) * h;
+                cell_backward_best(
+                    &mut gate[t * g4..(t + 1) * g4],
+                    dh,
+                    dc,
+                    &grad[at.clone()],
+                    &cp[at.clone()],
+                    &tc[at],
+                )
+            };
+        let row = seq * h;
+        if parallel {
+            (
+                d_gates.par_chunks_mut(seq * g4),
+                dh_next.par_chunks(h),
+                dc_next.par_chunks_mut(h),
+                grad.par_chunks(row),
+                prev_cells.par_chunks(row),
+                tanh_cells.par_chunks(row),
+            )
+                .into_par_iter()
+                .for_each(|(gate, dh, dc, g, cp, tc)| step(gate, dh, dc, g, cp, tc));
+        } else {
+            for (((((gate, dh), dc), g), cp), tc) in d_gates
+                .chunks_mut(seq * g4)
+                .zip(dh_next.chunks(h))
+                .zip(dc_next.chunks_mut(h))
+                .zip(grad.chunks(row))
+                .zip(prev_cells.chunks(row))
+                .zip(tanh_cells.chunks(row))
+            {
+                step(gate, dh, dc, g, cp, tc);
+            }
+        }
+        // dh_next = dP_t Uᵀ, masked
+        matmul(
+            &mut dh_next,
+            h,
+            View {
+                data: &d_gates[t * g4..],
+                rows: batch,
+                cols: g4,
+                row_stride: seq * g4,
+                col_stride: 1,
+            },
+            View::rows(&weights.recurrent, h, g4).transposed(),
+            false,
+        );
+        if let Some(mask) = &state_mask {
+            dh_next.iter_mut().zip(mask).for_each(|(v, m)| *v *= m);
+        }
+    }
+    // Over all B·T rows at once: dU = [h_0 … h_{T−1}]ᵀ dP, dW = xᵀ dP,
+    // db = the column sums of dP, dx = dP Wᵀ.
+    let rows = batch * seq;
+    let d_pre = View::rows(&d_gates, rows, g4);
+    let mut d_recurrent = vec![0.0; h * g4];
+    matmul(
+        &mut d_recurrent,
+        g4,
+        View::rows(&hiddens, rows, h).transposed(),
+        d_pre,
+        false,
+    );
+    let mut d_input_weight = vec![0.0; d_input * g4];
+    matmul(
+        &mut d_input_weight,
+        g4,
+        View::rows(&x, rows, d_input).transposed(),
+        d_pre,
+        false,
+    );
+    let mut d_bias = vec![0.0; g4];
+    for row in d_gates.chunks(g4) {
+        d_bias.iter_mut().zip(row).for_each(|(d, v)| *d += v);
+    }
+    let mut d_x = vec![0.0; rows * d_input];
+    matmul(
+        &mut d_x,
+        d_input,
+        d_pre,
+        View::rows(&weights.input, d_input, g4).transposed(),
+        false,
+    );
+    [d_x, d_input_weight, d_bias, d_recurrent, dh_next, dc_next]
+}
+
+/// One step of one sequence backwards: turns `gate` `[4H]` from the
+/// activations into the gradients of the pre-activations, given the
+/// gradient reaching h from the next step `dh_next` and the step's own output
+/// gradient `grad_h` `[H]`; `dc` `[H]` goes from the cell gradient
+/// of the next step to that of this step's start.
+#[inline(always)]
+fn cell_backward(
+    gate: &mut [f32],
+    dh_next: &[f32],
+    dc: &mut [f32],
+    grad_h: &[f32],
+    prev_cell: &[f32],
+    tanh_cell: &[f32],
+) {
+    let h = dc.len();
+    let (ifg, o) = gate.split_at_mut(3 * h);
+    let (i_f, g) = ifg.split_at_mut(2 * h);
+    let (i, f) = i_f.split_at_mut(h);
+    for j in 0..h {
+        let dh = grad_h[j] + dh_next[j];
+        let (ij, fj, gj, oj, tcj) = (i[j], f[j], g[j], o[j], tanh_cell[j]);
+        let dcj = dc[j] + dh * oj * (1.0 - tcj * tcj);
+        i[j] = dcj * gj * ij * (1.0 - ij);
+        f[j] = dcj * prev_cell[j] * fj * (1.0 - fj);
+        g[j] = dcj * ij * (1.0 - gj * gj);
+        o[j] = dh * tcj * oj * (1.0 - oj);
+        dc[j] = dcj * fj;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu::test_data::{random, values};
+    use crate::lstm::tensor_ops;
+    use burn::backend::NdArray;
+
+    /// The kernel against the tensor-operation version, forward and every
+    /// gradient, at a batch large enough for gemm, threads on the matmuls and
+    /// the rows split across threads (72 × 4·128 gate values per step), and
+    /// with a state mask.
+    #[test]
+    fn the_kernel_equals_the_tensor_operation_version() {
+        let (batch, seq, d_input, h) = (72, 9, 24, 128);
+        assert!(batch * 4 * h >= PARALLEL_ROWS && batch > SMALL_BATCH);
+        let mask: Vec<f32> = (0..batch * h)
+            .map(|i| if i % 3 == 0 { 0.0 } else { 1.5 })
+            .collect();
+        let inputs = LstmInputs::<NdArray> {
+            x: random([batch, seq, d_input], 1.0),
+            input_weight: random([d_input, 4 * h], 0.2),
+            input_bias: random([4 * h], 0.5),
+            recurrent: random([h, 4 * h], 0.1),
+            h0: random([batch, h], 1.0),
+            c0: random([batch, h], 1.0),
+            state_mask: Some(NdArray::from_vec(
+                mask,
+                [batch, h].into(),
+                &Default::default(),
+            )),
+        };
+        let grad = random([batch * (seq + 1), h], 1.0);
+
+        let (out, trace) = lstm_forward::<NdArray>(inputs.clone(), true);
+        let (reference, reference_trace) = tensor_ops::forward::<NdArray>(inputs, true);
+        let worst = |a: Vec<f32>, b: Vec<f32>| {
+            assert_eq!(a.len(), b.len());
+            let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let diff = a
+                .iter()
+                .zip(&b)
+                .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+            (diff, scale)
+        };
+        let (diff, _) = worst(values(out), values(reference.into_primitive().tensor()));
+        assert!(diff < 1e-5, "outputs differ by {diff}");
+
+        let grads = lstm_backward::<NdArray>(trace.unwrap(), grad.clone());
+        let reference = tensor_ops::backward(
+            reference_trace.unwrap(),
+            Tensor::from_primitive(TensorPrimitive::Float(grad)),
+        );
+        let names = ["x", "W", "b", "U", "h0", "c0"];
+        for ((name, ours), theirs) in names.iter().zip(grads).zip(reference) {
+            let (diff, scale) = worst(values(ours), values(theirs));
+            assert!(scale > 1e-2, "d{name} should not vanish");
+            assert!(
+                diff < 2e-5 * scale.max(1.0),
+                "d{name} differs by {diff} (largest {scale})"
+            );
+        }
+    }
+
+}

@@ -1,0 +1,239 @@
+//! What every classifier run shares — the plain training (`classify`) and
+//! each compression method: the dataset's splits, the optimizer, the
+//! training through [`crate::fit`] with loss and accuracy on both splits,
+//! and the evaluation that ends in an artifact.
+
+use crate::TrainBackend;
+use crate::adamw::FusedAdamWConfig;
+use crate::fit::{Fitted, Plan, RunInfo, fit};
+use crate::step::{ClassifierStep, TrainBatcher, TrainItem};
+use anyhow::{Result, bail};
+use artifact::metrics::build_profile;
+use artifact::{ArtifactWriter, Classifier, ClassifierMetrics, Compression};
+use burn::data::dataloader::DataLoaderBuilder;
+use burn::data::dataset::InMemDataset;
+use burn::grad_clipping::GradientClippingConfig;
+use burn::optim::Optimizer;
+use burn::train::metric::{AccuracyMetric, LossMetric};
+use burn::train::{Learner, SupervisedTraining};
+use data::{
+    Bucketed, LabelledText, TextBatcher, bucket_by_length, padded_positions, read_labelled_tsv,
+};
+use model::{LstmBackend, TextClassifier};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use std::path::Path;
+
+/// The train, valid and test splits of a `label<TAB>text` dataset directory.
+pub struct Splits {
+    pub train: Vec<LabelledText>,
+    pub valid: Vec<LabelledText>,
+    pub test: Vec<LabelledText>,
+}
+
+impl Splits {
+    /// Reads `train.tsv`, `valid.tsv` and `test.tsv`; `limit` keeps the first
+    /// training examples only.
+    pub fn read(data_dir: &Path, labels: &[String], limit: Option<usize>) -> Result<Self> {
+        let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+        if labels.len() < 2 {
+            bail!("--labels needs at least two class names, got {labels:?}");
+        }
+        let split = |name: &str| read_labelled_tsv(&data_dir.join(format!("{name}.tsv")), &labels);
+        let mut train = split("train")?;
+        if let Some(limit) = limit {
+            train.truncate(limit);
+        }
+        let splits = Self {
+            train,
+            valid: split("valid")?,
+            test: split("test")?,
+        };
+        println!(
+            "data: {} train, {} valid, {} test examples from {}",
+            splits.train.len(),
+            splits.valid.len(),
+            splits.test.len(),
+            data_dir.display()
+        );
+        Ok(splits)
+    }
+}
+
+/// The optimizer of a classifier run: AdamW (Adam when `weight_decay` is 0)
+/// with Burn's per-tensor norm clipping when `clip_norm` > 0.
+pub fn optimizer(weight_decay: f64, clip_norm: f64) -> FusedAdamWConfig {
+    let clipping = (clip_norm > 0.0).then(|| GradientClippingConfig::Norm(clip_norm as f32));
+    FusedAdamWConfig::new(weight_decay as f32).with_grad_clipping(clipping)
+}
+
+/// How a classifier is fed during training, beside the [`Plan`].
+#[derive(Debug, Clone)]
+pub struct Batching {
+    pub batch_size: usize,
+    /// Seeds the shuffling.
+    pub seed: u64,
+    /// Length bucketing of the training batches (`--bucket`).
+    pub bucket: bool,
+    /// Longer texts are truncated.
+    pub max_seq_len: usize,
+}
+
+/// Trains `step` on `train`, validating on `valid`, with loss and accuracy
+/// on both splits, logging into `log_dir`; returns the kept epoch's weights.
+#[allow(clippy::too_many_arguments)]
+pub fn fit_classifier<B, O>(
+    step: ClassifierStep<B>,
+    optimizer: O,
+    plan: &Plan,
+    batching: &Batching,
+    train: Vec<TrainItem>,
+    valid: Vec<TrainItem>,
+    log_dir: &Path,
+    device: &B::Device,
+) -> Result<Fitted<TextClassifier<B::InnerBackend>>>
+where
+    B: TrainBackend,
+    O: Optimizer<ClassifierStep<B>, B> + 'static,
+{
+    plan.check()?;
+    let max_seq_len = batching.max_seq_len;
+    let batcher = TrainBatcher {
+        text: TextBatcher::new(max_seq_len),
+    };
+    let length = |item: &TrainItem| item.text.ids.len().clamp(1, max_seq_len);
+    let real: usize = train.iter().map(length).sum();
+    let train_loader = if batching.bucket {
+        let batches = bucket_by_length(train, length, batching.batch_size, batching.seed);
+        println!(
+            "length bucketing: {} batches, {} real tokens in {} padded positions per epoch",
+            batches.len(),
+            real,
+            padded_positions(&batches, length)
+        );
+        DataLoaderBuilder::<B, _, _>::new(Bucketed(batcher.clone()))
+            .batch_size(1)
+            .shuffle(batching.seed)
+            .set_device(device.clone())
+            .build(InMemDataset::new(batches))
+    } else {
+        // What random batches pad to, for comparison: one shuffle's worth.
+        let mut shuffled: Vec<usize> = train.iter().map(length).collect();
+        shuffled.shuffle(&mut ChaCha8Rng::seed_from_u64(batching.seed));
+        let batches: Vec<Vec<usize>> = shuffled
+            .chunks(batching.batch_size)
+            .map(<[usize]>::to_vec)
+            .collect();
+        let padded = padded_positions(&batches, |length| *length);
+        println!(
+            "random batches: {real} real tokens in about {padded} padded positions per epoch (--bucket to batch by length)"
+        );
+        DataLoaderBuilder::<B, _, _>::new(batcher.clone())
+            .batch_size(batching.batch_size)
+            .shuffle(batching.seed)
+            .set_device(device.clone())
+            .build(InMemDataset::new(train))
+    };
+    let valid_loader = DataLoaderBuilder::<B::InnerBackend, _, _>::new(batcher)
+        .batch_size(256)
+        .set_device(device.clone())
+        .build(InMemDataset::new(valid));
+    let training = SupervisedTraining::new(log_dir, train_loader, valid_loader)
+        .metric_train_numeric(LossMetric::new())
+        .metric_valid_numeric(LossMetric::new())
+        .metric_train_numeric(AccuracyMetric::new())
+        .metric_valid_numeric(AccuracyMetric::new());
+    let fitted = fit(
+        training,
+        Learner::new(step, optimizer, plan.lr),
+        plan,
+        log_dir,
+        device,
+    )?;
+    Ok(Fitted {
+        model: fitted.model.model,
+        run: fitted.run,
+    })
+}
+
+/// Evaluates `classifier` on the test and training splits, writes the whole
+/// artifact into `writer` and publishes it. Returns the test accuracy.
+pub fn evaluate_and_write<B: LstmBackend>(
+    writer: ArtifactWriter,
+    classifier: Classifier<B>,
+    splits: &Splits,
+    run: RunInfo,
+    backend: &str,
+    compression: Option<Compression>,
+) -> Result<f64> {
+    let evaluation = classifier.evaluate(&splits.test, 256)?;
+    let train_accuracy = classifier.evaluate(&splits.train, 256)?.accuracy;
+    println!(
+        "test accuracy {:.2}% ({}/{}) with the weights of epoch {} (train {:.2}%, dropout off)",
+        100.0 * evaluation.accuracy,
+        evaluation.correct,
+        evaluation.total,
+        run.best_epoch,
+        100.0 * train_accuracy,
+    );
+    let valid_accuracy = run
+        .history
+        .valid_accuracy
+        .get(run.best_epoch.wrapping_sub(1))
+        .map_or(f64::NAN, |percent| percent / 100.0);
+    classifier.write_into(&writer)?;
+    writer.write_metrics(&ClassifierMetrics {
+        test_accuracy: evaluation.accuracy,
+        valid_accuracy,
+        best_epoch: run.best_epoch,
+        epochs_run: run.epochs_run,
+        train_seconds: run.train_seconds,
+        backend: backend.to_string(),
+        profile: build_profile(),
+        train_accuracy: Some(train_accuracy),
+        selected_by: run.selected_by,
+        history: run.history,
+        compression,
+    })?;
+    let path = writer.commit()?;
+    println!("artifact written to {}", path.display());
+    Ok(evaluation.accuracy)
+}
+
+impl RunInfo {
+    /// The training of the artifact another was made from, as its metrics tell.
+    pub fn of(metrics: &ClassifierMetrics) -> Self {
+        Self {
+            best_epoch: metrics.best_epoch,
+            epochs_run: metrics.epochs_run,
+            train_seconds: metrics.train_seconds,
+            selected_by: metrics.selected_by.clone(),
+            history: metrics.history.clone(),
+        }
+    }
+}
+
+impl crate::cli::FitArgs {
+    /// The plan of a run of `epochs` at learning rate `lr` with these options.
+    pub fn plan(&self, epochs: usize, lr: f64) -> Plan {
+        Plan {
+            epochs,
+            lr,
+            select: self.select,
+            patience: self.patience,
+            minutes: None,
+            log_every: self.log_every,
+        }
+    }
+
+    /// How the run's batches are made.
+    pub fn batching(&self, bucket: bool, max_seq_len: usize) -> Batching {
+        Batching {
+            batch_size: self.batch_size,
+            seed: self.seed,
+            bucket,
+            max_seq_len,
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! `train compress`: smaller classifiers made from a trained artifact, each
+//! written as an artifact that `infer` loads like any other.
+//!
+//! - [`quantize`]: post-training int8 weight quantization with Burn's
+//!   quantization API (symmetric, min–max calibrated, per tensor or per
+//!   block). The weights file stores the int8 values and their scales.
+//! - [`prune`]: magnitude pruning of the weight matrices to a target sparsity
+//!   (per layer or global), then fine-tuning with the mask re-applied after
+//!   every optimizer step, so pruned weights stay exactly zero.
+//! - [`distill`]: a small student trained on the teacher's temperature-softened
+//!   outputs mixed with the labels ([`crate::step::distillation_loss`]);
+//!   `--alpha 0` trains the same student on the labels alone.
+//!
+//! The side-by-side report of artifacts is `infer report` (it trains nothing).
+
+pub mod distill;
+pub mod prune;
+pub mod quantize;
+
+use crate::TrainBackend;
+use crate::classifier::Splits;
+use anyhow::{Result, bail};
+use artifact::files::{METRICS_FILE, read_json};
+use artifact::{Classifier, ClassifierMetrics, Compression, CompressionSettings};
+use burn::module::Module;
+use burn::prelude::*;
+use clap::{Args, Subcommand};
+use model::{LstmBackend, ParamCounts};
+use std::path::{Path, PathBuf};
+
+#[derive(Args, Debug)]
+pub struct CompressArgs {
+    #[command(subcommand)]
+    pub method: Method,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Method {
+    /// Post-training int8 weight quantization (Burn's quantization API).
+    Quantize(quantize::QuantizeArgs),
+    /// Magnitude pruning to a target sparsity, then fine-tuning that keeps pruned weights at zero.
+    Prune(prune::PruneArgs),
+    /// A small student trained on the teacher's softened outputs and the labels.
+    Distill(distill::DistillArgs),
+    /// Moved to `infer report` (it trains nothing).
+    #[command(hide = true)]
+    Report {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        rest: Vec<String>,
+    },
+}
+
+/// The artifact a method compresses, where the result goes, and the data.
+#[derive(Args, Debug, Clone)]
+pub struct SourceAndTarget {
+    /// The trained artifact to compress.
+    #[arg(long, default_value = "artifacts/mr")]
+    pub from: PathBuf,
+    /// Where the compressed artifact goes.
+    #[arg(long, alias = "to")]
+    pub artifact_dir: PathBuf,
+    /// The dataset the artifact was trained on (for evaluation and fine-tuning).
+    #[arg(long, default_value = "datasets/mr")]
+    pub data_dir: PathBuf,
+}
+
+pub fn run<B: TrainBackend>(args: &CompressArgs, device: &B::Device, backend: &str) -> Result<()> {
+    match &args.method {
+        Method::Quantize(args) => quantize::run::<B>(args, device, backend),
+        Method::Prune(args) => prune::run::<B>(args, device, backend),
+        Method::Distill(args) => distill::run::<B>(args, device, backend),
+        Method::Report { rest } => bail!(
+            "the report moved to infer (it trains nothing): cargo run --release -p infer -- report {}",
+            rest.join(" ")
+        ),
+    }
+}
+
+/// The source artifact: the classifier, its metrics and its dataset.
+pub(crate) struct Source<B: Backend> {
+    pub classifier: Classifier<B>,
+    pub metrics: ClassifierMetrics,
+    pub splits: Splits,
+}
+
+impl<B: LstmBackend> Source<B> {
+    /// Loads `paths.from` and its dataset (the first `limit` training
+    /// examples), refusing to write over the source.
+    pub fn load(paths: &SourceAndTarget, limit: Option<usize>, device: &B::Device) -> Result<Self> {
+        if same_path(&paths.from, &paths.artifact_dir) {
+            bail!(
+                "--artifact-dir must differ from --from ({}): compression writes a new artifact",
+                paths.from.display()
+            );
+        }
+        let classifier = Classifier::<B>::load(&paths.from, device)?;
+        let metrics: ClassifierMetrics =
+            read_json(&paths.from.join(METRICS_FILE), "a classifier's metrics")?;
+        if let Some(Compression { method, from, .. }) = &metrics.compression
+            && method == "quantize"
+        {
+            bail!(
+                "{} holds int8 weights already: compress the f32 artifact it was made from ({from})",
+                paths.from.display(),
+            );
+        }
+        let splits = Splits::read(&paths.data_dir, &classifier.config.labels, limit)?;
+        Ok(Self {
+            classifier,
+            metrics,
+            splits,
+        })
+    }
+}
+
+/// Whether two paths name the same place (compared after canonicalization
+/// where they exist).
+fn same_path(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// What `method` made of `from`: the model's parameter counts and sparsity,
+/// and the method's settings.
+pub(crate) fn compression<B: Backend, M: Module<B>>(
+    method: &str,
+    from: &Path,
+    model: &M,
+    settings: CompressionSettings,
+) -> Compression {
+    let counts = ParamCounts::of(model);
+    Compression {
+        method: method.into(),
+        from: from.display().to_string(),
+        sparsity: counts.sparsity(),
+        parameters: counts.total,
+        nonzero_parameters: counts.nonzero,
+        settings: Some(settings),
+    }
+}

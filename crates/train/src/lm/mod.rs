@@ -1,0 +1,296 @@
+//! `train lm`: the character language model on Shakespeare, trained through
+//! the same loop as the classifier ([`crate::fit`]) with truncated
+//! backpropagation through time.
+//!
+//! The text is cut into B contiguous streams ([`CharStreams`]); batch k holds
+//! window k of every stream. [`LmStep`] keeps the LSTM state each batch ends
+//! with and starts the next batch from it, detached: gradients flow back
+//! `seq_len` characters, while the state carries memory across the whole
+//! stream. Training and validation each keep their own state, and window 0
+//! (the start of an epoch) starts from zeros. The kept epoch is the first
+//! with the lowest logged validation loss.
+
+mod bits;
+mod step;
+
+pub use bits::BitsPerCharMetric;
+pub use step::{LmOutput, LmStep, Pass};
+
+use crate::TrainBackend;
+use crate::fit::{Plan, fit, log_dir};
+use anyhow::{Context, Result};
+use artifact::args::{dropout, non_negative_f64, open_unit_interval, positive_f64, positive_usize};
+use artifact::metrics::build_profile;
+use artifact::{ArtifactWriter, LanguageModel, LmConfig, LmMetrics, LmTraining, Select};
+use burn::data::dataloader::DataLoaderBuilder;
+use burn::grad_clipping::GradientClippingConfig;
+use burn::module::Module;
+use burn::optim::AdamConfig;
+use burn::prelude::*;
+use burn::train::metric::{AccuracyMetric, LossMetric};
+use burn::train::{Learner, SupervisedTraining};
+use clap::Args;
+use data::{CharStreams, CharVocab};
+use model::{CharLm, CharLmConfig, LstmBackend};
+use std::path::{Path, PathBuf};
+
+/// Train the character-level LSTM language model and write an artifact.
+#[derive(Args, Debug, Clone)]
+pub struct LmArgs {
+    /// A UTF-8 text file; the model learns to continue it one character at a time.
+    #[arg(long, default_value = "datasets/shakespeare/input.txt")]
+    pub data: PathBuf,
+    /// Where the artifact goes (replaced only once training has finished).
+    #[arg(long, default_value = "artifacts/shakespeare")]
+    pub artifact_dir: PathBuf,
+    /// The last this fraction of the text is the validation text.
+    #[arg(long, default_value_t = 0.1, value_parser = open_unit_interval)]
+    pub valid_fraction: f64,
+    /// Most epochs (passes over the training text).
+    #[arg(long, default_value_t = 50, value_parser = positive_usize)]
+    pub epochs: usize,
+    /// Start no epoch that would end past this many minutes of training, judging by the last one (0 = no limit).
+    #[arg(long, default_value_t = 30.0, value_parser = non_negative_f64)]
+    pub minutes: f64,
+    /// Contiguous streams the text is cut into (the rows of a batch).
+    #[arg(long, default_value_t = 32, value_parser = positive_usize)]
+    pub batch_size: usize,
+    /// Characters per window: gradients flow back this far.
+    #[arg(long, default_value_t = 64, value_parser = positive_usize)]
+    pub seq_len: usize,
+    /// Adam's learning rate.
+    #[arg(long, default_value_t = 2e-3, value_parser = positive_f64)]
+    pub lr: f64,
+    /// Rescale each parameter tensor's gradient to at most this L2 norm
+    /// (Burn's norm clipping, per tensor; 0 = off). char-rnn clips at 5.
+    #[arg(long, alias = "clip", default_value_t = 5.0, value_parser = non_negative_f64)]
+    pub clip_norm: f64,
+    #[arg(long, default_value_t = 64, value_parser = positive_usize)]
+    pub d_embed: usize,
+    #[arg(long, default_value_t = 256, value_parser = positive_usize)]
+    pub d_hidden: usize,
+    #[arg(long, default_value_t = 2, value_parser = positive_usize)]
+    pub layers: usize,
+    /// Dropout on the output of every LSTM layer.
+    #[arg(long, default_value_t = 0.2, value_parser = dropout)]
+    pub dropout: f64,
+    /// Stop when validation loss has not improved for this many epochs (0 = never).
+    #[arg(long, default_value_t = 3)]
+    pub patience: usize,
+    /// Seeds the weights and dropout: same seed, same result on ndarray.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Without a terminal, print a progress line every this many batches.
+    #[arg(long, default_value_t = 100, value_parser = positive_usize)]
+    pub log_every: usize,
+    /// Use the first N characters of the text only (for smoke tests).
+    #[arg(long, value_parser = positive_usize)]
+    pub limit_chars: Option<usize>,
+}
+
+impl LmArgs {
+    /// The options as the artifact records them.
+    fn record(&self) -> LmTraining {
+        LmTraining {
+            data: self.data.clone(),
+            valid_fraction: self.valid_fraction,
+            epochs: self.epochs,
+            minutes: self.minutes,
+            batch_size: self.batch_size,
+            seq_len: self.seq_len,
+            lr: self.lr,
+            clip_norm: self.clip_norm,
+            patience: self.patience,
+            seed: self.seed,
+            limit_chars: self.limit_chars,
+        }
+    }
+}
+
+/// The text of a language-model run, cut into what it trains and validates on.
+pub struct LmData {
+    /// Covers the whole text, as char-rnn's does: the validation text may
+    /// use a character the training text lacks.
+    pub vocab: CharVocab,
+    pub train: CharStreams,
+    pub valid: CharStreams,
+    /// Characters in the text.
+    pub chars: usize,
+}
+
+impl LmData {
+    /// Reads `path` (the first `limit` characters), keeps its last
+    /// `valid_fraction` for validation and cuts both into `batch` streams
+    /// of `seq_len`-character windows.
+    pub fn read(
+        path: &Path,
+        limit: Option<usize>,
+        valid_fraction: f64,
+        batch: usize,
+        seq_len: usize,
+    ) -> Result<Self> {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let mut text = String::from_utf8(bytes).map_err(|e| {
+            let line = e.as_bytes()[..e.utf8_error().valid_up_to()]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1;
+            anyhow::anyhow!("{}:{line}: not valid UTF-8", path.display())
+        })?;
+        if let Some(limit) = limit {
+            if let Some((cut, _)) = text.char_indices().nth(limit) {
+                text.truncate(cut);
+            }
+        }
+        let vocab = CharVocab::from_text(&text);
+        let mut ids = vocab
+            .encode(&text)
+            .expect("the vocabulary was built from this text");
+        let valid_len = (ids.len() as f64 * valid_fraction).round() as usize;
+        let valid_ids = ids.split_off(ids.len() - valid_len);
+        let streams = |ids: Vec<u32>, name: &str| {
+            CharStreams::new(ids, batch, seq_len).with_context(|| {
+                format!(
+                    "{}: the {name} text is too short for --batch-size {batch} and --seq-len {seq_len}",
+                    path.display()
+                )
+            })
+        };
+        Ok(Self {
+            train: streams(ids, "training")?,
+            valid: streams(valid_ids, "validation")?,
+            chars: text.chars().count(),
+            vocab,
+        })
+    }
+}
+
+/// The mean cross-entropy (nats per character) of `model` over every window
+/// of `streams`, carrying the state from window to window as validation
+/// does. Reproduces the validation loss a run logs for the same weights.
+pub fn mean_loss<B: LstmBackend>(model: CharLm<B>, streams: &CharStreams, device: &B::Device) -> f64 {
+    let step = LmStep::new(model);
+    let total: f64 = (0..streams.len())
+        .map(|k| {
+            let loss = step.forward_window(streams.batch::<B>(k, device), Pass::Valid).loss;
+            loss.into_scalar().elem::<f64>()
+        })
+        .sum();
+    total / streams.len() as f64
+}
+
+pub fn run<B: TrainBackend>(args: &LmArgs, device: &B::Device, backend: &str) -> Result<()> {
+    let (batch, seq_len) = (args.batch_size, args.seq_len);
+    let data = LmData::read(
+        &args.data,
+        args.limit_chars,
+        args.valid_fraction,
+        batch,
+        seq_len,
+    )?;
+    let train_chars_per_epoch = data.train.len() * batch * seq_len;
+    println!(
+        "data: {} characters ({} distinct) from {}: {} windows of {batch}×{seq_len} to train on, {} to validate",
+        data.chars,
+        data.vocab.len(),
+        args.data.display(),
+        data.train.len(),
+        data.valid.len()
+    );
+
+    let config = LmConfig {
+        model: CharLmConfig::new(data.vocab.len())
+            .with_d_embed(args.d_embed)
+            .with_d_hidden(args.d_hidden)
+            .with_layers(args.layers)
+            .with_dropout(args.dropout),
+        training: Some(args.record()),
+    };
+    // Not shuffled: batch k must be window k, so that the state carries.
+    let train_loader = DataLoaderBuilder::<B, _, _>::new(data::CharBatcher)
+        .batch_size(batch)
+        .set_device(device.clone())
+        .build(data.train);
+    let valid_loader = DataLoaderBuilder::<B::InnerBackend, _, _>::new(data::CharBatcher)
+        .batch_size(batch)
+        .set_device(device.clone())
+        .build(data.valid);
+
+    B::seed(device, args.seed);
+    let model = LmStep::new(config.model.init::<B>(device));
+    println!(
+        "model: embedding {} -> {}×LSTM {} -> {} characters, {} parameters",
+        args.d_embed,
+        args.layers,
+        args.d_hidden,
+        data.vocab.len(),
+        model.num_params()
+    );
+    let mut optimizer = AdamConfig::new();
+    if args.clip_norm > 0.0 {
+        optimizer = optimizer
+            .with_grad_clipping(Some(GradientClippingConfig::Norm(args.clip_norm as f32)));
+    }
+    let plan = Plan {
+        epochs: args.epochs,
+        lr: args.lr,
+        select: Select::Loss,
+        patience: args.patience,
+        minutes: (args.minutes > 0.0).then_some(args.minutes),
+        log_every: args.log_every,
+    };
+    plan.check()?;
+
+    let writer = ArtifactWriter::create(&args.artifact_dir)?;
+    let log_dir = log_dir(writer.dir());
+    let training = SupervisedTraining::new(&log_dir, train_loader, valid_loader)
+        .metric_train_numeric(LossMetric::new())
+        .metric_valid_numeric(LossMetric::new())
+        .metric_train_numeric(BitsPerCharMetric::default())
+        .metric_valid_numeric(BitsPerCharMetric::default())
+        .metric_train_numeric(AccuracyMetric::new())
+        .metric_valid_numeric(AccuracyMetric::new());
+    let learner = Learner::new(model, optimizer.init(), plan.lr);
+    let fitted = fit(training, learner, &plan, &log_dir, device)?;
+
+    let run = fitted.run;
+    let valid_loss = run.history.valid_loss[run.best_epoch - 1];
+    let chars_per_second = (run.epochs_run * train_chars_per_epoch) as f64 / run.train_seconds;
+    let metrics = LmMetrics {
+        valid_loss,
+        valid_bits_per_char: valid_loss / std::f64::consts::LN_2,
+        valid_perplexity: valid_loss.exp(),
+        best_epoch: run.best_epoch,
+        epochs_run: run.epochs_run,
+        train_seconds: run.train_seconds,
+        chars_per_second,
+        train_loss_per_epoch: run.history.train_loss,
+        valid_loss_per_epoch: run.history.valid_loss,
+        backend: backend.to_string(),
+        profile: build_profile(),
+    };
+    println!(
+        "best validation loss {:.4} nats/char = {:.4} bits/char (perplexity {:.2}) at epoch {} of {}",
+        metrics.valid_loss,
+        metrics.valid_bits_per_char,
+        metrics.valid_perplexity,
+        metrics.best_epoch,
+        metrics.epochs_run
+    );
+    println!(
+        "training took {:.1} s: {chars_per_second:.0} training characters per second (validation passes included in the time)",
+        metrics.train_seconds
+    );
+    LanguageModel {
+        model: fitted.model.model,
+        vocab: data.vocab,
+        config,
+    }
+    .write_into(&writer)?;
+    writer.write_metrics(&metrics)?;
+    let path = writer.commit()?;
+    println!("artifact written to {}", path.display());
+    Ok(())
+}

