@@ -47,18 +47,17 @@ impl ClassifierConfig {
     /// a model that cannot run.
     fn check(&self, path: &Path) -> Result<()> {
         let model = &self.model;
-        for (field, value) in [
-            ("model.vocab_size", model.vocab_size),
-            ("model.num_classes", model.num_classes),
-            ("model.d_embed", model.d_embed),
-            ("model.d_hidden", model.d_hidden),
-            ("model.layers", model.layers),
-            ("max_seq_len", self.max_seq_len),
-        ] {
-            if value == 0 {
-                bail!("{}: {field} must be at least 1", path.display());
-            }
-        }
+        positive(
+            path,
+            &[
+                ("model.vocab_size", model.vocab_size),
+                ("model.num_classes", model.num_classes),
+                ("model.d_embed", model.d_embed),
+                ("model.d_hidden", model.d_hidden),
+                ("model.layers", model.layers),
+                ("max_seq_len", self.max_seq_len),
+            ],
+        )?;
         if self.labels.len() != model.num_classes {
             bail!(
                 "{}: {} labels for a model of {} classes (model.num_classes)",
@@ -83,18 +82,27 @@ impl LmConfig {
             ),
         )?;
         let model = &config.model;
-        for (field, value) in [
-            ("model.vocab_size", model.vocab_size),
-            ("model.d_embed", model.d_embed),
-            ("model.d_hidden", model.d_hidden),
-            ("model.layers", model.layers),
-        ] {
-            if value == 0 {
-                bail!("{}: {field} must be at least 1", path.display());
-            }
-        }
+        positive(
+            &path,
+            &[
+                ("model.vocab_size", model.vocab_size),
+                ("model.d_embed", model.d_embed),
+                ("model.d_hidden", model.d_hidden),
+                ("model.layers", model.layers),
+            ],
+        )?;
         Ok(config)
     }
+}
+
+/// Refuses a size of zero, naming the file and the field.
+fn positive(path: &Path, fields: &[(&str, usize)]) -> Result<()> {
+    for (field, value) in fields {
+        if *value == 0 {
+            bail!("{}: {field} must be at least 1", path.display());
+        }
+    }
+    Ok(())
 }
 
 /// Reads configs written before the classifier's single `dropout` became
@@ -146,8 +154,17 @@ mod tests {
         let path = Path::new("a/config.json");
         assert!(config(&["neg", "pos"], 64).check(path).is_ok());
         let err = config(&["neg", "pos"], 0).check(path).unwrap_err();
-        assert_eq!(err.to_string(), "a/config.json: max_seq_len must be at least 1");
-        let err = config(&["neg", "pos", "mixed"], 64).check(path).unwrap_err();
-        assert!(err.to_string().contains("3 labels for a model of 2 classes"), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "a/config.json: max_seq_len must be at least 1"
+        );
+        let err = config(&["neg", "pos", "mixed"], 64)
+            .check(path)
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("3 labels for a model of 2 classes"),
+            "{err}"
+        );
     }
 }

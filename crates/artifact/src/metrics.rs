@@ -12,8 +12,11 @@ pub struct ClassifierMetrics {
     pub best_epoch: usize,
     pub epochs_run: usize,
     pub train_seconds: f64,
+    /// Absent from metrics written by older code, as are the fields below.
+    #[serde(default)]
     pub backend: String,
     /// Cargo profile of the binary that trained (`release` or `debug`).
+    #[serde(default)]
     pub profile: String,
     /// Accuracy on the training split with the kept weights (dropout off).
     #[serde(default)]
@@ -33,6 +36,7 @@ pub struct ClassifierMetrics {
 /// Per-epoch means over the batches, as burn-train logged them (the training
 /// split with dropout on).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct History {
     pub train_loss: Vec<f64>,
     pub valid_loss: Vec<f64>,

@@ -65,10 +65,11 @@ pub fn report<B: LstmBackend>(
                 request.artifacts[0].display()
             );
         }
-        let method = read_json::<ClassifierMetrics>(&dir.join(METRICS_FILE), "a classifier's metrics")
-            .ok()
-            .and_then(|metrics| metrics.compression)
-            .map_or("none (the trained model)".to_string(), |c| c.method);
+        let method =
+            read_json::<ClassifierMetrics>(&dir.join(METRICS_FILE), "a classifier's metrics")
+                .ok()
+                .and_then(|metrics| metrics.compression)
+                .map_or("none (the trained model)".to_string(), |c| c.method);
         let counts = ParamCounts::of(&classifier.model);
         let size = |file: &str| -> Result<u64> {
             Ok(std::fs::metadata(dir.join(file))

@@ -253,7 +253,10 @@ fn a_closed_stdout_ends_quietly() {
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut first = String::new();
     stdout.read_line(&mut first).unwrap();
-    assert!(first.starts_with("neg\t") || first.starts_with("pos\t"), "{first}");
+    assert!(
+        first.starts_with("neg\t") || first.starts_with("pos\t"),
+        "{first}"
+    );
     drop(stdout);
     // Writing the next answers now fails: the reader has gone.
     for _ in 0..2000 {
@@ -277,9 +280,10 @@ fn report_compares_artifacts() {
     make_artifact(&b);
     let data = tmp.path().join("data");
     std::fs::create_dir(&data).unwrap();
+    // 260 sentences: the batch-256 latency needs one full batch.
     std::fs::write(
         data.join("test.tsv"),
-        "pos\ta good film\nneg\ta bad film\nneg\tdull\npos\tcharming\n",
+        "pos\ta good film\nneg\ta bad film\nneg\tdull\npos\tcharming\n".repeat(65),
     )
     .unwrap();
     let json = tmp.path().join("rows.json");
@@ -294,7 +298,11 @@ fn report_compares_artifacts() {
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     let table = text(&out.stdout);
-    assert_eq!(table.lines().filter(|l| l.starts_with("| ")).count(), 3, "{table}");
+    assert_eq!(
+        table.lines().filter(|l| l.starts_with("| ")).count(),
+        3,
+        "{table}"
+    );
     let rows: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let rows = rows.as_array().unwrap();
@@ -303,7 +311,10 @@ fn report_compares_artifacts() {
     assert_eq!(rows[0]["parameters"], rows[1]["parameters"]);
     assert_eq!(rows[0]["test_accuracy"], rows[1]["test_accuracy"]);
     let accuracy = rows[0]["test_accuracy"].as_f64().unwrap();
-    assert!([0.0, 0.25, 0.5, 0.75, 1.0].contains(&accuracy), "{accuracy}");
+    assert!(
+        [0.0, 0.25, 0.5, 0.75, 1.0].contains(&accuracy),
+        "{accuracy}"
+    );
 }
 
 /// A small untrained language model over the characters "abc .\n".

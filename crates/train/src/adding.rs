@@ -123,8 +123,8 @@ pub fn run<B: TrainBackend>(args: &AddingArgs, device: &B::Device) -> Result<Add
 
     let mut optimizer = AdamConfig::new();
     if args.clip_norm > 0.0 {
-        optimizer = optimizer
-            .with_grad_clipping(Some(GradientClippingConfig::Norm(args.clip_norm as f32)));
+        optimizer =
+            optimizer.with_grad_clipping(Some(GradientClippingConfig::Norm(args.clip_norm as f32)));
     }
     let mut optimizer = optimizer.init::<B, SequenceRegressor<B>>();
     println!(
@@ -256,8 +256,8 @@ mod tests {
     /// header is the one it expects.
     #[test]
     fn the_output_has_what_the_experiment_reads() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../docs/experiments/adding");
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/experiments/adding");
         let committed = std::fs::read_to_string(dir.join("results.jsonl")).unwrap();
         let row: serde_json::Value =
             serde_json::from_str(committed.lines().next().unwrap()).unwrap();

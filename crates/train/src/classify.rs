@@ -227,11 +227,18 @@ mod tests {
             ["--batch-size", "0"],
             ["--d-hidden", "0"],
             ["--embedding-dropout", "1"],
-            ["--weight-decay", "-1"],
+            ["--weight-decay", "=-1"],
             ["--batch-size", "18446744073709551616"],
         ] {
-            let parsed = Cli::try_parse_from(["train", bad[0], bad[1]]);
-            let err = parsed.err().unwrap_or_else(|| panic!("{bad:?} was accepted"));
+            // `=` joins a negative value to its option (`--weight-decay=-1`).
+            let args: Vec<String> = match bad[1].strip_prefix('=') {
+                Some(value) => vec![format!("{}={value}", bad[0])],
+                None => vec![bad[0].to_string(), bad[1].to_string()],
+            };
+            let parsed = Cli::try_parse_from(std::iter::once("train".to_string()).chain(args));
+            let err = parsed
+                .err()
+                .unwrap_or_else(|| panic!("{bad:?} was accepted"));
             assert!(err.to_string().contains(bad[0]), "{bad:?}: {err}");
         }
     }

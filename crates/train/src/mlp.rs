@@ -1,7 +1,7 @@
 //! `train mlp`: the classic 2-3-1 network case study, trained with Burn's
 //! autodiff or (`--manual`) with backpropagation written out by hand.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use artifact::args::{positive_f64, positive_usize};
 use burn::module::AutodiffModule;
 use burn::optim::{GradientsParams, Optimizer, SgdConfig};
@@ -15,13 +15,13 @@ use model::{Activation, Loss, Mlp, MlpConfig, backprop, sgd_step};
 #[derive(Args, Debug, Clone)]
 pub struct MlpArgs {
     /// Number of generated training samples.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = positive_usize)]
     pub samples: usize,
     /// Seeds the samples and the initial weights.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Hidden layer widths, comma-separated (`3` gives the 2-3-1 network).
-    #[arg(long, default_value = "3", value_delimiter = ',')]
+    #[arg(long, default_value = "3", value_delimiter = ',', value_parser = positive_usize)]
     pub hidden: Vec<usize>,
     /// Nonlinearity of the hidden layers.
     #[arg(long, value_enum, default_value_t = ActivationChoice::Sigmoid)]
@@ -33,7 +33,7 @@ pub struct MlpArgs {
     #[arg(long, default_value_t = 0.01, value_parser = positive_f64)]
     pub lr: f64,
     /// Passes over the samples, one SGD update per sample.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = positive_usize)]
     pub epochs: usize,
     /// Train with the hand-written backpropagation instead of autodiff.
     #[arg(long)]
@@ -61,12 +61,6 @@ pub enum LossChoice {
 }
 
 pub fn run<B: AutodiffBackend>(args: &MlpArgs, device: &B::Device) -> Result<()> {
-    if args.samples == 0 || args.epochs == 0 {
-        bail!("--samples and --epochs must be at least 1");
-    }
-    if args.hidden.iter().any(|&h| h == 0) {
-        bail!("--hidden widths must be at least 1, got {:?}", args.hidden);
-    }
     let hidden = match args.activation {
         ActivationChoice::Sigmoid => Activation::Sigmoid,
         ActivationChoice::Tanh => Activation::Tanh,

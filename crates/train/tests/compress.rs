@@ -178,8 +178,15 @@ fn bad_compress_options_get_clear_errors() {
     let missing = missing.to_str().unwrap();
     let cases: [(&[&str], &str); 3] = [
         (
-            &["compress", "quantize", "--from", missing, "--artifact-dir", missing],
-            "--to must differ from --from",
+            &[
+                "compress",
+                "quantize",
+                "--from",
+                missing,
+                "--artifact-dir",
+                missing,
+            ],
+            "--artifact-dir must differ from --from",
         ),
         (
             &[
@@ -192,10 +199,17 @@ fn bad_compress_options_get_clear_errors() {
                 "--sparsity",
                 "1.5",
             ],
-            "--sparsity must be in [0, 1)",
+            "'--sparsity <SPARSITY>': must be in [0, 1)",
         ),
         (
-            &["compress", "distill", "--from", missing, "--artifact-dir", "x"],
+            &[
+                "compress",
+                "distill",
+                "--from",
+                missing,
+                "--artifact-dir",
+                "x",
+            ],
             "does not exist",
         ),
     ];

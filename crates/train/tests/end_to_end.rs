@@ -70,8 +70,7 @@ fn one_short_epoch_then_infer() {
     assert!((0.0..=1.0).contains(&test_accuracy));
 
     // The artifact loads from its directory alone and predicts.
-    let classifier =
-        load(&artifact);
+    let classifier = load(&artifact);
     let texts = ["an utterly charming and hilarious film", "", "zzzz qqqq"];
     let predictions = classifier.predict(&texts, 2).unwrap();
     assert_eq!(predictions.len(), 3);
@@ -171,8 +170,7 @@ fn encoder_choice_round_trips_through_the_artifact() {
     );
     assert!(out.status.success(), "train failed:\n{}", stderr(&out));
 
-    let classifier =
-        load(&artifact);
+    let classifier = load(&artifact);
     let config = &classifier.config.model;
     assert_eq!(config.cell, model::CellKind::Gru);
     assert!(config.bidirectional);
@@ -243,8 +241,7 @@ fn early_stopping_keeps_the_epoch_of_lowest_validation_loss() {
     assert_eq!(metrics.selected_by, "loss");
 
     // The weights are that epoch's: they score its validation accuracy.
-    let classifier =
-        load(&artifact);
+    let classifier = load(&artifact);
     let valid = mr_split("valid");
     let accuracy = 100.0 * classifier.evaluate(&valid, 256).unwrap().accuracy;
     let logged = metrics.history.valid_accuracy[lowest - 1];

@@ -30,7 +30,7 @@ pub struct AddingArgs {
     /// rows from the previous run's results.jsonl.
     #[arg(long, value_delimiter = ',')]
     models: Vec<String>,
-    /// Use target/release/train as it is instead of building it first.
+    /// Use the release train binary as it is instead of building it first.
     #[arg(long)]
     no_build: bool,
     /// Train nothing: redraw the table and the plot from the files in --out.

@@ -19,7 +19,7 @@ pub struct LmArgs {
     artifact_dir: PathBuf,
     #[arg(long, default_value = "docs/experiments/lm")]
     out: PathBuf,
-    /// Use target/release/{train,infer} as they are instead of building them first.
+    /// Use the release train and infer binaries as they are instead of building them first.
     #[arg(long)]
     no_build: bool,
     /// Train nothing: redraw the plot and the sample from the artifact.

@@ -28,7 +28,7 @@ pub struct RegularizationArgs {
     /// from the previous results.jsonl.
     #[arg(long, value_delimiter = ',')]
     runs: Vec<String>,
-    /// Use target/release/train as it is instead of building it first.
+    /// Use the release train binary as it is instead of building it first.
     #[arg(long)]
     no_build: bool,
     /// Train nothing: redraw the table and the plot from results.jsonl.
@@ -278,7 +278,10 @@ mod tests {
         for line in text.lines() {
             let result: RunResult = serde_json::from_str(line).unwrap();
             assert!(RUNS.iter().any(|r| r.0 == result.run), "{line}");
-            assert_eq!(result.metrics.history.valid_loss.len(), result.metrics.epochs_run);
+            assert_eq!(
+                result.metrics.history.valid_loss.len(),
+                result.metrics.epochs_run
+            );
         }
     }
 }

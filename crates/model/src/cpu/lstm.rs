@@ -264,7 +264,6 @@ best_instructions!(fn cell_backward_best = cell_backward(
     tanh_cell: &[f32],
 ));
 
-
 /// One step of one sequence: `gate` `[4H]` from pre-activations to
 /// activations; the cell `c` and hidden state `hid` `[H]` to the next step's;
 /// tanh of the new cell into `tc`; h into `out` `[H]`.
@@ -435,9 +434,12 @@ fn cell_backward(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cpu::matmul::SMALL_BATCH;
     use crate::cpu::test_data::{random, values};
     use crate::lstm::tensor_ops;
     use burn::backend::NdArray;
+    use burn::prelude::*;
+    use burn::tensor::TensorPrimitive;
 
     /// The kernel against the tensor-operation version, forward and every
     /// gradient, at a batch large enough for gemm, threads on the matmuls and
@@ -494,5 +496,4 @@ mod tests {
             );
         }
     }
-
 }

@@ -9,7 +9,7 @@ use gemm::Parallelism;
 /// below it a matmul is over before the pool would have woken up.
 const PARALLEL_MATMUL: usize = 1 << 20;
 /// Products with at most this many rows skip gemm (see `small_matmul`).
-const SMALL_BATCH: usize = 4;
+pub(crate) const SMALL_BATCH: usize = 4;
 
 best_instructions!(fn small_matmul_best = small_matmul(
     dst: &mut [f32],
@@ -18,7 +18,6 @@ best_instructions!(fn small_matmul_best = small_matmul(
     rhs: View,
     accumulate: bool,
 ) -> bool);
-
 
 /// A matrix inside a buffer: element (r, c) is
 /// `data[r * row_stride + c * col_stride]`.
@@ -64,7 +63,13 @@ impl<'a> View<'a> {
 
 /// `dst (+)= lhs × rhs`, where `dst` is row-major with row stride
 /// `dst_row_stride`; adds to what `dst` holds when `accumulate`.
-pub(crate) fn matmul(dst: &mut [f32], dst_row_stride: usize, lhs: View, rhs: View, accumulate: bool) {
+pub(crate) fn matmul(
+    dst: &mut [f32],
+    dst_row_stride: usize,
+    lhs: View,
+    rhs: View,
+    accumulate: bool,
+) {
     let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
     assert_eq!(k, rhs.rows, "matmul: inner dimensions differ");
     let dst_view = View {
@@ -174,9 +179,6 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu::test_data::random;
-    use crate::cpu::CpuBackend;
-    use burn::backend::NdArray;
 
     #[test]
     fn matmul_follows_the_strides() {

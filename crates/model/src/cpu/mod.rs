@@ -42,5 +42,4 @@ pub(crate) mod test_data {
     pub fn values(tensor: FloatTensor<NdArray>) -> Vec<f32> {
         NdArray::to_vec(&tensor)
     }
-
 }

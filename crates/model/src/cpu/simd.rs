@@ -97,5 +97,4 @@ mod tests {
         assert_eq!(tanh(200.0), 1.0);
         assert_eq!(tanh(-200.0), -1.0);
     }
-
 }

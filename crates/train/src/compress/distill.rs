@@ -12,7 +12,9 @@ use crate::fit::log_dir;
 use crate::step::{ClassifierStep, Distillation, TrainItem};
 use anyhow::Result;
 use artifact::args::{dropout, positive_f64, positive_usize, unit_interval};
-use artifact::{ArtifactWriter, Classifier, ClassifierConfig, ClassifierTraining, CompressionSettings};
+use artifact::{
+    ArtifactWriter, Classifier, ClassifierConfig, ClassifierTraining, CompressionSettings,
+};
 use burn::module::Module;
 use clap::Args;
 use data::{WordTokenizer, encode_all};
@@ -156,4 +158,3 @@ pub fn run<B: TrainBackend>(args: &DistillArgs, device: &B::Device, backend: &st
     )?;
     Ok(())
 }
-

@@ -140,3 +140,20 @@ pub(crate) fn compression<B: Backend, M: Module<B>>(
         settings: Some(settings),
     }
 }
+
+/// A fixed padded batch of three sentences (tokens, mask), for the methods' tests.
+#[cfg(test)]
+pub(crate) fn test_batch<B: Backend>(
+    device: &B::Device,
+) -> (Tensor<B, 2, Int>, Tensor<B, 2, Bool>) {
+    let tokens = Tensor::<B, 2, Int>::from_ints(
+        [
+            [5, 9, 14, 3, 21, 7],
+            [11, 2, 30, 0, 0, 0],
+            [40, 41, 42, 43, 44, 0],
+        ],
+        device,
+    );
+    let mask = tokens.clone().not_equal_elem(0);
+    (tokens, mask)
+}

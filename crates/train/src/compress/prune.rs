@@ -179,7 +179,6 @@ pub fn run<B: TrainBackend>(args: &PruneArgs, device: &B::Device, backend: &str)
     Ok(())
 }
 
-
 /// Which weights magnitude pruning removes: a 0/1 mask per weight matrix
 /// (every parameter of two or more dimensions: the embedding, the recurrent
 /// layers' W and U, attention and output weights; biases are kept).
@@ -358,24 +357,12 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compress::test_batch as batch;
     use burn::backend::{Autodiff, NdArray};
     use burn::nn::loss::CrossEntropyLossConfig;
     use model::TextClassifierConfig;
 
     type A = Autodiff<NdArray>;
-
-    fn batch<B: Backend>(device: &B::Device) -> (Tensor<B, 2, Int>, Tensor<B, 2, Bool>) {
-        let tokens = Tensor::<B, 2, Int>::from_ints(
-            [
-                [5, 9, 14, 3, 21, 7],
-                [11, 2, 30, 0, 0, 0],
-                [40, 41, 42, 43, 44, 0],
-            ],
-            device,
-        );
-        let mask = tokens.clone().not_equal_elem(0);
-        (tokens, mask)
-    }
 
     /// After pruning and a fine-tuning step, the pruned weights are still
     /// exactly zero, each matrix has the sparsity asked for, and the other

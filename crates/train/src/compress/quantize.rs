@@ -74,7 +74,6 @@ pub fn run<B: TrainBackend>(args: &QuantizeArgs, device: &B::Device, backend: &s
     Ok(())
 }
 
-
 /// Burn's `Quantizer` (min–max calibration) with the level chosen per
 /// tensor: blocks of `block` values along the last dimension where that
 /// dimension is a multiple of the block (Burn cannot block it otherwise),
@@ -111,21 +110,9 @@ impl<B: Backend> ModuleMapper<B> for Int8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compress::test_batch as batch;
     use burn::backend::NdArray;
     use model::TextClassifierConfig;
-
-    fn batch<B: Backend>(device: &B::Device) -> (Tensor<B, 2, Int>, Tensor<B, 2, Bool>) {
-        let tokens = Tensor::<B, 2, Int>::from_ints(
-            [
-                [5, 9, 14, 3, 21, 7],
-                [11, 2, 30, 0, 0, 0],
-                [40, 41, 42, 43, 44, 0],
-            ],
-            device,
-        );
-        let mask = tokens.clone().not_equal_elem(0);
-        (tokens, mask)
-    }
 
     /// int8 quantization, per tensor or per block, moves no logit of a fixed
     /// batch by more than 0.05 (the logits themselves are of order 1; one
@@ -161,5 +148,4 @@ mod tests {
             assert!(diff > 0.0, "the weights should actually have changed");
         }
     }
-
 }

@@ -2,8 +2,8 @@
 
 use burn::train::metric::state::{FormatOptions, NumericMetricState};
 use burn::train::metric::{
-    Metric, MetricAttributes, MetricMetadata, MetricName, Numeric, NumericAttributes,
-    NumericEntry, SerializedEntry,
+    Metric, MetricAttributes, MetricMetadata, MetricName, Numeric, NumericAttributes, NumericEntry,
+    SerializedEntry,
 };
 
 /// The input of [`BitsPerCharMetric`]: a batch's mean loss in nats and its
@@ -66,4 +66,3 @@ impl Numeric for BitsPerCharMetric {
         self.state.running_value()
     }
 }
-

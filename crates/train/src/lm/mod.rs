@@ -170,11 +170,17 @@ impl LmData {
 /// The mean cross-entropy (nats per character) of `model` over every window
 /// of `streams`, carrying the state from window to window as validation
 /// does. Reproduces the validation loss a run logs for the same weights.
-pub fn mean_loss<B: LstmBackend>(model: CharLm<B>, streams: &CharStreams, device: &B::Device) -> f64 {
+pub fn mean_loss<B: LstmBackend>(
+    model: CharLm<B>,
+    streams: &CharStreams,
+    device: &B::Device,
+) -> f64 {
     let step = LmStep::new(model);
     let total: f64 = (0..streams.len())
         .map(|k| {
-            let loss = step.forward_window(streams.batch::<B>(k, device), Pass::Valid).loss;
+            let loss = step
+                .forward_window(streams.batch::<B>(k, device), Pass::Valid)
+                .loss;
             loss.into_scalar().elem::<f64>()
         })
         .sum();
@@ -230,8 +236,8 @@ pub fn run<B: TrainBackend>(args: &LmArgs, device: &B::Device, backend: &str) ->
     );
     let mut optimizer = AdamConfig::new();
     if args.clip_norm > 0.0 {
-        optimizer = optimizer
-            .with_grad_clipping(Some(GradientClippingConfig::Norm(args.clip_norm as f32)));
+        optimizer =
+            optimizer.with_grad_clipping(Some(GradientClippingConfig::Norm(args.clip_norm as f32)));
     }
     let plan = Plan {
         epochs: args.epochs,

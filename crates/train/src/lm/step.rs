@@ -170,7 +170,6 @@ impl<B: Backend> Adaptor<AccuracyInput<B>> for LmOutput<B> {
     }
 }
 
-
 impl<B: Backend> Adaptor<super::bits::BitsInput> for LmOutput<B> {
     fn adapt(&self) -> super::bits::BitsInput {
         super::bits::BitsInput {
@@ -183,10 +182,10 @@ impl<B: Backend> Adaptor<super::bits::BitsInput> for LmOutput<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use data::CharStreams;
-    use model::CharLmConfig;
     use burn::backend::{Autodiff, NdArray};
     use burn::tensor::backend::AutodiffBackend;
+    use data::CharStreams;
+    use model::CharLmConfig;
 
     type B = Autodiff<NdArray>;
 
