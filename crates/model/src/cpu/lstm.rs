@@ -1,6 +1,6 @@
 //! The LSTM layer as a CPU kernel, for the ndarray and flex backends.
 //!
-//! Written with tensor operations ([`crate::lstm_op`]'s reference version),
+//! Written with tensor operations (the reference version, `crate::lstm::tensor_ops`),
 //! a time step is about a dozen backend calls, each allocating its result and
 //! each handed to a thread pool; at the bench's shapes that overhead, and the
 //! CPU backends' slow `tanh`, cost more than the arithmetic
@@ -14,7 +14,7 @@
 //! pre-activations `[B, T, 4H]` into the gate activations in place, and the
 //! backward pass turns those into their gradients in place; everything is
 //! kept batch-major, as the tensors are, so no transposes are needed.
-//! The equations are those of [`crate::lstm_op`].
+//! The equations are those of `crate::lstm::op`.
 
 use super::host::CpuBackend;
 use super::matmul::{View, matmul};
