@@ -15,6 +15,9 @@ pub const VOCAB_FILE: &str = "vocab.json";
 pub const WEIGHTS_STEM: &str = "model";
 pub const WEIGHTS_FILE: &str = "model.mpk";
 pub const METRICS_FILE: &str = "metrics.json";
+/// Marks a directory as an artifact this project wrote (see `writer::Marker`):
+/// only such a directory is ever replaced.
+pub const MARKER_FILE: &str = "artifact.json";
 /// burn-train's logs (and, while training runs, its checkpoints).
 pub const TRAINING_DIR: &str = "training";
 

@@ -30,7 +30,7 @@ fn make_artifact(dir: &Path) {
         max_seq_len: 16,
         training: None,
     };
-    let writer = ArtifactWriter::create(dir).unwrap();
+    let writer = ArtifactWriter::create(dir, "classifier", &[]).unwrap();
     let device = Default::default();
     let model = config.model.init::<NdArray>(&device);
     Classifier::new(model, tokenizer, config, &device)
@@ -327,7 +327,7 @@ fn make_lm_artifact(dir: &Path) {
             .with_layers(1),
         training: None,
     };
-    let writer = ArtifactWriter::create(dir).unwrap();
+    let writer = ArtifactWriter::create(dir, "language-model", &[]).unwrap();
     LanguageModel {
         model: config.model.init::<NdArray>(&Default::default()),
         vocab,

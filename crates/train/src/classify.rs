@@ -169,7 +169,7 @@ pub fn run<B: TrainBackend>(args: &ClassifyArgs, device: &B::Device, backend: &s
     );
     let train = encode_all(&tokenizer, &splits.train)?;
     let valid = encode_all(&tokenizer, &splits.valid)?;
-    let writer = ArtifactWriter::create(&args.artifact_dir)?;
+    let writer = ArtifactWriter::create(&args.artifact_dir, "classifier", &[&args.data_dir])?;
     let batching = args.fit.batching(args.bucket, config.max_seq_len);
     let fitted = fit_classifier(
         model,

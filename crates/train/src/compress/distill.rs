@@ -130,7 +130,11 @@ pub fn run<B: TrainBackend>(args: &DistillArgs, device: &B::Device, backend: &st
         .into_iter()
         .map(TrainItem::from)
         .collect();
-    let writer = ArtifactWriter::create(&args.paths.artifact_dir)?;
+    let writer = ArtifactWriter::create(
+        &args.paths.artifact_dir,
+        "classifier",
+        &[&args.paths.from, &args.paths.data_dir],
+    )?;
     let fitted = fit_classifier(
         step,
         FusedAdamWConfig::new(0.0).init(),

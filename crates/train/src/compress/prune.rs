@@ -65,7 +65,11 @@ pub fn run<B: TrainBackend>(args: &PruneArgs, device: &B::Device, backend: &str)
     let (train, valid) = (encode(&source.splits.train)?, encode(&source.splits.valid)?);
     // The same weights, on the training backend.
     let mut model = load_weights(&args.paths.from, config.model.init::<B>(device), device)?;
-    let writer = ArtifactWriter::create(&args.paths.artifact_dir)?;
+    let writer = ArtifactWriter::create(
+        &args.paths.artifact_dir,
+        "classifier",
+        &[&args.paths.from, &args.paths.data_dir],
+    )?;
     let mut masks = None;
     let mut before_fine_tuning = Vec::new();
     let mut runs = Vec::new();

@@ -62,7 +62,11 @@ pub fn run<B: TrainBackend>(args: &QuantizeArgs, device: &B::Device, backend: &s
     };
     let compression = compression("quantize", &args.paths.from, &model, settings);
     let quantized = Classifier::new(model, classifier.tokenizer, classifier.config, device);
-    let writer = ArtifactWriter::create(&args.paths.artifact_dir)?;
+    let writer = ArtifactWriter::create(
+        &args.paths.artifact_dir,
+        "classifier",
+        &[&args.paths.from, &args.paths.data_dir],
+    )?;
     evaluate_and_write(
         writer,
         quantized,

@@ -249,7 +249,7 @@ pub fn run<B: TrainBackend>(args: &LmArgs, device: &B::Device, backend: &str) ->
     };
     plan.check()?;
 
-    let writer = ArtifactWriter::create(&args.artifact_dir)?;
+    let writer = ArtifactWriter::create(&args.artifact_dir, "language-model", &[&args.data])?;
     let log_dir = log_dir(writer.dir());
     let training = SupervisedTraining::new(&log_dir, train_loader, valid_loader)
         .metric_train_numeric(LossMetric::new())
