@@ -159,6 +159,9 @@ impl<B: LstmBackend> Classifier<B> {
         let classes = self.config.labels.len();
         self.forward_batches(texts, batch_size, |batch| {
             let [_, seq_len] = batch.out.attention.dims();
+            // The label is the largest logit, as in `evaluate` (softmax can
+            // round two close logits to one probability).
+            let logits = to_f32(batch.out.logits.clone());
             let probs = to_f32(softmax(batch.out.logits, 1));
             let attention = to_f32(batch.out.attention);
             let rows = batch.texts.iter().zip(batch.encoded).zip(batch.lengths);
@@ -173,7 +176,7 @@ impl<B: LstmBackend> Classifier<B> {
                 };
                 emit(Prediction {
                     text: text.to_string(),
-                    label: self.config.labels[argmax(&p)].clone(),
+                    label: self.config.labels[argmax(&logits[row * classes..(row + 1) * classes])].clone(),
                     probabilities: p,
                     labels: self.config.labels.clone(),
                     attention: words
@@ -212,21 +215,46 @@ impl<B: LstmBackend> Classifier<B> {
 
     /// Accuracy and confusion matrix on labelled examples.
     pub fn evaluate(&self, items: &[LabelledText], batch_size: usize) -> Result<Evaluation> {
-        let texts: Vec<&str> = items.iter().map(|item| item.text.as_str()).collect();
+        self.evaluate_stream(items.iter().cloned().map(Ok), batch_size)
+    }
+
+    /// Accuracy and confusion matrix over a stream of labelled examples,
+    /// read `batch_size` at a time: memory stays bounded however long the
+    /// stream. The first error of the stream ends the evaluation.
+    pub fn evaluate_stream<E>(
+        &self,
+        items: impl Iterator<Item = Result<LabelledText, E>>,
+        batch_size: usize,
+    ) -> Result<Evaluation>
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
         let n = self.config.labels.len();
         let mut confusion = vec![vec![0; n]; n];
-        let mut items = items.iter();
-        self.predict_each(&texts, batch_size, |prediction| {
-            let item = items.next().expect("one prediction per item");
-            confusion[item.label][argmax(&prediction.probabilities)] += 1;
-            Ok(())
-        })?;
+        let mut total = 0;
+        let mut items = items.peekable();
+        while items.peek().is_some() {
+            let batch = items
+                .by_ref()
+                .take(batch_size.max(1))
+                .collect::<Result<Vec<_>, E>>()?;
+            let texts: Vec<&str> = batch.iter().map(|item| item.text.as_str()).collect();
+            let mut truths = batch.iter().map(|item| item.label);
+            self.forward_batches(&texts, batch_size, |forwarded| {
+                for row in to_f32(forwarded.out.logits).chunks(n) {
+                    let truth = truths.next().expect("one row of logits per text");
+                    confusion[truth][argmax(row)] += 1;
+                }
+                Ok(())
+            })?;
+            total += batch.len();
+        }
         let correct = (0..n).map(|i| confusion[i][i]).sum();
         Ok(Evaluation {
             labels: self.config.labels.clone(),
-            total: texts.len(),
+            total,
             correct,
-            accuracy: correct as f64 / texts.len().max(1) as f64,
+            accuracy: correct as f64 / total.max(1) as f64,
             confusion,
         })
     }

@@ -20,6 +20,8 @@ pub const METRICS_FILE: &str = "metrics.json";
 pub const MARKER_FILE: &str = "artifact.json";
 /// burn-train's logs (and, while training runs, its checkpoints).
 pub const TRAINING_DIR: &str = "training";
+/// Inside [`TRAINING_DIR`] while a run is going: how far it got, for `--resume`.
+pub const PROGRESS_FILE: &str = "progress.json";
 
 /// How a user makes each kind of artifact (for messages).
 pub const TRAIN_CLASSIFIER: &str = "cargo run --release -p train";

@@ -14,11 +14,15 @@
 //! - A lock file beside the target (`.NAME.lock`, an OS lock released when
 //!   the process ends, however it ends) refuses a second run writing the same
 //!   artifact at once.
-//! - A staging directory left by a killed run is removed when the next run
-//!   of the same artifact starts, and the user is told.
+//! - A run that stops without publishing (killed, Ctrl-C, an error) after
+//!   finishing an epoch leaves its staging directory, with the progress
+//!   record and checkpoints a `--resume` continues from; the next run of the
+//!   same artifact either resumes it (`--resume`) or removes it, and says
+//!   which.
 
 use crate::files::{
-    COMMON_FILES, CONFIG_FILE, MARKER_FILE, METRICS_FILE, TOKENIZER_FILE, TRAIN_CLASSIFIER,
+    COMMON_FILES, CONFIG_FILE, MARKER_FILE, METRICS_FILE, PROGRESS_FILE, TOKENIZER_FILE,
+    TRAIN_CLASSIFIER,
     TRAINING_DIR, VOCAB_FILE, WEIGHTS_FILE, WEIGHTS_STEM, check_dir, write_json,
 };
 use crate::weights::WeightsRecorder;
@@ -66,10 +70,22 @@ impl ArtifactWriter {
     /// run that reads `inputs`. A staging directory left by an interrupted
     /// run is removed (and the user told).
     pub fn create(target: &Path, kind: &str, inputs: &[&Path]) -> Result<Self> {
-        Self::open(target, kind, inputs)
+        Self::open(target, kind, inputs, false)
     }
 
-    fn open(target: &Path, kind: &str, inputs: &[&Path]) -> Result<Self> {
+    /// As [`create`](Self::create), but with `resume` the staging directory
+    /// of an interrupted run of the same kind is kept for the run to
+    /// continue from.
+    pub fn create_or_resume(
+        target: &Path,
+        kind: &str,
+        inputs: &[&Path],
+        resume: bool,
+    ) -> Result<Self> {
+        Self::open(target, kind, inputs, resume)
+    }
+
+    fn open(target: &Path, kind: &str, inputs: &[&Path], resume: bool) -> Result<Self> {
         let name = target
             .file_name()
             .filter(|_| !matches!(target.components().next_back(), Some(Component::ParentDir)))
@@ -98,10 +114,29 @@ impl ArtifactWriter {
         remove_legacy_staging(&parent, &name)?;
 
         let staging = parent.join(format!(".{name}.partial"));
+        let same_kind = crate::files::read_json::<Marker>(&staging.join(MARKER_FILE), "a marker")
+            .is_ok_and(|m| m.written_by == Marker::WRITER && m.kind == kind);
+        if staging.is_dir() && resume && same_kind {
+            return Ok(Self {
+                staging,
+                target: target.to_path_buf(),
+                lock_path,
+                _lock: lock,
+                committed: false,
+            });
+        }
         if staging.is_dir() {
+            let resumable = resumable(&staging);
             std::fs::remove_dir_all(&staging)
                 .with_context(|| format!("cannot remove {}", staging.display()))?;
-            println!("removed {}, left by an interrupted run", staging.display());
+            if resumable && !resume {
+                println!(
+                    "removed {}, left by an interrupted run (--resume would have continued it)",
+                    staging.display()
+                );
+            } else {
+                println!("removed {}, left by an interrupted run", staging.display());
+            }
         } else if staging.exists() {
             bail!(
                 "{} exists and is not a staging directory: remove it, or choose another --artifact-dir",
@@ -176,7 +211,8 @@ impl ArtifactWriter {
 
 impl Drop for ArtifactWriter {
     fn drop(&mut self) {
-        if !self.committed {
+        // A run that finished an epoch keeps what `--resume` needs.
+        if !self.committed && !resumable(&self.staging) {
             let _ = std::fs::remove_dir_all(&self.staging);
         }
         // Removed while still held, so nothing is left beside the artifact.
@@ -184,6 +220,14 @@ impl Drop for ArtifactWriter {
         // file; the window is the length of this call.)
         let _ = std::fs::remove_file(&self.lock_path);
     }
+}
+
+/// Whether a staging directory holds a run that `--resume` can continue.
+/// (It has a progress record of at least one finished epoch.)
+fn resumable(staging: &Path) -> bool {
+    let path = staging.join(TRAINING_DIR).join(PROGRESS_FILE);
+    crate::files::read_json::<serde_json::Value>(&path, "a progress record")
+        .is_ok_and(|p| p["epochs_done"].as_u64().is_some_and(|n| n > 0))
 }
 
 /// Whether `dir` is an artifact this project wrote: it has the marker, or

@@ -26,4 +26,7 @@ pub use bucket::{Bucketed, POOL_BATCHES, bucket_by_length, padded_positions};
 pub use chars::{CharBatch, CharBatcher, CharRow, CharStreams, CharVocab};
 pub use error::DataError;
 pub use tokenizer::{PAD_ID, PAD_TOKEN, UNK_ID, UNK_TOKEN, WordTokenizer};
-pub use tsv::{LabelledText, MR_LABELS, read_labelled_tsv};
+pub use tsv::{
+    LabelledText, MR_LABELS, TsvRow, TsvRows, label_row, labelled_rows, labels_of, read_labelled_tsv,
+    read_tsv,
+};

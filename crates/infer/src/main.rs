@@ -19,7 +19,7 @@ use artifact::args::{non_negative_f64, positive_usize};
 use artifact::files::VOCAB_FILE;
 use artifact::{Classifier, Evaluation};
 use clap::{Args, Parser, Subcommand};
-use data::read_labelled_tsv;
+use data::labelled_rows;
 use infer::report::{ReportRequest, markdown, report};
 use infer::{Generator, Sampling};
 use rand::SeedableRng;
@@ -225,8 +225,11 @@ fn classify(cli: PredictArgs) -> Result<()> {
             .iter()
             .map(String::as_str)
             .collect();
-        let items = read_labelled_tsv(path, &labels)?;
-        let evaluation = classifier.evaluate(&items, cli.batch_size)?;
+        let evaluation =
+            classifier.evaluate_stream(labelled_rows(path, &labels)?, cli.batch_size)?;
+        if evaluation.total == 0 {
+            bail!("{} is empty: expected lines of `label<TAB>text`", path.display());
+        }
         if cli.json {
             writeln!(out, "{}", serde_json::to_string(&evaluation)?)?;
         } else {

@@ -5,19 +5,21 @@
 
 use crate::TrainBackend;
 use crate::adamw::FusedAdamWConfig;
-use crate::fit::{Fitted, Plan, RunInfo, fit};
+use crate::fit::{Fitted, Plan, RunInfo, Start, fit};
+use crate::loader::EpochLoader;
 use crate::step::{ClassifierStep, TrainBatcher, TrainItem};
 use anyhow::{Result, bail};
 use artifact::metrics::build_profile;
 use artifact::{ArtifactWriter, Classifier, ClassifierMetrics, Compression};
-use burn::data::dataloader::DataLoaderBuilder;
+use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
 use burn::data::dataset::InMemDataset;
 use burn::grad_clipping::GradientClippingConfig;
 use burn::optim::Optimizer;
 use burn::train::metric::{AccuracyMetric, LossMetric};
 use burn::train::{Learner, SupervisedTraining};
 use data::{
-    Bucketed, LabelledText, TextBatcher, bucket_by_length, padded_positions, read_labelled_tsv,
+    Bucketed, LabelledText, TextBatcher, bucket_by_length, label_row, labels_of, padded_positions,
+    read_labelled_tsv, read_tsv,
 };
 use model::{LstmBackend, TextClassifier};
 use rand::SeedableRng;
@@ -27,35 +29,67 @@ use std::path::Path;
 
 /// The train, valid and test splits of a `label<TAB>text` dataset directory.
 pub struct Splits {
+    /// The class names, in the order of the model's outputs.
+    pub labels: Vec<String>,
     pub train: Vec<LabelledText>,
     pub valid: Vec<LabelledText>,
     pub test: Vec<LabelledText>,
 }
 
 impl Splits {
-    /// Reads `train.tsv`, `valid.tsv` and `test.tsv`; `limit` keeps the first
-    /// training examples only.
-    pub fn read(data_dir: &Path, labels: &[String], limit: Option<usize>) -> Result<Self> {
-        let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+    /// Reads `train.tsv`, `valid.tsv` and `test.tsv`. The classes are
+    /// `labels` when given (in that order), else the distinct labels of the
+    /// whole training file in code-point order ([`labels_of`]); a label of
+    /// valid or test that is not a class is an error naming file and line.
+    /// `limit` keeps the first training examples only.
+    pub fn read(data_dir: &Path, labels: Option<&[String]>, limit: Option<usize>) -> Result<Self> {
+        let path = |name: &str| data_dir.join(format!("{name}.tsv"));
+        let train_path = path("train");
+        let train_rows = read_tsv(&train_path)?;
+        let labels = match labels {
+            Some(labels) => {
+                for (i, label) in labels.iter().enumerate() {
+                    if label.trim().is_empty() || label.trim() != label {
+                        bail!("--labels: {label:?} is not a label (empty, or with surrounding spaces)");
+                    }
+                    if labels[..i].contains(label) {
+                        bail!("--labels lists {label:?} twice");
+                    }
+                }
+                labels.to_vec()
+            }
+            None => labels_of(&train_rows),
+        };
         if labels.len() < 2 {
-            bail!("--labels needs at least two class names, got {labels:?}");
+            bail!(
+                "{} has only the label {:?}: a classifier needs at least two classes",
+                train_path.display(),
+                labels.first().map_or("", String::as_str)
+            );
         }
-        let split = |name: &str| read_labelled_tsv(&data_dir.join(format!("{name}.tsv")), &labels);
-        let mut train = split("train")?;
+        let names: Vec<&str> = labels.iter().map(String::as_str).collect();
+        let mut train = train_rows
+            .into_iter()
+            .map(|row| label_row(&train_path, row, &names))
+            .collect::<Result<Vec<_>, _>>()?;
         if let Some(limit) = limit {
             train.truncate(limit);
         }
+        let valid = read_labelled_tsv(&path("valid"), &names)?;
+        let test = read_labelled_tsv(&path("test"), &names)?;
         let splits = Self {
+            labels,
             train,
-            valid: split("valid")?,
-            test: split("test")?,
+            valid,
+            test,
         };
         println!(
-            "data: {} train, {} valid, {} test examples from {}",
+            "data: {} train, {} valid, {} test examples from {}; classes {}",
             splits.train.len(),
             splits.valid.len(),
             splits.test.len(),
-            data_dir.display()
+            data_dir.display(),
+            splits.labels.join(", ")
         );
         Ok(splits)
     }
@@ -81,7 +115,8 @@ pub struct Batching {
 }
 
 /// Trains `step` on `train`, validating on `valid`, with loss and accuracy
-/// on both splits, logging into `log_dir`; returns the kept epoch's weights.
+/// on both splits, from where `start` says (logging into its directory);
+/// returns the kept epoch's weights.
 #[allow(clippy::too_many_arguments)]
 pub fn fit_classifier<B, O>(
     step: ClassifierStep<B>,
@@ -90,21 +125,21 @@ pub fn fit_classifier<B, O>(
     batching: &Batching,
     train: Vec<TrainItem>,
     valid: Vec<TrainItem>,
-    log_dir: &Path,
+    start: &Start,
     device: &B::Device,
 ) -> Result<Fitted<TextClassifier<B::InnerBackend>>>
 where
     B: TrainBackend,
     O: Optimizer<ClassifierStep<B>, B> + 'static,
 {
-    plan.check()?;
     let max_seq_len = batching.max_seq_len;
     let batcher = TrainBatcher {
         text: TextBatcher::new(max_seq_len),
     };
     let length = |item: &TrainItem| item.text.ids.len().clamp(1, max_seq_len);
     let real: usize = train.iter().map(length).sum();
-    let train_loader = if batching.bucket {
+    let done = start.done;
+    let train_loader: std::sync::Arc<dyn DataLoader<B, _>> = if batching.bucket {
         let batches = bucket_by_length(train, length, batching.batch_size, batching.seed);
         println!(
             "length bucketing: {} batches, {} real tokens in {} padded positions per epoch",
@@ -112,11 +147,9 @@ where
             real,
             padded_positions(&batches, length)
         );
-        DataLoaderBuilder::<B, _, _>::new(Bucketed(batcher.clone()))
-            .batch_size(1)
-            .shuffle(batching.seed)
-            .set_device(device.clone())
-            .build(InMemDataset::new(batches))
+        let bucketed = Bucketed(batcher.clone());
+        let loader = EpochLoader::new(batches, bucketed, 1, true, batching.seed, done, device);
+        std::sync::Arc::new(loader)
     } else {
         // What random batches pad to, for comparison: one shuffle's worth.
         let mut shuffled: Vec<usize> = train.iter().map(length).collect();
@@ -129,17 +162,22 @@ where
         println!(
             "random batches: {real} real tokens in about {padded} padded positions per epoch (--bucket to batch by length)"
         );
-        DataLoaderBuilder::<B, _, _>::new(batcher.clone())
-            .batch_size(batching.batch_size)
-            .shuffle(batching.seed)
-            .set_device(device.clone())
-            .build(InMemDataset::new(train))
+        let loader = EpochLoader::new(
+            train,
+            batcher.clone(),
+            batching.batch_size,
+            true,
+            batching.seed,
+            done,
+            device,
+        );
+        std::sync::Arc::new(loader)
     };
     let valid_loader = DataLoaderBuilder::<B::InnerBackend, _, _>::new(batcher)
         .batch_size(256)
         .set_device(device.clone())
         .build(InMemDataset::new(valid));
-    let training = SupervisedTraining::new(log_dir, train_loader, valid_loader)
+    let training = SupervisedTraining::new(&start.log_dir, train_loader, valid_loader)
         .metric_train_numeric(LossMetric::new())
         .metric_valid_numeric(LossMetric::new())
         .metric_train_numeric(AccuracyMetric::new())
@@ -148,7 +186,7 @@ where
         training,
         Learner::new(step, optimizer, plan.lr),
         plan,
-        log_dir,
+        start,
         device,
     )?;
     Ok(Fitted {

@@ -4,7 +4,7 @@
 use crate::TrainBackend;
 use crate::classifier::{Splits, evaluate_and_write, fit_classifier, optimizer};
 use crate::cli::FitArgs;
-use crate::fit::log_dir;
+use crate::fit::{Start, log_dir};
 use crate::step::{ClassifierStep, TrainItem};
 use anyhow::Result;
 use artifact::args::{dropout, non_negative_f64, positive_f64, positive_usize};
@@ -24,9 +24,10 @@ pub struct ClassifyArgs {
     /// Where the artifact goes (replaced only once training has finished).
     #[arg(long, default_value = "artifacts/mr")]
     pub artifact_dir: PathBuf,
-    /// Class names in the files, comma-separated, in the model's output order.
-    #[arg(long, default_value = "neg,pos", value_delimiter = ',')]
-    pub labels: Vec<String>,
+    /// Class names, comma-separated, in the model's output order (default:
+    /// the distinct labels of train.tsv, in code-point order).
+    #[arg(long, value_delimiter = ',')]
+    pub labels: Option<Vec<String>>,
     /// Validation accuracy on MR peaks around epochs 6–8; the best epoch is kept.
     #[arg(long, default_value_t = 10, value_parser = positive_usize)]
     pub epochs: usize,
@@ -132,7 +133,7 @@ impl ClassifyArgs {
 pub fn run<B: TrainBackend>(args: &ClassifyArgs, device: &B::Device, backend: &str) -> Result<()> {
     let plan = args.fit.plan(args.epochs, args.lr);
     plan.check()?;
-    let splits = Splits::read(&args.data_dir, &args.labels, args.fit.limit)?;
+    let splits = Splits::read(&args.data_dir, args.labels.as_deref(), args.fit.limit)?;
 
     let tokenizer = WordTokenizer::train(
         splits.train.iter().map(|t| t.text.as_str()),
@@ -145,7 +146,7 @@ pub fn run<B: TrainBackend>(args: &ClassifyArgs, device: &B::Device, backend: &s
     );
 
     let config = ClassifierConfig {
-        model: TextClassifierConfig::new(tokenizer.vocab_size(), args.labels.len())
+        model: TextClassifierConfig::new(tokenizer.vocab_size(), splits.labels.len())
             .with_d_embed(args.d_embed)
             .with_d_hidden(args.d_hidden)
             .with_embedding_dropout(args.embedding_dropout)
@@ -154,7 +155,7 @@ pub fn run<B: TrainBackend>(args: &ClassifyArgs, device: &B::Device, backend: &s
             .with_cell(args.encoder.cell())
             .with_bidirectional(args.encoder.bidirectional())
             .with_layers(args.layers),
-        labels: args.labels.clone(),
+        labels: splits.labels.clone(),
         max_seq_len: args.max_seq_len,
         training: Some(args.record()),
     };
@@ -169,7 +170,13 @@ pub fn run<B: TrainBackend>(args: &ClassifyArgs, device: &B::Device, backend: &s
     );
     let train = encode_all(&tokenizer, &splits.train)?;
     let valid = encode_all(&tokenizer, &splits.valid)?;
-    let writer = ArtifactWriter::create(&args.artifact_dir, "classifier", &[&args.data_dir])?;
+    let writer = ArtifactWriter::create_or_resume(
+        &args.artifact_dir,
+        "classifier",
+        &[&args.data_dir],
+        args.fit.resume,
+    )?;
+    let start = Start::prepare(&log_dir(writer.dir()), &config, args.fit.resume)?;
     let batching = args.fit.batching(args.bucket, config.max_seq_len);
     let fitted = fit_classifier(
         model,
@@ -178,7 +185,7 @@ pub fn run<B: TrainBackend>(args: &ClassifyArgs, device: &B::Device, backend: &s
         &batching,
         train.into_iter().map(TrainItem::from).collect(),
         valid.into_iter().map(TrainItem::from).collect(),
-        &log_dir(writer.dir()),
+        &start,
         device,
     )?;
     let classifier = Classifier::new(fitted.model, tokenizer, config, device);

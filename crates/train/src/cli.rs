@@ -34,4 +34,9 @@ pub struct FitArgs {
     /// Use the first N training examples only (for smoke tests).
     #[arg(long, value_parser = positive_usize)]
     pub limit: Option<usize>,
+    /// Continue the interrupted run of the same command and options (killed,
+    /// Ctrl-C) after its last completed epoch, to the artifact the
+    /// uninterrupted run would have written.
+    #[arg(long)]
+    pub resume: bool,
 }

@@ -10,26 +10,36 @@
 //! was lowest at epoch 8). So every epoch's checkpoint is kept until the run
 //! ends, and removed once the kept one is loaded.
 //!
+//! Resuming: after every epoch, `training/progress.json` in the staging
+//! directory records how many epochs are done (with the run's options);
+//! burn-train's checkpoint of that epoch holds the weights, the optimizer
+//! state and the learning-rate schedule; the data order and the random
+//! streams of an epoch are functions of the seed and the epoch number
+//! ([`crate::loader`]); early stopping is decided from the logged epochs
+//! alone. So a run killed at any moment and resumed with `--resume` ends
+//! with the artifact an uninterrupted run would have written.
+//!
 //! The caller builds the `SupervisedTraining` with its data loaders and its
 //! metrics, which must include burn-train's `LossMetric` and
 //! `AccuracyMetric` on both splits (the history is read from their logs).
 
 use crate::renderer::LineRenderer;
-use anyhow::{Context, Result, ensure};
-use artifact::files::TRAINING_DIR;
+use crate::watch::{self, Stop};
+use anyhow::{Context, Result, bail, ensure};
+use artifact::files::{PROGRESS_FILE, TRAINING_DIR};
 use artifact::weights::WeightsRecorder;
 use artifact::{History, Select};
-use burn::module::Module;
+use burn::module::{AutodiffModule, Module};
 use burn::tensor::backend::AutodiffBackend;
 use burn::train::checkpoint::KeepLastNCheckpoints;
 use burn::train::metric::store::{Aggregate, Direction, EventStoreClient, Split};
-use burn::train::metric::{AccuracyMetric, LossMetric};
+use burn::train::metric::{AccuracyMetric, LossMetric, Metric};
 use burn::train::{
-    EarlyStoppingStrategy, Learner, LearnerSummary, LearningComponentsTypes,
-    MetricEarlyStoppingStrategy, StoppingCondition, SupervisedTraining,
+    EarlyStoppingStrategy, Learner, LearnerSummary, LearningComponentsTypes, SupervisedTraining,
 };
+use serde::{Deserialize, Serialize};
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// How a run goes through its epochs and which one it keeps.
@@ -45,6 +55,33 @@ pub struct Plan {
     pub minutes: Option<f64>,
     /// Without a terminal, print a progress line every this many batches.
     pub log_every: usize,
+}
+
+/// Where a run starts: afresh, or after the epochs an interrupted run of
+/// the same options finished.
+#[derive(Debug, Clone)]
+pub struct Start {
+    /// burn-train's logs and checkpoints (inside the artifact's staging).
+    pub log_dir: PathBuf,
+    /// Epochs already done (0 for a new run); the loaders start after them.
+    pub done: usize,
+    /// Training seconds those epochs took.
+    pub seconds: f64,
+    /// The interrupted run had already stopped training (its plan or early
+    /// stopping said so): only the artifact is left to write.
+    pub finished: bool,
+}
+
+/// `training/progress.json`: what a resume needs to know of a run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Progress {
+    /// The options of the run (its artifact config), which a resume must repeat.
+    options: serde_json::Value,
+    epochs_done: usize,
+    seconds: f64,
+    /// Training had stopped after `epochs_done`.
+    #[serde(default)]
+    finished: bool,
 }
 
 /// What a training run kept, and how it got there.
@@ -76,33 +113,130 @@ impl Plan {
     }
 }
 
-/// Runs `training` with `learner` under `plan`, logging and checkpointing
-/// into `log_dir`, and returns the weights of the epoch the plan keeps.
+impl Start {
+    /// Prepares `log_dir` for a run with `options`. With `resume`, an
+    /// interrupted run found there with the same options continues after
+    /// its last epoch whose checkpoint is whole; anything it logged after
+    /// that epoch is removed. Otherwise the run starts at epoch 1.
+    pub fn prepare(log_dir: &Path, options: &impl Serialize, resume: bool) -> Result<Self> {
+        let options = serde_json::to_value(options)?;
+        let fresh = |seconds| Self {
+            log_dir: log_dir.to_path_buf(),
+            done: 0,
+            seconds,
+            finished: false,
+        };
+        let previous: Option<Progress> = resume
+            .then(|| std::fs::read(log_dir.join(PROGRESS_FILE)).ok())
+            .flatten()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+        let Some(previous) = previous else {
+            if resume {
+                println!(
+                    "--resume: no interrupted run in {}; starting at epoch 1",
+                    log_dir.parent().unwrap_or(log_dir).display()
+                );
+            }
+            clear(log_dir)?;
+            write_progress(log_dir, &options, 0, 0.0, false)?;
+            return Ok(fresh(0.0));
+        };
+        let changed = differences("", &previous.options, &options);
+        if !changed.is_empty() {
+            bail!(
+                "--resume: the interrupted run in {} had other options ({}); resume with the same options, or run without --resume to start over",
+                log_dir.parent().unwrap_or(log_dir).display(),
+                changed.join("; ")
+            );
+        }
+        let mut done = previous.epochs_done;
+        while done > 0 && !checkpoint_is_whole(log_dir, done) {
+            println!("the checkpoint of epoch {done} is incomplete (the run was killed while writing it)");
+            done -= 1;
+        }
+        forget_after(log_dir, done)?;
+        if done == 0 {
+            println!("--resume: the interrupted run had no complete epoch; starting at epoch 1");
+            clear(log_dir)?;
+            write_progress(log_dir, &options, 0, 0.0, false)?;
+            return Ok(fresh(0.0));
+        }
+        // The seconds of the epochs kept (the record may count more).
+        let seconds = previous.seconds * done as f64 / previous.epochs_done.max(1) as f64;
+        let finished = previous.finished && done == previous.epochs_done;
+        write_progress(log_dir, &options, done, seconds, finished)?;
+        println!(
+            "resuming after epoch {done} of the interrupted run in {}",
+            log_dir.parent().unwrap_or(log_dir).display()
+        );
+        Ok(Self {
+            log_dir: log_dir.to_path_buf(),
+            done,
+            seconds,
+            finished,
+        })
+    }
+}
+
+/// Runs `training` with `learner` under `plan` from `start`, logging and
+/// checkpointing into `start.log_dir`, and returns the weights of the epoch
+/// the plan keeps. Ctrl-C stops it after the current batch, keeping what a
+/// resume needs; a non-finite training loss stops it with an error.
 pub fn fit<LC>(
     training: SupervisedTraining<LC>,
     learner: Learner<LC>,
     plan: &Plan,
-    log_dir: &Path,
+    start: &Start,
     device: &burn::tensor::Device<<LC::Backend as AutodiffBackend>::InnerBackend>,
 ) -> Result<Fitted<LC::InferenceModel>>
 where
     LC: LearningComponentsTypes + Send + 'static,
     LC::InferenceModel: Module<<LC::Backend as AutodiffBackend>::InnerBackend>,
 {
+    let log_dir = start.log_dir.as_path();
+    let started = Instant::now();
     let mut training = training
         .with_file_checkpointer(WeightsRecorder::new())
         .with_checkpointing_strategy(KeepLastNCheckpoints::new(plan.epochs))
-        .num_epochs(plan.epochs);
-    let started = Instant::now();
-    if plan.patience > 0 || plan.minutes.is_some() {
-        training = training.early_stopping(Stopping::new(plan, started));
+        .num_epochs(plan.epochs)
+        .early_stopping(Stopping::new(plan, start, started));
+    if start.done > 0 {
+        training = training.checkpoint(start.done);
     }
     if !std::io::stdout().is_terminal() {
         training = training.renderer(LineRenderer::new(plan.log_every));
     }
-    let result = training.launch(learner);
-    let train_seconds = started.elapsed().as_secs_f64();
-    drop(result.renderer);
+    watch::arm(training.interrupter(), start.done + 1);
+    let fresh: LC::InferenceModel = if start.finished {
+        // The interrupted run had finished training; only its artifact is missing.
+        learner.model().valid()
+    } else {
+        let result = training.launch(learner);
+        drop(result.renderer);
+        result.model
+    };
+    let stopped = watch::disarm();
+    let train_seconds = start.seconds + started.elapsed().as_secs_f64();
+    let checkpoints = log_dir.join("checkpoint");
+    match stopped {
+        Some(Stop::Signal) => {
+            let done = read_progress(log_dir).map_or(0, |p| p.epochs_done);
+            bail!(
+                "interrupted: {done} epoch(s) done and kept in {}; run the same command with --resume to continue",
+                log_dir.parent().unwrap_or(log_dir).display()
+            );
+        }
+        Some(Stop::NonFinite { epoch, batch, loss }) => {
+            // Nothing of this run is worth resuming or keeping.
+            let _ = std::fs::remove_file(log_dir.join(PROGRESS_FILE));
+            let _ = std::fs::remove_dir_all(&checkpoints);
+            bail!(
+                "the training loss became {loss} at epoch {epoch}, batch {batch}: the weights diverged, so no artifact was written; lower --lr (it is {}) or clip the gradients (--clip-norm 1)",
+                plan.lr
+            );
+        }
+        None => {}
+    }
 
     let history = history(log_dir)?;
     let epochs_run = history.valid_loss.len();
@@ -118,15 +252,15 @@ where
         history.valid_loss[best_epoch - 1],
         history.valid_accuracy[best_epoch - 1],
     );
-    let checkpoints = log_dir.join("checkpoint");
     let checkpoint = checkpoints.join(format!("model-{best_epoch}"));
     // Records are backend-agnostic: the checkpoint of the autodiff model loads
     // straight into the inference model.
-    let model = result
-        .model
+    let model = fresh
         .load_file(checkpoint.clone(), &WeightsRecorder::new(), device)
         .with_context(|| format!("cannot load the kept checkpoint {}", checkpoint.display()))?;
     std::fs::remove_dir_all(&checkpoints).context("removing the training checkpoints")?;
+    // The run is over: nothing is left to resume.
+    std::fs::remove_file(log_dir.join(PROGRESS_FILE)).context("removing the progress record")?;
     Ok(Fitted {
         model,
         run: RunInfo {
@@ -137,6 +271,123 @@ where
             history,
         },
     })
+}
+
+fn read_progress(log_dir: &Path) -> Option<Progress> {
+    let bytes = std::fs::read(log_dir.join(PROGRESS_FILE)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Writes the progress record atomically (a temporary file renamed over it).
+fn write_progress(
+    log_dir: &Path,
+    options: &serde_json::Value,
+    epochs_done: usize,
+    seconds: f64,
+    finished: bool,
+) -> Result<()> {
+    std::fs::create_dir_all(log_dir)
+        .with_context(|| format!("cannot create {}", log_dir.display()))?;
+    let path = log_dir.join(PROGRESS_FILE);
+    let tmp = log_dir.join(format!("{PROGRESS_FILE}.tmp"));
+    let progress = Progress {
+        options: options.clone(),
+        epochs_done,
+        seconds,
+        finished,
+    };
+    std::fs::write(&tmp, serde_json::to_vec_pretty(&progress)?)
+        .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Empties the log directory of a run starting afresh (it lies inside the
+/// staging directory this project created).
+fn clear(log_dir: &Path) -> Result<()> {
+    if log_dir.exists() {
+        std::fs::remove_dir_all(log_dir)
+            .with_context(|| format!("cannot remove {}", log_dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Whether the model, optimizer and scheduler checkpoints of `epoch` are
+/// all there and whole (each parses to its end as MessagePack).
+fn checkpoint_is_whole(log_dir: &Path, epoch: usize) -> bool {
+    ["model", "optim", "scheduler"].iter().all(|name| {
+        let path = log_dir.join("checkpoint").join(format!("{name}-{epoch}.mpk"));
+        std::fs::File::open(path).is_ok_and(|file| {
+            let mut reader = std::io::BufReader::new(file);
+            rmp_serde::from_read::<_, serde::de::IgnoredAny>(&mut reader).is_ok()
+                && std::io::Read::read(&mut reader, &mut [0u8; 1]).is_ok_and(|n| n == 0)
+        })
+    })
+}
+
+/// Removes what a run logged and checkpointed after epoch `done`.
+fn forget_after(log_dir: &Path, done: usize) -> Result<()> {
+    let epoch_of = |name: &str, prefix: &str| -> Option<usize> {
+        name.strip_prefix(prefix)?
+            .split('.')
+            .next()?
+            .parse()
+            .ok()
+    };
+    for (dir, prefixes) in [
+        (log_dir.join("train"), &["epoch-"][..]),
+        (log_dir.join("valid"), &["epoch-"][..]),
+        (log_dir.join("checkpoint"), &["model-", "optim-", "scheduler-"][..]),
+    ] {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let later = prefixes
+                .iter()
+                .any(|prefix| epoch_of(&name, prefix).is_some_and(|e| e > done));
+            if later {
+                let path = entry.path();
+                let removed = if path.is_dir() {
+                    std::fs::remove_dir_all(&path)
+                } else {
+                    std::fs::remove_file(&path)
+                };
+                removed.with_context(|| format!("cannot remove {}", path.display()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The fields in which two option records differ, as `path: old → new`.
+fn differences(path: &str, old: &serde_json::Value, new: &serde_json::Value) -> Vec<String> {
+    use serde_json::Value;
+    match (old, new) {
+        (Value::Object(a), Value::Object(b)) => {
+            let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            keys.into_iter()
+                .flat_map(|key| {
+                    let field = if path.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{path}.{key}")
+                    };
+                    let missing = Value::Null;
+                    differences(
+                        &field,
+                        a.get(key).unwrap_or(&missing),
+                        b.get(key).unwrap_or(&missing),
+                    )
+                })
+                .collect()
+        }
+        _ if old == new => vec![],
+        _ => vec![format!("{path}: {old} then, {new} now")],
+    }
 }
 
 /// The 1-based epoch `select` keeps, from the per-epoch means: the first
@@ -196,57 +447,82 @@ fn per_epoch(log_dir: &Path, metric: &str) -> Result<(Vec<f64>, Vec<f64>)> {
     ))
 }
 
-/// Early stopping: on the `select` metric with a patience (burn-train's
-/// strategy, which decides when to stop, not which epoch is kept), or before
-/// an epoch that would end past the time budget (judged by how long the
-/// last epoch took).
+/// After every epoch: records the progress (for a resume), then decides
+/// whether to stop — on the `select` metric with a patience, judged from
+/// the logged epochs alone so that a resumed run decides as the
+/// uninterrupted one would, or before an epoch that would end past the time
+/// budget (judged by how long the last epoch took; the budget counts this
+/// process's time).
 #[derive(Clone)]
 struct Stopping {
-    patience: Option<MetricEarlyStoppingStrategy>,
+    log_dir: PathBuf,
+    options: serde_json::Value,
+    /// Seconds of the epochs done before this process.
+    seconds_before: f64,
+    started: Instant,
+    epochs: usize,
+    patience: usize,
+    select: Select,
     deadline: Option<Instant>,
     /// When the last epoch ended (or training started).
     last: Instant,
 }
 
 impl Stopping {
-    fn new(plan: &Plan, started: Instant) -> Self {
-        let condition = StoppingCondition::NoImprovementSince {
-            n_epochs: plan.patience,
-        };
-        // The metrics' backend only names them; any backend will do.
-        type Any = burn::backend::NdArray;
-        let patience = (plan.patience > 0).then(|| match plan.select {
-            Select::Loss => MetricEarlyStoppingStrategy::new(
-                &LossMetric::<Any>::new(),
-                Aggregate::Mean,
-                Direction::Lowest,
-                Split::Valid,
-                condition,
-            ),
-            _ => MetricEarlyStoppingStrategy::new(
-                &AccuracyMetric::<Any>::new(),
-                Aggregate::Mean,
-                Direction::Highest,
-                Split::Valid,
-                condition,
-            ),
-        });
+    fn new(plan: &Plan, start: &Start, started: Instant) -> Self {
+        let options = read_progress(&start.log_dir).map_or(serde_json::Value::Null, |p| p.options);
         Self {
-            patience,
+            log_dir: start.log_dir.clone(),
+            options,
+            seconds_before: start.seconds,
+            started,
+            epochs: plan.epochs,
+            patience: plan.patience,
+            select: plan.select,
             deadline: plan
                 .minutes
                 .map(|minutes| started + Duration::from_secs_f64(minutes * 60.0)),
             last: started,
         }
     }
+
+    /// Whether the `select` metric has not improved for `patience` epochs,
+    /// from the validation means of epochs 1..=`epoch` in the store.
+    fn stalled(&self, epoch: usize, store: &EventStoreClient) -> bool {
+        // The metrics' backend only names them; any backend will do.
+        type Any = burn::backend::NdArray;
+        let (name, lower_is_better) = match self.select {
+            Select::Loss => (LossMetric::<Any>::new().name(), true),
+            Select::Accuracy => (AccuracyMetric::<Any>::new().name(), false),
+            Select::Last => return false,
+        };
+        if self.patience == 0 {
+            return false;
+        }
+        let values: Vec<f64> = (1..=epoch)
+            .map_while(|e| store.find_metric(&name, e, Aggregate::Mean, &Split::Valid))
+            .collect();
+        let best = (0..values.len()).fold(0, |best, i| {
+            let better = if lower_is_better {
+                values[i] < values[best]
+            } else {
+                values[i] > values[best]
+            };
+            if better { i } else { best }
+        }) + 1;
+        values.len() == epoch && epoch - best >= self.patience
+    }
 }
 
 impl EarlyStoppingStrategy for Stopping {
     fn should_stop(&mut self, epoch: usize, store: &EventStoreClient) -> bool {
-        let stalled = self
-            .patience
-            .as_mut()
-            .is_some_and(|p| p.should_stop(epoch, store));
+        // A stop asked for during the epoch may have cut its validation
+        // short: it is not recorded as done.
+        if watch::stopping_requested() {
+            return true;
+        }
+        watch::epoch_started(epoch + 1);
+        let stalled = self.stalled(epoch, store);
         let now = Instant::now();
         let epoch_time = now - self.last;
         self.last = now;
@@ -257,7 +533,13 @@ impl EarlyStoppingStrategy for Stopping {
                 epoch_time.as_secs_f64()
             );
         }
-        stalled || out_of_time
+        let stop = stalled || out_of_time;
+        let seconds = self.seconds_before + self.started.elapsed().as_secs_f64();
+        let finished = stop || epoch >= self.epochs;
+        if let Err(err) = write_progress(&self.log_dir, &self.options, epoch, seconds, finished) {
+            eprintln!("warning: {err:#}: a resume would repeat epoch {epoch}");
+        }
+        stop
     }
 }
 

@@ -34,9 +34,11 @@ pub mod cli;
 pub mod compress;
 pub mod fit;
 pub mod lm;
+pub mod loader;
 pub mod mlp;
 pub mod renderer;
 pub mod step;
+pub mod watch;
 
 use adamw::AdamWKernel;
 use burn::tensor::backend::AutodiffBackend;

@@ -138,6 +138,7 @@ impl<B: TrainBackend> TrainStep for ClassifierStep<B> {
 
     fn step(&self, batch: TrainBatch<B>) -> TrainOutput<ClassificationOutput<B>> {
         let output = self.forward_loss(batch);
+        crate::watch::check_loss(output.loss.clone().into_scalar().elem::<f64>());
         let grads = output.loss.backward();
         TrainOutput::new(self, grads, output)
     }

@@ -8,7 +8,7 @@ use crate::TrainBackend;
 use crate::adamw::FusedAdamWConfig;
 use crate::classifier::{evaluate_and_write, fit_classifier};
 use crate::cli::FitArgs;
-use crate::fit::log_dir;
+use crate::fit::{Start, log_dir};
 use crate::step::{ClassifierStep, Distillation, TrainItem};
 use anyhow::Result;
 use artifact::args::{dropout, positive_f64, positive_usize, unit_interval};
@@ -130,11 +130,19 @@ pub fn run<B: TrainBackend>(args: &DistillArgs, device: &B::Device, backend: &st
         .into_iter()
         .map(TrainItem::from)
         .collect();
-    let writer = ArtifactWriter::create(
+    let writer = ArtifactWriter::create_or_resume(
         &args.paths.artifact_dir,
         "classifier",
         &[&args.paths.from, &args.paths.data_dir],
+        args.fit.resume,
     )?;
+    let options = serde_json::json!({
+        "config": &config,
+        "teacher": &args.paths.from,
+        "temperature": args.temperature,
+        "alpha": args.alpha,
+    });
+    let start = Start::prepare(&log_dir(writer.dir()), &options, args.fit.resume)?;
     let fitted = fit_classifier(
         step,
         FusedAdamWConfig::new(0.0).init(),
@@ -142,7 +150,7 @@ pub fn run<B: TrainBackend>(args: &DistillArgs, device: &B::Device, backend: &st
         &args.fit.batching(false, config.max_seq_len),
         train,
         valid,
-        &log_dir(writer.dir()),
+        &start,
         device,
     )?;
     let settings = CompressionSettings::Distill {

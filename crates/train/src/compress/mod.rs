@@ -104,7 +104,7 @@ impl<B: LstmBackend> Source<B> {
                 paths.from.display(),
             );
         }
-        let splits = Splits::read(&paths.data_dir, &classifier.config.labels, limit)?;
+        let splits = Splits::read(&paths.data_dir, Some(&classifier.config.labels), limit)?;
         Ok(Self {
             classifier,
             metrics,

@@ -9,9 +9,9 @@ use crate::TrainBackend;
 use crate::adamw::FusedAdamWConfig;
 use crate::classifier::{evaluate_and_write, fit_classifier};
 use crate::cli::FitArgs;
-use crate::fit::{RunInfo, log_dir};
+use crate::fit::{RunInfo, Start, log_dir};
 use crate::step::{ClassifierStep, TrainItem};
-use anyhow::{Result, ensure};
+use anyhow::{Result, bail, ensure};
 use artifact::args::{positive_f64, positive_usize};
 use artifact::weights::load_weights;
 use artifact::{ArtifactWriter, Classifier, CompressionSettings, Scope};
@@ -65,11 +65,28 @@ pub fn run<B: TrainBackend>(args: &PruneArgs, device: &B::Device, backend: &str)
     let (train, valid) = (encode(&source.splits.train)?, encode(&source.splits.valid)?);
     // The same weights, on the training backend.
     let mut model = load_weights(&args.paths.from, config.model.init::<B>(device), device)?;
-    let writer = ArtifactWriter::create(
+    if args.fit.resume && args.rounds > 1 {
+        bail!("--resume continues a pruning run of one round only (--rounds 1); this one has {}", args.rounds);
+    }
+    let writer = ArtifactWriter::create_or_resume(
         &args.paths.artifact_dir,
         "classifier",
         &[&args.paths.from, &args.paths.data_dir],
+        args.fit.resume,
     )?;
+    // What a resume must repeat.
+    let options = serde_json::json!({
+        "from": &args.paths.from,
+        "sparsity": args.sparsity,
+        "scope": format!("{:?}", args.scope),
+        "epochs": args.epochs,
+        "lr": args.lr,
+        "batch_size": args.fit.batch_size,
+        "seed": args.fit.seed,
+        "select": args.fit.select,
+        "patience": args.fit.patience,
+        "limit": args.fit.limit,
+    });
     let mut masks = None;
     let mut before_fine_tuning = Vec::new();
     let mut runs = Vec::new();
@@ -112,6 +129,7 @@ pub fn run<B: TrainBackend>(args: &PruneArgs, device: &B::Device, backend: &str)
             } else {
                 log_dir(writer.dir()).join(format!("round-{round}"))
             };
+            let start = Start::prepare(&log_dir, &options, args.fit.resume)?;
             let fitted = fit_classifier(
                 ClassifierStep::new(model),
                 optimizer,
@@ -119,7 +137,7 @@ pub fn run<B: TrainBackend>(args: &PruneArgs, device: &B::Device, backend: &str)
                 &args.fit.batching(false, config.max_seq_len),
                 train.clone(),
                 valid.clone(),
-                &log_dir,
+                &start,
                 device,
             )?;
             // Back on the training backend, with every parameter tracked

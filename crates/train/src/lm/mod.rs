@@ -17,7 +17,8 @@ pub use bits::BitsPerCharMetric;
 pub use step::{LmOutput, LmStep, Pass};
 
 use crate::TrainBackend;
-use crate::fit::{Plan, fit, log_dir};
+use crate::fit::{Plan, Start, fit, log_dir};
+use crate::loader::EpochLoader;
 use anyhow::{Context, Result};
 use artifact::args::{dropout, non_negative_f64, open_unit_interval, positive_f64, positive_usize};
 use artifact::metrics::build_profile;
@@ -30,7 +31,9 @@ use burn::prelude::*;
 use burn::train::metric::{AccuracyMetric, LossMetric};
 use burn::train::{Learner, SupervisedTraining};
 use clap::Args;
-use data::{CharStreams, CharVocab};
+use burn::data::dataset::Dataset;
+use data::{CharRow, CharStreams, CharVocab};
+use std::sync::Arc;
 use model::{CharLm, CharLmConfig, LstmBackend};
 use std::path::{Path, PathBuf};
 
@@ -86,6 +89,10 @@ pub struct LmArgs {
     /// Use the first N characters of the text only (for smoke tests).
     #[arg(long, value_parser = positive_usize)]
     pub limit_chars: Option<usize>,
+    /// Continue the interrupted run of the same options (killed, Ctrl-C)
+    /// after its last completed epoch.
+    #[arg(long)]
+    pub resume: bool,
 }
 
 impl LmArgs {
@@ -214,11 +221,6 @@ pub fn run<B: TrainBackend>(args: &LmArgs, device: &B::Device, backend: &str) ->
             .with_dropout(args.dropout),
         training: Some(args.record()),
     };
-    // Not shuffled: batch k must be window k, so that the state carries.
-    let train_loader = DataLoaderBuilder::<B, _, _>::new(data::CharBatcher)
-        .batch_size(batch)
-        .set_device(device.clone())
-        .build(data.train);
     let valid_loader = DataLoaderBuilder::<B::InnerBackend, _, _>::new(data::CharBatcher)
         .batch_size(batch)
         .set_device(device.clone())
@@ -249,9 +251,27 @@ pub fn run<B: TrainBackend>(args: &LmArgs, device: &B::Device, backend: &str) ->
     };
     plan.check()?;
 
-    let writer = ArtifactWriter::create(&args.artifact_dir, "language-model", &[&args.data])?;
-    let log_dir = log_dir(writer.dir());
-    let training = SupervisedTraining::new(&log_dir, train_loader, valid_loader)
+    let writer = ArtifactWriter::create_or_resume(
+        &args.artifact_dir,
+        "language-model",
+        &[&args.data],
+        args.resume,
+    )?;
+    let start = Start::prepare(&log_dir(writer.dir()), &config, args.resume)?;
+    // Not shuffled: batch k must be window k, so that the state carries.
+    let rows: Vec<CharRow> = (0..Dataset::len(&data.train))
+        .filter_map(|i| Dataset::get(&data.train, i))
+        .collect();
+    let train_loader = EpochLoader::new(
+        rows,
+        data::CharBatcher,
+        batch,
+        false,
+        args.seed,
+        start.done,
+        device,
+    );
+    let training = SupervisedTraining::new(&start.log_dir, Arc::new(train_loader), valid_loader)
         .metric_train_numeric(LossMetric::new())
         .metric_valid_numeric(LossMetric::new())
         .metric_train_numeric(BitsPerCharMetric::default())
@@ -259,7 +279,7 @@ pub fn run<B: TrainBackend>(args: &LmArgs, device: &B::Device, backend: &str) ->
         .metric_train_numeric(AccuracyMetric::new())
         .metric_valid_numeric(AccuracyMetric::new());
     let learner = Learner::new(model, optimizer.init(), plan.lr);
-    let fitted = fit(training, learner, &plan, &log_dir, device)?;
+    let fitted = fit(training, learner, &plan, &start, device)?;
 
     let run = fitted.run;
     let valid_loss = run.history.valid_loss[run.best_epoch - 1];

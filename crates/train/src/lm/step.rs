@@ -121,6 +121,7 @@ impl<B: TrainBackend> TrainStep for LmStep<B> {
 
     fn step(&self, batch: CharBatch<B>) -> TrainOutput<LmOutput<B>> {
         let output = self.forward_window(batch, Pass::Train);
+        crate::watch::check_loss(output.loss.clone().into_scalar().elem::<f64>());
         let grads = output.loss.backward();
         TrainOutput::new(self, grads, output)
     }
