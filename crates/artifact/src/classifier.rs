@@ -176,7 +176,8 @@ impl<B: LstmBackend> Classifier<B> {
                 };
                 emit(Prediction {
                     text: text.to_string(),
-                    label: self.config.labels[argmax(&logits[row * classes..(row + 1) * classes])].clone(),
+                    label: self.config.labels[argmax(&logits[row * classes..(row + 1) * classes])]
+                        .clone(),
                     probabilities: p,
                     labels: self.config.labels.clone(),
                     attention: words
@@ -215,7 +216,10 @@ impl<B: LstmBackend> Classifier<B> {
 
     /// Accuracy and confusion matrix on labelled examples.
     pub fn evaluate(&self, items: &[LabelledText], batch_size: usize) -> Result<Evaluation> {
-        self.evaluate_stream(items.iter().cloned().map(Ok), batch_size)
+        self.evaluate_stream(
+            items.iter().cloned().map(Ok::<_, std::convert::Infallible>),
+            batch_size,
+        )
     }
 
     /// Accuracy and confusion matrix over a stream of labelled examples,

@@ -22,8 +22,7 @@
 
 use crate::files::{
     COMMON_FILES, CONFIG_FILE, MARKER_FILE, METRICS_FILE, PROGRESS_FILE, TOKENIZER_FILE,
-    TRAIN_CLASSIFIER,
-    TRAINING_DIR, VOCAB_FILE, WEIGHTS_FILE, WEIGHTS_STEM, check_dir, write_json,
+    TRAIN_CLASSIFIER, TRAINING_DIR, VOCAB_FILE, WEIGHTS_FILE, WEIGHTS_STEM, check_dir, write_json,
 };
 use crate::weights::WeightsRecorder;
 use anyhow::{Context, Result, bail};

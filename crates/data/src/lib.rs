@@ -27,6 +27,6 @@ pub use chars::{CharBatch, CharBatcher, CharRow, CharStreams, CharVocab};
 pub use error::DataError;
 pub use tokenizer::{PAD_ID, PAD_TOKEN, UNK_ID, UNK_TOKEN, WordTokenizer};
 pub use tsv::{
-    LabelledText, MR_LABELS, TsvRow, TsvRows, label_row, labelled_rows, labels_of, read_labelled_tsv,
-    read_tsv,
+    LabelledText, MR_LABELS, TsvRow, TsvRows, label_row, labelled_rows, labels_of,
+    read_labelled_tsv, read_tsv,
 };

@@ -126,15 +126,16 @@ pub fn labels_of(rows: &[TsvRow]) -> Vec<String> {
 /// Looks up the label of a row; a label not in `labels` names the file and
 /// the line.
 pub fn label_row(path: &Path, row: TsvRow, labels: &[&str]) -> Result<LabelledText, DataError> {
-    let label = labels
-        .iter()
-        .position(|l| *l == row.label)
-        .ok_or_else(|| DataError::UnknownLabel {
-            path: path.to_path_buf(),
-            line: row.line,
-            label: row.label.clone(),
-            expected: labels.join(", "),
-        })?;
+    let label =
+        labels
+            .iter()
+            .position(|l| *l == row.label)
+            .ok_or_else(|| DataError::UnknownLabel {
+                path: path.to_path_buf(),
+                line: row.line,
+                label: row.label.clone(),
+                expected: labels.join(", "),
+            })?;
     Ok(LabelledText {
         text: row.text,
         label,
@@ -208,7 +209,11 @@ mod tests {
     fn the_classes_of_a_split_are_its_distinct_labels_in_code_point_order() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("train.tsv");
-        std::fs::write(&path, "sports\tgoal\nworld\tvote\n art \tpaint\nsports\trun\n").unwrap();
+        std::fs::write(
+            &path,
+            "sports\tgoal\nworld\tvote\n art \tpaint\nsports\trun\n",
+        )
+        .unwrap();
         let rows = read_tsv(&path).unwrap();
         assert_eq!(labels_of(&rows), ["art", "sports", "world"]);
         assert_eq!(rows[2].line, 3);

@@ -228,7 +228,10 @@ fn classify(cli: PredictArgs) -> Result<()> {
         let evaluation =
             classifier.evaluate_stream(labelled_rows(path, &labels)?, cli.batch_size)?;
         if evaluation.total == 0 {
-            bail!("{} is empty: expected lines of `label<TAB>text`", path.display());
+            bail!(
+                "{} is empty: expected lines of `label<TAB>text`",
+                path.display()
+            );
         }
         if cli.json {
             writeln!(out, "{}", serde_json::to_string(&evaluation)?)?;

@@ -5,7 +5,7 @@
 
 use crate::TrainBackend;
 use crate::adamw::FusedAdamWConfig;
-use crate::fit::{Fitted, Plan, RunInfo, Start, fit};
+use crate::fit::{EpochBatches, Fitted, Plan, RunInfo, Start, fit};
 use crate::loader::EpochLoader;
 use crate::step::{ClassifierStep, TrainBatcher, TrainItem};
 use anyhow::{Result, bail};
@@ -50,7 +50,9 @@ impl Splits {
             Some(labels) => {
                 for (i, label) in labels.iter().enumerate() {
                     if label.trim().is_empty() || label.trim() != label {
-                        bail!("--labels: {label:?} is not a label (empty, or with surrounding spaces)");
+                        bail!(
+                            "--labels: {label:?} is not a label (empty, or with surrounding spaces)"
+                        );
                     }
                     if labels[..i].contains(label) {
                         bail!("--labels lists {label:?} twice");
@@ -102,6 +104,9 @@ pub fn optimizer(weight_decay: f64, clip_norm: f64) -> FusedAdamWConfig {
     FusedAdamWConfig::new(weight_decay as f32).with_grad_clipping(clipping)
 }
 
+/// Validation batches: as large as memory comfortably allows (no gradients).
+const VALID_BATCH: usize = 256;
+
 /// How a classifier is fed during training, beside the [`Plan`].
 #[derive(Debug, Clone)]
 pub struct Batching {
@@ -139,6 +144,8 @@ where
     let length = |item: &TrainItem| item.text.ids.len().clamp(1, max_seq_len);
     let real: usize = train.iter().map(length).sum();
     let done = start.done;
+    let valid_batches = valid.len().div_ceil(VALID_BATCH);
+    let train_batches;
     let train_loader: std::sync::Arc<dyn DataLoader<B, _>> = if batching.bucket {
         let batches = bucket_by_length(train, length, batching.batch_size, batching.seed);
         println!(
@@ -147,6 +154,7 @@ where
             real,
             padded_positions(&batches, length)
         );
+        train_batches = batches.len();
         let bucketed = Bucketed(batcher.clone());
         let loader = EpochLoader::new(batches, bucketed, 1, true, batching.seed, done, device);
         std::sync::Arc::new(loader)
@@ -162,6 +170,7 @@ where
         println!(
             "random batches: {real} real tokens in about {padded} padded positions per epoch (--bucket to batch by length)"
         );
+        train_batches = train.len().div_ceil(batching.batch_size);
         let loader = EpochLoader::new(
             train,
             batcher.clone(),
@@ -174,7 +183,7 @@ where
         std::sync::Arc::new(loader)
     };
     let valid_loader = DataLoaderBuilder::<B::InnerBackend, _, _>::new(batcher)
-        .batch_size(256)
+        .batch_size(VALID_BATCH)
         .set_device(device.clone())
         .build(InMemDataset::new(valid));
     let training = SupervisedTraining::new(&start.log_dir, train_loader, valid_loader)
@@ -187,6 +196,10 @@ where
         Learner::new(step, optimizer, plan.lr),
         plan,
         start,
+        EpochBatches {
+            train: train_batches,
+            valid: valid_batches,
+        },
         device,
     )?;
     Ok(Fitted {

@@ -32,7 +32,7 @@ use artifact::{History, Select};
 use burn::module::{AutodiffModule, Module};
 use burn::tensor::backend::AutodiffBackend;
 use burn::train::checkpoint::KeepLastNCheckpoints;
-use burn::train::metric::store::{Aggregate, Direction, EventStoreClient, Split};
+use burn::train::metric::store::{Aggregate, EventStoreClient, Split};
 use burn::train::metric::{AccuracyMetric, LossMetric, Metric};
 use burn::train::{
     EarlyStoppingStrategy, Learner, LearnerSummary, LearningComponentsTypes, SupervisedTraining,
@@ -82,6 +82,16 @@ struct Progress {
     /// Training had stopped after `epochs_done`.
     #[serde(default)]
     finished: bool,
+}
+
+/// How many batches an epoch has on each split. burn-train logs one line
+/// per batch and metric, from another thread: an epoch's logs are whole
+/// once they hold this many lines, and only then is the epoch recorded as
+/// done (a resume rebuilds the history from them).
+#[derive(Debug, Clone, Copy)]
+pub struct EpochBatches {
+    pub train: usize,
+    pub valid: usize,
 }
 
 /// What a training run kept, and how it got there.
@@ -149,9 +159,12 @@ impl Start {
                 changed.join("; ")
             );
         }
+        restore_first_epoch(log_dir)?;
         let mut done = previous.epochs_done;
         while done > 0 && !checkpoint_is_whole(log_dir, done) {
-            println!("the checkpoint of epoch {done} is incomplete (the run was killed while writing it)");
+            println!(
+                "the checkpoint of epoch {done} is incomplete (the run was killed while writing it)"
+            );
             done -= 1;
         }
         forget_after(log_dir, done)?;
@@ -165,6 +178,9 @@ impl Start {
         let seconds = previous.seconds * done as f64 / previous.epochs_done.max(1) as f64;
         let finished = previous.finished && done == previous.epochs_done;
         write_progress(log_dir, &options, done, seconds, finished)?;
+        if !finished {
+            set_first_epoch_aside(log_dir)?;
+        }
         println!(
             "resuming after epoch {done} of the interrupted run in {}",
             log_dir.parent().unwrap_or(log_dir).display()
@@ -187,6 +203,7 @@ pub fn fit<LC>(
     learner: Learner<LC>,
     plan: &Plan,
     start: &Start,
+    batches: EpochBatches,
     device: &burn::tensor::Device<<LC::Backend as AutodiffBackend>::InnerBackend>,
 ) -> Result<Fitted<LC::InferenceModel>>
 where
@@ -199,7 +216,7 @@ where
         .with_file_checkpointer(WeightsRecorder::new())
         .with_checkpointing_strategy(KeepLastNCheckpoints::new(plan.epochs))
         .num_epochs(plan.epochs)
-        .early_stopping(Stopping::new(plan, start, started));
+        .early_stopping(Stopping::new(plan, start, batches, started));
     if start.done > 0 {
         training = training.checkpoint(start.done);
     }
@@ -316,7 +333,9 @@ fn clear(log_dir: &Path) -> Result<()> {
 /// all there and whole (each parses to its end as MessagePack).
 fn checkpoint_is_whole(log_dir: &Path, epoch: usize) -> bool {
     ["model", "optim", "scheduler"].iter().all(|name| {
-        let path = log_dir.join("checkpoint").join(format!("{name}-{epoch}.mpk"));
+        let path = log_dir
+            .join("checkpoint")
+            .join(format!("{name}-{epoch}.mpk"));
         std::fs::File::open(path).is_ok_and(|file| {
             let mut reader = std::io::BufReader::new(file);
             rmp_serde::from_read::<_, serde::de::IgnoredAny>(&mut reader).is_ok()
@@ -325,19 +344,98 @@ fn checkpoint_is_whole(log_dir: &Path, epoch: usize) -> bool {
     })
 }
 
+/// burn-train's metric store numbers the epochs of each process from 1:
+/// a resumed run logs its first epoch into `epoch-1` (truncating the logs
+/// of the real epoch 1) and the later ones under their own numbers. So a
+/// resume sets epoch 1's logs aside, and once its first epoch is logged
+/// [`Stopping`] moves them back ([`put_first_epoch_back`]).
+const ASIDE: &str = "epoch-1.aside";
+
+fn set_first_epoch_aside(log_dir: &Path) -> Result<()> {
+    for split in ["train", "valid"] {
+        let first = log_dir.join(split).join("epoch-1");
+        let aside = log_dir.join(split).join(ASIDE);
+        std::fs::rename(&first, &aside)
+            .with_context(|| format!("cannot move {} aside", first.display()))?;
+    }
+    Ok(())
+}
+
+/// After the first epoch of a resumed process, `epoch`, is logged (in
+/// `epoch-1`): its logs take their own number and epoch 1's come back.
+fn put_first_epoch_back(log_dir: &Path, epoch: usize) -> Result<()> {
+    for split in ["train", "valid"] {
+        let dir = log_dir.join(split);
+        let logged = dir.join("epoch-1");
+        let own = dir.join(format!("epoch-{epoch}"));
+        std::fs::rename(&logged, &own)
+            .with_context(|| format!("cannot rename {} to {}", logged.display(), own.display()))?;
+        std::fs::rename(dir.join(ASIDE), &logged)
+            .with_context(|| format!("cannot move {} back", logged.display()))?;
+    }
+    Ok(())
+}
+
+/// Undoes [`set_first_epoch_aside`] of a resumed process killed before its
+/// first epoch was logged: what it logged into `epoch-1` is dropped.
+fn restore_first_epoch(log_dir: &Path) -> Result<()> {
+    for split in ["train", "valid"] {
+        let dir = log_dir.join(split);
+        let aside = dir.join(ASIDE);
+        if aside.exists() {
+            let first = dir.join("epoch-1");
+            if first.exists() {
+                std::fs::remove_dir_all(&first)
+                    .with_context(|| format!("cannot remove {}", first.display()))?;
+            }
+            std::fs::rename(&aside, &first)
+                .with_context(|| format!("cannot move {} back", first.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Waits (up to a minute) until burn-train's logger threads have written
+/// every batch of `epoch` into the loss and accuracy logs of both splits.
+fn logs_are_whole(log_dir: &Path, logged_as: usize, batches: EpochBatches) -> bool {
+    let lines = |path: PathBuf| {
+        std::fs::read(path).map_or(0, |bytes| bytes.iter().filter(|&&b| b == b'\n').count())
+    };
+    let whole = || {
+        [("train", batches.train), ("valid", batches.valid)]
+            .iter()
+            .all(|&(split, count)| {
+                ["Loss.log", "Accuracy.log"].iter().all(|name| {
+                    let path = log_dir
+                        .join(split)
+                        .join(format!("epoch-{logged_as}"))
+                        .join(name);
+                    lines(path) >= count
+                })
+            })
+    };
+    let give_up = Instant::now() + Duration::from_secs(60);
+    while !whole() {
+        if Instant::now() > give_up {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    true
+}
+
 /// Removes what a run logged and checkpointed after epoch `done`.
 fn forget_after(log_dir: &Path, done: usize) -> Result<()> {
     let epoch_of = |name: &str, prefix: &str| -> Option<usize> {
-        name.strip_prefix(prefix)?
-            .split('.')
-            .next()?
-            .parse()
-            .ok()
+        name.strip_prefix(prefix)?.split('.').next()?.parse().ok()
     };
     for (dir, prefixes) in [
         (log_dir.join("train"), &["epoch-"][..]),
         (log_dir.join("valid"), &["epoch-"][..]),
-        (log_dir.join("checkpoint"), &["model-", "optim-", "scheduler-"][..]),
+        (
+            log_dir.join("checkpoint"),
+            &["model-", "optim-", "scheduler-"][..],
+        ),
     ] {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
@@ -463,13 +561,16 @@ struct Stopping {
     epochs: usize,
     patience: usize,
     select: Select,
+    batches: EpochBatches,
+    /// The first epoch of a resumed process, whose logs go into `epoch-1`.
+    first_resumed: Option<usize>,
     deadline: Option<Instant>,
     /// When the last epoch ended (or training started).
     last: Instant,
 }
 
 impl Stopping {
-    fn new(plan: &Plan, start: &Start, started: Instant) -> Self {
+    fn new(plan: &Plan, start: &Start, batches: EpochBatches, started: Instant) -> Self {
         let options = read_progress(&start.log_dir).map_or(serde_json::Value::Null, |p| p.options);
         Self {
             log_dir: start.log_dir.clone(),
@@ -479,9 +580,14 @@ impl Stopping {
             epochs: plan.epochs,
             patience: plan.patience,
             select: plan.select,
-            deadline: plan
-                .minutes
-                .map(|minutes| started + Duration::from_secs_f64(minutes * 60.0)),
+            batches,
+            first_resumed: (start.done > 0).then_some(start.done + 1),
+            // The budget counts the epochs of an interrupted run too, so
+            // that a resumed run stops where the uninterrupted one would.
+            deadline: plan.minutes.map(|minutes| {
+                let left = (minutes * 60.0 - start.seconds).max(0.0);
+                started + Duration::from_secs_f64(left)
+            }),
             last: started,
         }
     }
@@ -522,6 +628,15 @@ impl EarlyStoppingStrategy for Stopping {
             return true;
         }
         watch::epoch_started(epoch + 1);
+        let resumed_here = self.first_resumed == Some(epoch);
+        let logged_as = if resumed_here { 1 } else { epoch };
+        let mut logged = logs_are_whole(&self.log_dir, logged_as, self.batches);
+        if logged && resumed_here {
+            if let Err(err) = put_first_epoch_back(&self.log_dir, epoch) {
+                eprintln!("warning: {err:#}");
+                logged = false;
+            }
+        }
         let stalled = self.stalled(epoch, store);
         let now = Instant::now();
         let epoch_time = now - self.last;
@@ -536,7 +651,13 @@ impl EarlyStoppingStrategy for Stopping {
         let stop = stalled || out_of_time;
         let seconds = self.seconds_before + self.started.elapsed().as_secs_f64();
         let finished = stop || epoch >= self.epochs;
-        if let Err(err) = write_progress(&self.log_dir, &self.options, epoch, seconds, finished) {
+        if !logged {
+            eprintln!(
+                "warning: the training logs of epoch {epoch} are not complete after a minute; a resume would repeat it"
+            );
+        } else if let Err(err) =
+            write_progress(&self.log_dir, &self.options, epoch, seconds, finished)
+        {
             eprintln!("warning: {err:#}: a resume would repeat epoch {epoch}");
         }
         stop

@@ -66,7 +66,10 @@ pub fn run<B: TrainBackend>(args: &PruneArgs, device: &B::Device, backend: &str)
     // The same weights, on the training backend.
     let mut model = load_weights(&args.paths.from, config.model.init::<B>(device), device)?;
     if args.fit.resume && args.rounds > 1 {
-        bail!("--resume continues a pruning run of one round only (--rounds 1); this one has {}", args.rounds);
+        bail!(
+            "--resume continues a pruning run of one round only (--rounds 1); this one has {}",
+            args.rounds
+        );
     }
     let writer = ArtifactWriter::create_or_resume(
         &args.paths.artifact_dir,

@@ -17,13 +17,14 @@ pub use bits::BitsPerCharMetric;
 pub use step::{LmOutput, LmStep, Pass};
 
 use crate::TrainBackend;
-use crate::fit::{Plan, Start, fit, log_dir};
+use crate::fit::{EpochBatches, Plan, Start, fit, log_dir};
 use crate::loader::EpochLoader;
 use anyhow::{Context, Result};
 use artifact::args::{dropout, non_negative_f64, open_unit_interval, positive_f64, positive_usize};
 use artifact::metrics::build_profile;
 use artifact::{ArtifactWriter, LanguageModel, LmConfig, LmMetrics, LmTraining, Select};
 use burn::data::dataloader::DataLoaderBuilder;
+use burn::data::dataset::Dataset;
 use burn::grad_clipping::GradientClippingConfig;
 use burn::module::Module;
 use burn::optim::AdamConfig;
@@ -31,11 +32,10 @@ use burn::prelude::*;
 use burn::train::metric::{AccuracyMetric, LossMetric};
 use burn::train::{Learner, SupervisedTraining};
 use clap::Args;
-use burn::data::dataset::Dataset;
 use data::{CharRow, CharStreams, CharVocab};
-use std::sync::Arc;
 use model::{CharLm, CharLmConfig, LstmBackend};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Train the character-level LSTM language model and write an artifact.
 #[derive(Args, Debug, Clone)]
@@ -221,6 +221,7 @@ pub fn run<B: TrainBackend>(args: &LmArgs, device: &B::Device, backend: &str) ->
             .with_dropout(args.dropout),
         training: Some(args.record()),
     };
+    let valid_windows = Dataset::len(&data.valid);
     let valid_loader = DataLoaderBuilder::<B::InnerBackend, _, _>::new(data::CharBatcher)
         .batch_size(batch)
         .set_device(device.clone())
@@ -279,7 +280,11 @@ pub fn run<B: TrainBackend>(args: &LmArgs, device: &B::Device, backend: &str) ->
         .metric_train_numeric(AccuracyMetric::new())
         .metric_valid_numeric(AccuracyMetric::new());
     let learner = Learner::new(model, optimizer.init(), plan.lr);
-    let fitted = fit(training, learner, &plan, &start, device)?;
+    let batches = EpochBatches {
+        train: Dataset::len(&data.train).div_ceil(batch),
+        valid: valid_windows.div_ceil(batch),
+    };
+    let fitted = fit(training, learner, &plan, &start, batches, device)?;
 
     let run = fitted.run;
     let valid_loss = run.history.valid_loss[run.best_epoch - 1];
