@@ -7,7 +7,7 @@ use crate::config::ClassifierConfig;
 use crate::files::{
     CONFIG_FILE, TOKENIZER_FILE, TRAIN_CLASSIFIER, VOCAB_FILE, WEIGHTS_FILE, check_dir,
 };
-use crate::weights::load_weights;
+use crate::weights::{check_params_fit, load_weights};
 use crate::writer::ArtifactWriter;
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
@@ -92,6 +92,7 @@ impl<B: LstmBackend> Classifier<B> {
                 config.model.vocab_size
             );
         }
+        check_params_fit(dir, config.model.num_params())?;
         let model = load_weights(dir, config.model.init::<B>(device), device)?;
         Ok(Self::new(model, tokenizer, config, device))
     }

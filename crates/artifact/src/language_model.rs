@@ -5,7 +5,7 @@ use crate::config::LmConfig;
 use crate::files::{
     CONFIG_FILE, TOKENIZER_FILE, TRAIN_LM, VOCAB_FILE, WEIGHTS_FILE, check_dir, read_json,
 };
-use crate::weights::load_weights;
+use crate::weights::{check_params_fit, load_weights};
 use crate::writer::ArtifactWriter;
 use anyhow::{Result, bail};
 use burn::prelude::*;
@@ -45,6 +45,7 @@ impl<B: LstmBackend> LanguageModel<B> {
                 config.model.vocab_size
             );
         }
+        check_params_fit(dir, config.model.num_params())?;
         let model = load_weights(dir, config.model.init::<B>(device), device)?;
         Ok(Self {
             model,

@@ -27,6 +27,7 @@
 //! - [`writer`]: [`ArtifactWriter`], the staging directory moved into place by rename.
 //! - [`config`]: `config.json` of both kinds, with the migrations of old configs.
 //! - [`weights`]: loading `model.mpk` with a check of every shape.
+//! - [`memory`]: refusing a model too large for this machine before building it.
 //! - [`classifier`]: [`Classifier`], a loaded classifier and the one prediction path.
 //! - [`language_model`]: [`LanguageModel`], a loaded character language model.
 //! - [`args`]: the command-line value parsers that `train` and `infer` share.
@@ -42,6 +43,8 @@ pub mod classifier;
 pub mod config;
 #[cfg(feature = "model")]
 pub mod language_model;
+#[cfg(feature = "model")]
+pub mod memory;
 #[cfg(feature = "model")]
 pub mod weights;
 #[cfg(feature = "model")]

@@ -11,6 +11,26 @@ use std::path::Path;
 /// The recorder of the weights: named fields, so a mismatch says which one.
 pub type WeightsRecorder = NamedMpkFileRecorder<FullPrecisionSettings>;
 
+/// Checks, before a model of `params` parameters is built from the config
+/// in `dir`, that the weights file could hold that many (at least a byte
+/// each: int8) and that this machine could: a corrupted or hostile config
+/// with a huge size is refused here instead of hanging the allocator.
+pub fn check_params_fit(dir: &Path, params: f64) -> Result<()> {
+    let path = dir.join(WEIGHTS_FILE);
+    let config = dir.join(CONFIG_FILE);
+    let bytes = std::fs::metadata(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .len();
+    if params > bytes as f64 {
+        bail!(
+            "{}: its sizes make a model of {params:.3e} parameters, more than {} ({bytes} bytes) can hold: the config does not describe these weights",
+            config.display(),
+            path.display()
+        );
+    }
+    crate::memory::check_fits(params, false, &format!("the model of {}", config.display()))
+}
+
 /// Loads weights into a model built from `config`, and checks that every
 /// parameter has the shape the config implies.
 pub fn load_weights<B: Backend, M: Module<B>>(

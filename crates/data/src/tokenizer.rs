@@ -69,6 +69,22 @@ impl WordTokenizer {
                 )));
             }
         }
+        // Every id must index the embedding: ids 0..n for n tokens, each once.
+        let vocab = inner.get_vocab(true);
+        let mut seen = vec![false; vocab.len()];
+        for (token, &id) in &vocab {
+            match seen.get_mut(id as usize) {
+                Some(slot) if !*slot => *slot = true,
+                _ => {
+                    return Err(DataError::Tokenizer(format!(
+                        "{}: token {token:?} has id {id}, but a vocabulary of {} tokens needs the ids 0..{}, each once",
+                        path.display(),
+                        vocab.len(),
+                        vocab.len()
+                    )));
+                }
+            }
+        }
         Ok(Self { inner })
     }
 

@@ -8,7 +8,7 @@
 //! can feed one character at a time.
 
 use crate::cell_ops::linear_3d;
-use crate::{Lstm, LstmConfig, LstmState};
+use crate::{CellKind, Lstm, LstmConfig, LstmState};
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::prelude::*;
 
@@ -52,6 +52,22 @@ pub struct CharLmOutput<B: Backend> {
 }
 
 impl CharLmConfig {
+    /// Parameters of the model built from this config, without building it.
+    pub fn num_params(&self) -> f64 {
+        let (v, e, h) = (
+            self.vocab_size as f64,
+            self.d_embed as f64,
+            self.d_hidden as f64,
+        );
+        let lstm = (0..self.layers)
+            .map(|l| {
+                let d_input = if l == 0 { self.d_embed } else { self.d_hidden };
+                CellKind::Lstm.num_params(d_input, self.d_hidden)
+            })
+            .sum::<f64>();
+        v * e + lstm + h * v + v
+    }
+
     pub fn init<B: Backend>(&self, device: &B::Device) -> CharLm<B> {
         assert!(
             self.layers >= 1,

@@ -71,6 +71,17 @@ impl TextClassifierConfig {
             .with_recurrent_dropout(self.recurrent_dropout)
     }
 
+    /// Parameters of the model built from this config, without building it
+    /// (so that a config too large for memory can be refused first).
+    pub fn num_params(&self) -> f64 {
+        let encoder = self.encoder();
+        let d = encoder.d_output() as f64;
+        let embedding = self.vocab_size as f64 * self.d_embed as f64;
+        let attention = d + 1.0;
+        let output = d * self.num_classes as f64 + self.num_classes as f64;
+        embedding + encoder.num_params() + attention + output
+    }
+
     pub fn init<B: Backend>(&self, device: &B::Device) -> TextClassifier<B> {
         let encoder = self.encoder();
         let d = encoder.d_output();
@@ -119,6 +130,32 @@ mod tests {
     use burn::tensor::Tolerance;
 
     type B = NdArray;
+
+    #[test]
+    fn the_parameter_count_of_a_config_is_that_of_its_model() {
+        let device = Default::default();
+        for cell in [CellKind::Rnn, CellKind::Gru, CellKind::Lstm] {
+            for (layers, bidirectional) in [(1, false), (2, false), (2, true)] {
+                let config = TextClassifierConfig::new(37, 3)
+                    .with_d_embed(5)
+                    .with_d_hidden(7)
+                    .with_cell(cell)
+                    .with_layers(layers)
+                    .with_bidirectional(bidirectional);
+                let built = config.init::<B>(&device).num_params();
+                assert_eq!(
+                    config.num_params(),
+                    built as f64,
+                    "{cell} {layers} {bidirectional}"
+                );
+            }
+        }
+        let lm = crate::CharLmConfig::new(29)
+            .with_d_embed(6)
+            .with_d_hidden(9)
+            .with_layers(2);
+        assert_eq!(lm.num_params(), lm.init::<B>(&device).num_params() as f64);
+    }
 
     #[test]
     fn shapes() {

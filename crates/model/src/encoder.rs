@@ -112,7 +112,37 @@ pub struct EncoderOutput<B: Backend> {
     pub last: Tensor<B, 2>,
 }
 
+impl CellKind {
+    /// Parameters of one cell reading `d_input` into `d_hidden` units (as
+    /// `f64`: it is asked of configs too large to build, to refuse them).
+    pub fn num_params(self, d_input: usize, d_hidden: usize) -> f64 {
+        let (i, h) = (d_input as f64, d_hidden as f64);
+        match self {
+            // W (with bias) and U (without).
+            CellKind::Rnn => h * (i + h) + h,
+            // Both linears carry biases: the reset gate multiplies U's.
+            CellKind::Gru => 3.0 * h * (i + h) + 6.0 * h,
+            CellKind::Lstm => 4.0 * h * (i + h) + 4.0 * h,
+        }
+    }
+}
+
 impl EncoderConfig {
+    /// Parameters of the encoder built from this config, without building it.
+    pub fn num_params(&self) -> f64 {
+        let directions = if self.bidirectional { 2.0 } else { 1.0 };
+        (0..self.layers)
+            .map(|l| {
+                let d_input = if l == 0 {
+                    self.d_input
+                } else {
+                    self.d_output()
+                };
+                directions * self.cell.num_params(d_input, self.d_hidden)
+            })
+            .sum()
+    }
+
     /// Size of the encoder's output vectors.
     pub fn d_output(&self) -> usize {
         if self.bidirectional {

@@ -160,6 +160,14 @@ pub fn run<B: TrainBackend>(args: &ClassifyArgs, device: &B::Device, backend: &s
         training: Some(args.record()),
     };
 
+    artifact::memory::check_fits(
+        config.model.num_params(),
+        true,
+        &format!(
+            "the model of these options (vocabulary {}, --d-embed {}, --d-hidden {}, --layers {})",
+            config.model.vocab_size, args.d_embed, args.d_hidden, args.layers
+        ),
+    )?;
     B::seed(device, args.fit.seed);
     let model = ClassifierStep::new(config.model.init::<B>(device));
     println!(

@@ -248,7 +248,7 @@ where
             let _ = std::fs::remove_file(log_dir.join(PROGRESS_FILE));
             let _ = std::fs::remove_dir_all(&checkpoints);
             bail!(
-                "the training loss became {loss} at epoch {epoch}, batch {batch}: the weights diverged, so no artifact was written; lower --lr (it is {}) or clip the gradients (--clip-norm 1)",
+                "the training loss became {loss} at epoch {epoch}, batch {batch}: the weights diverged, so no artifact was written; lower --lr (it is {:e}) or clip the gradients (--clip-norm 1)",
                 plan.lr
             );
         }

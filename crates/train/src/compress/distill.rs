@@ -97,6 +97,14 @@ pub fn run<B: TrainBackend>(args: &DistillArgs, device: &B::Device, backend: &st
             limit: args.fit.limit,
         }),
     };
+    artifact::memory::check_fits(
+        config.model.num_params(),
+        true,
+        &format!(
+            "the student of these options (vocabulary {}, --d-embed {}, --d-hidden {})",
+            config.model.vocab_size, config.model.d_embed, config.model.d_hidden
+        ),
+    )?;
     B::seed(device, args.fit.seed);
     let mut step = ClassifierStep::new(config.model.init::<B>(device));
     step.distillation = Some(Distillation {

@@ -227,6 +227,14 @@ pub fn run<B: TrainBackend>(args: &LmArgs, device: &B::Device, backend: &str) ->
         .set_device(device.clone())
         .build(data.valid);
 
+    artifact::memory::check_fits(
+        config.model.num_params(),
+        true,
+        &format!(
+            "the model of these options ({} characters, --d-embed {}, --d-hidden {}, --layers {})",
+            config.model.vocab_size, args.d_embed, args.d_hidden, args.layers
+        ),
+    )?;
     B::seed(device, args.seed);
     let model = LmStep::new(config.model.init::<B>(device));
     println!(
