@@ -58,6 +58,22 @@ impl ClassifierConfig {
                 ("max_seq_len", self.max_seq_len),
             ],
         )?;
+        dropouts(
+            path,
+            &[
+                ("model.embedding_dropout", model.embedding_dropout),
+                ("model.output_dropout", model.output_dropout),
+                ("model.recurrent_dropout", model.recurrent_dropout),
+            ],
+        )?;
+        for (i, label) in self.labels.iter().enumerate() {
+            if label.trim().is_empty() || self.labels[..i].contains(label) {
+                bail!(
+                    "{}: labels[{i}] is {label:?}: labels must be distinct and not blank",
+                    path.display()
+                );
+            }
+        }
         if self.labels.len() != model.num_classes {
             bail!(
                 "{}: {} labels for a model of {} classes (model.num_classes)",
@@ -91,6 +107,7 @@ impl LmConfig {
                 ("model.layers", model.layers),
             ],
         )?;
+        dropouts(&path, &[("model.dropout", model.dropout)])?;
         Ok(config)
     }
 }
@@ -100,6 +117,19 @@ fn positive(path: &Path, fields: &[(&str, usize)]) -> Result<()> {
     for (field, value) in fields {
         if *value == 0 {
             bail!("{}: {field} must be at least 1", path.display());
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a dropout probability outside [0, 1), naming the file and the field.
+fn dropouts(path: &Path, fields: &[(&str, f64)]) -> Result<()> {
+    for (field, value) in fields {
+        if !(0.0..1.0).contains(value) {
+            bail!(
+                "{}: {field} is {value}, but a dropout probability must be in [0, 1)",
+                path.display()
+            );
         }
     }
     Ok(())

@@ -76,6 +76,12 @@ pub fn load_weights<B: Backend, M: Module<B>>(
             );
         }
     }
+    if let Some(name) = found.non_finite {
+        bail!(
+            "{}: parameter `{name}` holds a NaN or an infinity: these weights cannot give an answer",
+            path.display()
+        );
+    }
     check_quantized_backend(found.quantized, &B::name(device), &path)?;
     Ok(loaded)
 }
@@ -100,6 +106,8 @@ pub fn check_quantized_backend(quantized: bool, backend: &str, weights: &Path) -
 struct ParamShapes {
     shapes: Vec<(String, Vec<usize>)>,
     quantized: bool,
+    /// The first parameter holding a NaN or an infinity.
+    non_finite: Option<String>,
 }
 
 impl ParamShapes {
@@ -109,6 +117,7 @@ impl ParamShapes {
             shapes: ParamShapes {
                 shapes: Vec::new(),
                 quantized: false,
+                non_finite: None,
             },
         };
         module.visit(&mut visitor);
@@ -130,7 +139,15 @@ impl<B: Backend> ModuleVisitor<B> for ShapeVisitor {
     }
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
         let value = param.val();
-        self.shapes.quantized |= matches!(value.dtype(), burn::tensor::DType::QFloat(_));
+        let quantized = matches!(value.dtype(), burn::tensor::DType::QFloat(_));
+        self.shapes.quantized |= quantized;
+        // int8 values are finite by construction (their scales are not checked).
+        if !quantized && self.shapes.non_finite.is_none() {
+            let finite: bool = value.clone().is_finite().all().into_scalar().elem();
+            if !finite {
+                self.shapes.non_finite = Some(self.path.join("."));
+            }
+        }
         self.shapes
             .shapes
             .push((self.path.join("."), value.dims().to_vec()));
