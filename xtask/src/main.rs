@@ -8,6 +8,8 @@
 //!   `cargo xtask experiment regularization` compares the generalization
 //!   techniques on MR; `cargo xtask experiment compress` quantizes, prunes
 //!   and distills the MR classifier and reports on all of them.
+//! - `cargo xtask test` runs every test (release), installing the Vulkan
+//!   driver the wgpu tests need when it is missing (see [`test`]).
 //! - `cargo xtask bench` builds in release and runs the benchmark cases of
 //!   the team's spec (`../shared/bench/SPEC.md`, beside this repository).
 
@@ -16,6 +18,7 @@ mod cargo;
 mod data;
 mod experiment;
 mod plot;
+mod test;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -42,6 +45,8 @@ enum Command {
     },
     /// Run the benchmark cases (release build); see docs/perf/README.md.
     Bench(bench::BenchArgs),
+    /// Run every test in release, with the wgpu tests (installs Mesa's Vulkan driver if missing and allowed).
+    Test(test::TestArgs),
 }
 
 fn main() -> Result<()> {
@@ -51,6 +56,7 @@ fn main() -> Result<()> {
         Command::Data { dataset } => data::run(&dataset),
         Command::Experiment { experiment } => experiment::run(&experiment),
         Command::Bench(args) => bench::run(&args),
+        Command::Test(args) => test::run(&args),
     }
 }
 

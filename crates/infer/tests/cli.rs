@@ -219,6 +219,10 @@ fn broken_artifacts_get_clear_errors() {
 
     std::fs::write(&config_path, &original).unwrap();
     std::fs::write(dir.join("model.mpk"), b"not a record").unwrap();
+    check(&dir, "more than");
+    check(&dir, "model.mpk (12 bytes) can hold");
+    // A file large enough for the parameters, but not a record.
+    std::fs::write(dir.join("model.mpk"), vec![b'x'; 100_000]).unwrap();
     check(&dir, "cannot load weights from");
 
     std::fs::remove_file(dir.join("model.mpk")).unwrap();

@@ -153,7 +153,7 @@ mod tests {
     #[derive(Clone)]
     struct Ids;
     impl Batcher<NdArray, usize, Vec<usize>> for Ids {
-        fn batch(&self, items: Vec<usize>, _: &<NdArray as Backend>::Device) -> Vec<usize> {
+        fn batch(&self, items: Vec<usize>, _: &burn::tensor::Device<NdArray>) -> Vec<usize> {
             items
         }
     }

@@ -1,0 +1,110 @@
+//! `cargo xtask test`: the README's test command. It makes sure the wgpu
+//! tests can run — the wgpu backend runs on the CPU through Mesa's lavapipe
+//! Vulkan driver where there is no GPU — installing the driver with apt-get
+//! when it is missing and this user may, then runs every test in release.
+//!
+//! The wgpu test reads `BURN_SEQ_WGPU`: `require` (set here when a Vulkan
+//! driver is present, and always under CI) makes a missing adapter a
+//! failure; `skip` (set here only when no driver could be installed, off
+//! CI) makes the test say it skipped and pass, and this command repeats
+//! that at the end. A plain `cargo test` without the variable fails on a
+//! machine without an adapter, with what to install.
+
+use anyhow::{Result, bail};
+use clap::Args;
+use std::path::Path;
+use std::process::Command;
+
+#[derive(Args, Debug)]
+pub struct TestArgs {
+    /// Arguments passed on to `cargo test` (after `--`), e.g. a test name filter.
+    #[arg(last = true)]
+    pub cargo_args: Vec<String>,
+}
+
+/// Where Vulkan loaders look for installable client drivers.
+const ICD_DIRS: [&str; 3] = [
+    "/usr/share/vulkan/icd.d",
+    "/etc/vulkan/icd.d",
+    "/usr/local/share/vulkan/icd.d",
+];
+
+pub fn run(args: &TestArgs) -> Result<()> {
+    let in_ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
+    let mut driver = vulkan_driver_present();
+    if !driver {
+        println!(
+            "xtask test: no Vulkan driver found (looked in {})",
+            ICD_DIRS.join(", ")
+        );
+        driver = install_lavapipe();
+    }
+    let mode = if driver || in_ci { "require" } else { "skip" };
+    if !driver && in_ci {
+        println!("xtask test: CI is set, so the wgpu tests are required and will fail");
+    }
+
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["test", "--release", "--workspace"])
+        .args(&args.cargo_args)
+        .env("BURN_SEQ_WGPU", mode)
+        .status()?;
+    if mode == "skip" {
+        println!(
+            "\nxtask test: THE WGPU TESTS WERE SKIPPED: no Vulkan driver, and apt-get could not install one. \
+             Install Mesa's lavapipe (`sudo apt-get install mesa-vulkan-drivers` on Debian/Ubuntu) or a GPU driver, then rerun."
+        );
+    }
+    if !status.success() {
+        bail!("cargo test failed ({status})");
+    }
+    Ok(())
+}
+
+/// Whether any Vulkan client driver is installed.
+fn vulkan_driver_present() -> bool {
+    ICD_DIRS.iter().any(|dir| {
+        std::fs::read_dir(Path::new(dir)).is_ok_and(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.path().extension().is_some_and(|x| x == "json"))
+        })
+    })
+}
+
+/// Installs Mesa's Vulkan drivers with apt-get, as root or through
+/// password-less sudo; says what happened. Returns whether a driver is
+/// present afterwards.
+fn install_lavapipe() -> bool {
+    if Command::new("apt-get").arg("--version").output().is_err() {
+        println!("xtask test: no apt-get here; install a Vulkan driver (Mesa's lavapipe) by hand");
+        return false;
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0");
+    let prefix: &[&str] = if root { &[] } else { &["sudo", "-n"] };
+    println!(
+        "xtask test: installing mesa-vulkan-drivers ({}apt-get install)",
+        if root { "" } else { "sudo -n " }
+    );
+    let apt = |args: &[&str]| {
+        let mut all: Vec<&str> = prefix.to_vec();
+        all.push("apt-get");
+        all.extend_from_slice(args);
+        Command::new(all[0])
+            .args(&all[1..])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let installed = apt(&["update", "-q"]) && apt(&["install", "-y", "-q", "mesa-vulkan-drivers"]);
+    if !installed {
+        println!(
+            "xtask test: apt-get could not install mesa-vulkan-drivers (not root, and no password-less sudo?)"
+        );
+    }
+    vulkan_driver_present()
+}
