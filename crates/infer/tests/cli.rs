@@ -214,8 +214,35 @@ fn broken_artifacts_get_clear_errors() {
     std::fs::write(&config_path, config.to_string()).unwrap();
     check(&dir, "config.json: model.layers must be at least 1");
 
+    // One label for two classes would read the wrong column.
+    config["model"]["layers"] = 1.into();
+    config["labels"] = serde_json::json!(["neg"]);
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    check(&dir, "1 labels for a model of 2 classes");
+
+    // A size that would hang the allocator: refused from the file's size.
+    config["labels"] = serde_json::json!(["neg", "pos"]);
+    config["model"]["d_hidden"] = 100_000_000.into();
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    check(&dir, "parameters, more than");
+
+    config["model"]["d_hidden"] = 8.into();
+    config["model"]["embedding_dropout"] = 1.5.into();
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    check(&dir, "model.embedding_dropout is 1.5");
+
     std::fs::write(&config_path, "{ \"model\": 3 }").unwrap();
     check(&dir, "config.json is not a classifier's artifact config");
+
+    // A tokenizer whose ids run past the embedding.
+    std::fs::write(&config_path, &original).unwrap();
+    let tokenizer_path = dir.join("tokenizer.json");
+    let tokenizer_text = std::fs::read_to_string(&tokenizer_path).unwrap();
+    let mut tokenizer: serde_json::Value = serde_json::from_str(&tokenizer_text).unwrap();
+    tokenizer["model"]["vocab"]["good"] = 5000.into();
+    std::fs::write(&tokenizer_path, tokenizer.to_string()).unwrap();
+    check(&dir, "token \"good\" has id 5000");
+    std::fs::write(&tokenizer_path, &tokenizer_text).unwrap();
 
     std::fs::write(&config_path, &original).unwrap();
     std::fs::write(dir.join("model.mpk"), b"not a record").unwrap();
