@@ -112,7 +112,10 @@ fn bad_data_gets_an_error_naming_file_and_line() {
     };
     let cases: [(&[u8], &str); 4] = [
         (b"pos\tgood\nno tab on this line\n", "train.tsv:2: no tab"),
-        (b"pos\tgood\npos\tfine\n", "train.tsv has only the label \"pos\""),
+        (
+            b"pos\tgood\npos\tfine\n",
+            "train.tsv has only the label \"pos\"",
+        ),
         (
             b"pos\tgood\nneg\t\xc3\x28\n",
             "train.tsv:2: not valid UTF-8",
@@ -138,7 +141,10 @@ fn bad_data_gets_an_error_naming_file_and_line() {
     ]);
     assert!(!out.status.success());
     let err = stderr(&out);
-    assert!(err.contains("valid.tsv:2: unknown label \"maybe\""), "{err}");
+    assert!(
+        err.contains("valid.tsv:2: unknown label \"maybe\""),
+        "{err}"
+    );
     std::fs::remove_file(data.join("valid.tsv")).unwrap();
     let out = train(&[
         "--data-dir",

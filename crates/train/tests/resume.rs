@@ -260,3 +260,61 @@ fn a_diverging_run_names_epoch_and_batch_and_writes_nothing() {
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+#[test]
+fn a_killed_language_model_run_resumes_to_the_uninterrupted_artifact() {
+    let tmp = tempfile::tempdir().unwrap();
+    let shakespeare = mr_dir()
+        .join("../shakespeare/input.txt")
+        .display()
+        .to_string();
+    let lm_args = |artifact: &Path| -> Vec<String> {
+        let mut args: Vec<String> = [
+            "lm",
+            "--limit-chars",
+            "200000",
+            "--epochs",
+            "4",
+            "--d-hidden",
+            "64",
+            "--layers",
+            "1",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend([
+            "--data".to_string(),
+            shakespeare.clone(),
+            "--artifact-dir".to_string(),
+            artifact.display().to_string(),
+        ]);
+        args
+    };
+    let straight = tmp.path().join("straight");
+    check(&train(
+        &lm_args(&straight)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    ));
+
+    let resumed = tmp.path().join("resumed");
+    let mut resume_args = lm_args(&resumed);
+    let mut child = spawn(&resume_args);
+    wait_for_epochs(&mut child, &resumed, 2, Duration::from_millis(300));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    resume_args.push("--resume".to_string());
+    check(&train(
+        &resume_args.iter().map(String::as_str).collect::<Vec<_>>(),
+    ));
+
+    let without = |dir: &Path| {
+        let mut metrics = metrics_without_time(dir);
+        metrics.as_object_mut().unwrap().remove("chars_per_second");
+        metrics
+    };
+    assert_eq!(without(&straight), without(&resumed));
+    assert!(weights_without_ids(&straight) == weights_without_ids(&resumed));
+}
