@@ -10,20 +10,16 @@
 //! was lowest at epoch 8). So every epoch's checkpoint is kept until the run
 //! ends, and removed once the kept one is loaded.
 //!
-//! Resuming: after every epoch, `training/progress.json` in the staging
-//! directory records how many epochs are done (with the run's options);
-//! burn-train's checkpoint of that epoch holds the weights, the optimizer
-//! state and the learning-rate schedule; the data order and the random
-//! streams of an epoch are functions of the seed and the epoch number
-//! ([`crate::loader`]); early stopping is decided from the logged epochs
-//! alone. So a run killed at any moment and resumed with `--resume` ends
-//! with the artifact an uninterrupted run would have written.
+//! Resuming an interrupted run is [`crate::resume`]: after every epoch the
+//! early-stopping hook below records the epoch there.
 //!
 //! The caller builds the `SupervisedTraining` with its data loaders and its
 //! metrics, which must include burn-train's `LossMetric` and
 //! `AccuracyMetric` on both splits (the history is read from their logs).
 
 use crate::renderer::LineRenderer;
+pub use crate::resume::{EpochBatches, Start};
+use crate::resume::{logs_are_whole, put_first_epoch_back, read_progress, write_progress};
 use crate::watch::{self, Stop};
 use anyhow::{Context, Result, bail, ensure};
 use artifact::files::{PROGRESS_FILE, TRAINING_DIR};
@@ -37,7 +33,6 @@ use burn::train::metric::{AccuracyMetric, LossMetric, Metric};
 use burn::train::{
     EarlyStoppingStrategy, Learner, LearnerSummary, LearningComponentsTypes, SupervisedTraining,
 };
-use serde::{Deserialize, Serialize};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -55,43 +50,6 @@ pub struct Plan {
     pub minutes: Option<f64>,
     /// Without a terminal, print a progress line every this many batches.
     pub log_every: usize,
-}
-
-/// Where a run starts: afresh, or after the epochs an interrupted run of
-/// the same options finished.
-#[derive(Debug, Clone)]
-pub struct Start {
-    /// burn-train's logs and checkpoints (inside the artifact's staging).
-    pub log_dir: PathBuf,
-    /// Epochs already done (0 for a new run); the loaders start after them.
-    pub done: usize,
-    /// Training seconds those epochs took.
-    pub seconds: f64,
-    /// The interrupted run had already stopped training (its plan or early
-    /// stopping said so): only the artifact is left to write.
-    pub finished: bool,
-}
-
-/// `training/progress.json`: what a resume needs to know of a run.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Progress {
-    /// The options of the run (its artifact config), which a resume must repeat.
-    options: serde_json::Value,
-    epochs_done: usize,
-    seconds: f64,
-    /// Training had stopped after `epochs_done`.
-    #[serde(default)]
-    finished: bool,
-}
-
-/// How many batches an epoch has on each split. burn-train logs one line
-/// per batch and metric, from another thread: an epoch's logs are whole
-/// once they hold this many lines, and only then is the epoch recorded as
-/// done (a resume rebuilds the history from them).
-#[derive(Debug, Clone, Copy)]
-pub struct EpochBatches {
-    pub train: usize,
-    pub valid: usize,
 }
 
 /// What a training run kept, and how it got there.
@@ -120,77 +78,6 @@ impl Plan {
             "--patience needs a metric to watch: use it with --select loss or --select accuracy"
         );
         Ok(())
-    }
-}
-
-impl Start {
-    /// Prepares `log_dir` for a run with `options`. With `resume`, an
-    /// interrupted run found there with the same options continues after
-    /// its last epoch whose checkpoint is whole; anything it logged after
-    /// that epoch is removed. Otherwise the run starts at epoch 1.
-    pub fn prepare(log_dir: &Path, options: &impl Serialize, resume: bool) -> Result<Self> {
-        let options = serde_json::to_value(options)?;
-        let fresh = |seconds| Self {
-            log_dir: log_dir.to_path_buf(),
-            done: 0,
-            seconds,
-            finished: false,
-        };
-        let previous: Option<Progress> = resume
-            .then(|| std::fs::read(log_dir.join(PROGRESS_FILE)).ok())
-            .flatten()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
-        let Some(previous) = previous else {
-            if resume {
-                println!(
-                    "--resume: no interrupted run in {}; starting at epoch 1",
-                    log_dir.parent().unwrap_or(log_dir).display()
-                );
-            }
-            clear(log_dir)?;
-            write_progress(log_dir, &options, 0, 0.0, false)?;
-            return Ok(fresh(0.0));
-        };
-        let changed = differences("", &previous.options, &options);
-        if !changed.is_empty() {
-            bail!(
-                "--resume: the interrupted run in {} had other options ({}); resume with the same options, or run without --resume to start over",
-                log_dir.parent().unwrap_or(log_dir).display(),
-                changed.join("; ")
-            );
-        }
-        restore_first_epoch(log_dir)?;
-        let mut done = previous.epochs_done;
-        while done > 0 && !checkpoint_is_whole(log_dir, done) {
-            println!(
-                "the checkpoint of epoch {done} is incomplete (the run was killed while writing it)"
-            );
-            done -= 1;
-        }
-        forget_after(log_dir, done)?;
-        if done == 0 {
-            println!("--resume: the interrupted run had no complete epoch; starting at epoch 1");
-            clear(log_dir)?;
-            write_progress(log_dir, &options, 0, 0.0, false)?;
-            return Ok(fresh(0.0));
-        }
-        // The seconds of the epochs kept (the record may count more).
-        let seconds = previous.seconds * done as f64 / previous.epochs_done.max(1) as f64;
-        let finished = previous.finished && done == previous.epochs_done;
-        write_progress(log_dir, &options, done, seconds, finished)?;
-        if !finished {
-            set_first_epoch_aside(log_dir)?;
-        }
-        println!(
-            "resuming after epoch {done} of the interrupted run in {}",
-            log_dir.parent().unwrap_or(log_dir).display()
-        );
-        Ok(Self {
-            log_dir: log_dir.to_path_buf(),
-            done,
-            seconds,
-            finished,
-        })
     }
 }
 
@@ -290,204 +177,6 @@ where
     })
 }
 
-fn read_progress(log_dir: &Path) -> Option<Progress> {
-    let bytes = std::fs::read(log_dir.join(PROGRESS_FILE)).ok()?;
-    serde_json::from_slice(&bytes).ok()
-}
-
-/// Writes the progress record atomically (a temporary file renamed over it).
-fn write_progress(
-    log_dir: &Path,
-    options: &serde_json::Value,
-    epochs_done: usize,
-    seconds: f64,
-    finished: bool,
-) -> Result<()> {
-    std::fs::create_dir_all(log_dir)
-        .with_context(|| format!("cannot create {}", log_dir.display()))?;
-    let path = log_dir.join(PROGRESS_FILE);
-    let tmp = log_dir.join(format!("{PROGRESS_FILE}.tmp"));
-    let progress = Progress {
-        options: options.clone(),
-        epochs_done,
-        seconds,
-        finished,
-    };
-    std::fs::write(&tmp, serde_json::to_vec_pretty(&progress)?)
-        .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
-        .and_then(|()| std::fs::rename(&tmp, &path))
-        .with_context(|| format!("cannot write {}", path.display()))
-}
-
-/// Empties the log directory of a run starting afresh (it lies inside the
-/// staging directory this project created).
-fn clear(log_dir: &Path) -> Result<()> {
-    if log_dir.exists() {
-        std::fs::remove_dir_all(log_dir)
-            .with_context(|| format!("cannot remove {}", log_dir.display()))?;
-    }
-    Ok(())
-}
-
-/// Whether the model, optimizer and scheduler checkpoints of `epoch` are
-/// all there and whole (each parses to its end as MessagePack).
-fn checkpoint_is_whole(log_dir: &Path, epoch: usize) -> bool {
-    ["model", "optim", "scheduler"].iter().all(|name| {
-        let path = log_dir
-            .join("checkpoint")
-            .join(format!("{name}-{epoch}.mpk"));
-        std::fs::File::open(path).is_ok_and(|file| {
-            let mut reader = std::io::BufReader::new(file);
-            rmp_serde::from_read::<_, serde::de::IgnoredAny>(&mut reader).is_ok()
-                && std::io::Read::read(&mut reader, &mut [0u8; 1]).is_ok_and(|n| n == 0)
-        })
-    })
-}
-
-/// burn-train's metric store numbers the epochs of each process from 1:
-/// a resumed run logs its first epoch into `epoch-1` (truncating the logs
-/// of the real epoch 1) and the later ones under their own numbers. So a
-/// resume sets epoch 1's logs aside, and once its first epoch is logged
-/// [`Stopping`] moves them back ([`put_first_epoch_back`]).
-const ASIDE: &str = "epoch-1.aside";
-
-fn set_first_epoch_aside(log_dir: &Path) -> Result<()> {
-    for split in ["train", "valid"] {
-        let first = log_dir.join(split).join("epoch-1");
-        let aside = log_dir.join(split).join(ASIDE);
-        std::fs::rename(&first, &aside)
-            .with_context(|| format!("cannot move {} aside", first.display()))?;
-    }
-    Ok(())
-}
-
-/// After the first epoch of a resumed process, `epoch`, is logged (in
-/// `epoch-1`): its logs take their own number and epoch 1's come back.
-fn put_first_epoch_back(log_dir: &Path, epoch: usize) -> Result<()> {
-    for split in ["train", "valid"] {
-        let dir = log_dir.join(split);
-        let logged = dir.join("epoch-1");
-        let own = dir.join(format!("epoch-{epoch}"));
-        std::fs::rename(&logged, &own)
-            .with_context(|| format!("cannot rename {} to {}", logged.display(), own.display()))?;
-        std::fs::rename(dir.join(ASIDE), &logged)
-            .with_context(|| format!("cannot move {} back", logged.display()))?;
-    }
-    Ok(())
-}
-
-/// Undoes [`set_first_epoch_aside`] of a resumed process killed before its
-/// first epoch was logged: what it logged into `epoch-1` is dropped.
-fn restore_first_epoch(log_dir: &Path) -> Result<()> {
-    for split in ["train", "valid"] {
-        let dir = log_dir.join(split);
-        let aside = dir.join(ASIDE);
-        if aside.exists() {
-            let first = dir.join("epoch-1");
-            if first.exists() {
-                std::fs::remove_dir_all(&first)
-                    .with_context(|| format!("cannot remove {}", first.display()))?;
-            }
-            std::fs::rename(&aside, &first)
-                .with_context(|| format!("cannot move {} back", first.display()))?;
-        }
-    }
-    Ok(())
-}
-
-/// Waits (up to a minute) until burn-train's logger threads have written
-/// every batch of `epoch` into the loss and accuracy logs of both splits.
-fn logs_are_whole(log_dir: &Path, logged_as: usize, batches: EpochBatches) -> bool {
-    let lines = |path: PathBuf| {
-        std::fs::read(path).map_or(0, |bytes| bytes.iter().filter(|&&b| b == b'\n').count())
-    };
-    let whole = || {
-        [("train", batches.train), ("valid", batches.valid)]
-            .iter()
-            .all(|&(split, count)| {
-                ["Loss.log", "Accuracy.log"].iter().all(|name| {
-                    let path = log_dir
-                        .join(split)
-                        .join(format!("epoch-{logged_as}"))
-                        .join(name);
-                    lines(path) >= count
-                })
-            })
-    };
-    let give_up = Instant::now() + Duration::from_secs(60);
-    while !whole() {
-        if Instant::now() > give_up {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    true
-}
-
-/// Removes what a run logged and checkpointed after epoch `done`.
-fn forget_after(log_dir: &Path, done: usize) -> Result<()> {
-    let epoch_of = |name: &str, prefix: &str| -> Option<usize> {
-        name.strip_prefix(prefix)?.split('.').next()?.parse().ok()
-    };
-    for (dir, prefixes) in [
-        (log_dir.join("train"), &["epoch-"][..]),
-        (log_dir.join("valid"), &["epoch-"][..]),
-        (
-            log_dir.join("checkpoint"),
-            &["model-", "optim-", "scheduler-"][..],
-        ),
-    ] {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let later = prefixes
-                .iter()
-                .any(|prefix| epoch_of(&name, prefix).is_some_and(|e| e > done));
-            if later {
-                let path = entry.path();
-                let removed = if path.is_dir() {
-                    std::fs::remove_dir_all(&path)
-                } else {
-                    std::fs::remove_file(&path)
-                };
-                removed.with_context(|| format!("cannot remove {}", path.display()))?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The fields in which two option records differ, as `path: old → new`.
-fn differences(path: &str, old: &serde_json::Value, new: &serde_json::Value) -> Vec<String> {
-    use serde_json::Value;
-    match (old, new) {
-        (Value::Object(a), Value::Object(b)) => {
-            let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
-            keys.sort();
-            keys.dedup();
-            keys.into_iter()
-                .flat_map(|key| {
-                    let field = if path.is_empty() {
-                        key.clone()
-                    } else {
-                        format!("{path}.{key}")
-                    };
-                    let missing = Value::Null;
-                    differences(
-                        &field,
-                        a.get(key).unwrap_or(&missing),
-                        b.get(key).unwrap_or(&missing),
-                    )
-                })
-                .collect()
-        }
-        _ if old == new => vec![],
-        _ => vec![format!("{path}: {old} then, {new} now")],
-    }
-}
-
 /// The 1-based epoch `select` keeps, from the per-epoch means: the first
 /// lowest validation loss, the first highest validation accuracy, or the
 /// last epoch.
@@ -549,8 +238,8 @@ fn per_epoch(log_dir: &Path, metric: &str) -> Result<(Vec<f64>, Vec<f64>)> {
 /// whether to stop — on the `select` metric with a patience, judged from
 /// the logged epochs alone so that a resumed run decides as the
 /// uninterrupted one would, or before an epoch that would end past the time
-/// budget (judged by how long the last epoch took; the budget counts this
-/// process's time).
+/// budget (judged by how long the last epoch took; the budget counts the
+/// interrupted run's epochs too).
 #[derive(Clone)]
 struct Stopping {
     log_dir: PathBuf,

@@ -13,6 +13,10 @@
 //! - [`fit`]: the one training loop over epochs (burn-train's Learner,
 //!   checkpoints, early stopping, a time budget) and the one rule that
 //!   picks the kept epoch.
+//! - [`resume`]: continuing an interrupted run (`--resume`): the progress
+//!   record and the repairs of what a kill leaves half done.
+//! - [`loader`]: the training loader whose epochs depend on (seed, epoch) alone.
+//! - [`watch`]: Ctrl-C and a non-finite loss, stopping the loop from outside.
 //! - [`classifier`]: what every classifier run shares (splits, optimizer,
 //!   the training with loss and accuracy, the evaluation into an artifact).
 //! - [`cli`]: the argument groups several commands share.
@@ -37,6 +41,7 @@ pub mod lm;
 pub mod loader;
 pub mod mlp;
 pub mod renderer;
+pub mod resume;
 pub mod step;
 pub mod watch;
 
