@@ -260,10 +260,9 @@ struct Stopping {
 
 impl Stopping {
     fn new(plan: &Plan, start: &Start, batches: EpochBatches, started: Instant) -> Self {
-        let options = read_progress(&start.log_dir).map_or(serde_json::Value::Null, |p| p.options);
         Self {
             log_dir: start.log_dir.clone(),
-            options,
+            options: start.options.clone(),
             seconds_before: start.seconds,
             started,
             epochs: plan.epochs,

@@ -27,6 +27,8 @@ pub struct Start {
     pub done: usize,
     /// Training seconds those epochs took.
     pub seconds: f64,
+    /// The run's options (its artifact config), recorded after every epoch.
+    pub options: serde_json::Value,
     /// The interrupted run had already stopped training (its plan or early
     /// stopping said so): only the artifact is left to write.
     pub finished: bool,
@@ -61,16 +63,14 @@ impl Start {
     /// that epoch is removed. Otherwise the run starts at epoch 1.
     pub fn prepare(log_dir: &Path, options: &impl Serialize, resume: bool) -> Result<Self> {
         let options = serde_json::to_value(options)?;
-        let fresh = |seconds| Self {
+        let fresh = |options| Self {
             log_dir: log_dir.to_path_buf(),
             done: 0,
-            seconds,
+            seconds: 0.0,
             finished: false,
+            options,
         };
-        let previous: Option<Progress> = resume
-            .then(|| std::fs::read(log_dir.join(PROGRESS_FILE)).ok())
-            .flatten()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+        let previous = resume.then(|| read_progress(log_dir)).flatten();
         let Some(previous) = previous else {
             if resume {
                 println!(
@@ -80,7 +80,7 @@ impl Start {
             }
             clear(log_dir)?;
             write_progress(log_dir, &options, 0, 0.0, false)?;
-            return Ok(fresh(0.0));
+            return Ok(fresh(options));
         };
         let changed = differences("", &previous.options, &options);
         if !changed.is_empty() {
@@ -103,7 +103,7 @@ impl Start {
             println!("--resume: the interrupted run had no complete epoch; starting at epoch 1");
             clear(log_dir)?;
             write_progress(log_dir, &options, 0, 0.0, false)?;
-            return Ok(fresh(0.0));
+            return Ok(fresh(options));
         }
         // The seconds of the epochs kept (the record may count more).
         let seconds = previous.seconds * done as f64 / previous.epochs_done.max(1) as f64;
@@ -121,6 +121,7 @@ impl Start {
             done,
             seconds,
             finished,
+            options,
         })
     }
 }

@@ -50,6 +50,16 @@ fn spawn(args: &[String]) -> Child {
         .unwrap()
 }
 
+/// Runs `train` with `args` to its end.
+fn run(args: &[String]) -> std::process::Output {
+    run(&args)
+}
+
+/// [`run`], which must succeed.
+fn run_to_end(args: &[String]) {
+    check(&run(args));
+}
+
 /// Epochs done, as the staging directory of `artifact` records them.
 fn epochs_done(artifact: &Path) -> Option<usize> {
     let staging = artifact.with_file_name(format!(
@@ -128,12 +138,7 @@ fn assert_same_artifact(a: &Path, b: &Path) {
 fn a_run_killed_twice_and_resumed_writes_the_uninterrupted_artifact() {
     let tmp = tempfile::tempdir().unwrap();
     let straight = tmp.path().join("straight");
-    check(&train(
-        &args(&straight)
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    ));
+    run_to_end(&args(&straight));
 
     let resumed = tmp.path().join("resumed");
     let mut resume_args = args(&resumed);
@@ -152,7 +157,7 @@ fn a_run_killed_twice_and_resumed_writes_the_uninterrupted_artifact() {
     child.kill().unwrap();
     child.wait().unwrap();
 
-    let output = train(&resume_args.iter().map(String::as_str).collect::<Vec<_>>());
+    let output = run(&resume_args);
     check(&output);
     assert!(
         stdout(&output).contains("resuming after epoch"),
@@ -166,12 +171,7 @@ fn a_run_killed_twice_and_resumed_writes_the_uninterrupted_artifact() {
 fn ctrl_c_stops_after_a_batch_and_says_how_to_resume() {
     let tmp = tempfile::tempdir().unwrap();
     let straight = tmp.path().join("straight");
-    check(&train(
-        &args(&straight)
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    ));
+    run_to_end(&args(&straight));
 
     let resumed = tmp.path().join("resumed");
     let mut resume_args = args(&resumed);
@@ -201,9 +201,7 @@ fn ctrl_c_stops_after_a_batch_and_says_how_to_resume() {
     assert!(!resumed.exists());
 
     resume_args.push("--resume".to_string());
-    check(&train(
-        &resume_args.iter().map(String::as_str).collect::<Vec<_>>(),
-    ));
+    run_to_end(&resume_args);
     assert_same_artifact(&straight, &resumed);
 }
 
@@ -218,7 +216,7 @@ fn resume_refuses_other_options_and_names_them() {
     child.wait().unwrap();
 
     run_args.extend(["--resume", "--lr", "0.01"].map(String::from));
-    let output = train(&run_args.iter().map(String::as_str).collect::<Vec<_>>());
+    let output = run(&run_args);
     assert!(!output.status.success());
     let err = stderr(&output);
     assert!(err.contains("training.lr"), "{err}");
@@ -292,12 +290,7 @@ fn a_killed_language_model_run_resumes_to_the_uninterrupted_artifact() {
         args
     };
     let straight = tmp.path().join("straight");
-    check(&train(
-        &lm_args(&straight)
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    ));
+    run_to_end(&lm_args(&straight));
 
     let resumed = tmp.path().join("resumed");
     let mut resume_args = lm_args(&resumed);
@@ -306,9 +299,7 @@ fn a_killed_language_model_run_resumes_to_the_uninterrupted_artifact() {
     child.kill().unwrap();
     child.wait().unwrap();
     resume_args.push("--resume".to_string());
-    check(&train(
-        &resume_args.iter().map(String::as_str).collect::<Vec<_>>(),
-    ));
+    run_to_end(&resume_args);
 
     let without = |dir: &Path| {
         let mut metrics = metrics_without_time(dir);
