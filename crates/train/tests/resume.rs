@@ -52,7 +52,7 @@ fn spawn(args: &[String]) -> Child {
 
 /// Runs `train` with `args` to its end.
 fn run(args: &[String]) -> std::process::Output {
-    run(&args)
+    train(&args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
 /// [`run`], which must succeed.
