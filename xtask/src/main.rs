@@ -12,11 +12,14 @@
 //!   driver the wgpu tests need when it is missing (see [`test`]).
 //! - `cargo xtask bench` builds in release and runs the benchmark cases of
 //!   the team's spec (`../shared/bench/SPEC.md`, beside this repository).
+//! - `cargo xtask loadtest` measures `infer serve` under load, with and
+//!   without dynamic batching.
 
 mod bench;
 mod cargo;
 mod data;
 mod experiment;
+mod loadtest;
 mod plot;
 mod test;
 
@@ -45,6 +48,8 @@ enum Command {
     },
     /// Run the benchmark cases (release build); see docs/perf/README.md.
     Bench(bench::BenchArgs),
+    /// Load-test `infer serve` (release build): throughput and p50/p99 latency, batched and not.
+    Loadtest(loadtest::LoadtestArgs),
     /// Run every test in release, with the wgpu tests (installs Mesa's Vulkan driver if missing and allowed).
     Test(test::TestArgs),
 }
@@ -56,6 +61,7 @@ fn main() -> Result<()> {
         Command::Data { dataset } => data::run(&dataset),
         Command::Experiment { experiment } => experiment::run(&experiment),
         Command::Bench(args) => bench::run(&args),
+        Command::Loadtest(args) => loadtest::run(&args),
         Command::Test(args) => test::run(&args),
     }
 }

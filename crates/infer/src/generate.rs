@@ -9,6 +9,7 @@ use artifact::LanguageModel;
 use burn::prelude::*;
 use model::{LstmBackend, LstmState};
 use rand::Rng;
+use std::ops::ControlFlow;
 use std::path::Path;
 
 /// How the next character is drawn from the model's scores.
@@ -70,14 +71,15 @@ impl<B: LstmBackend> Generator<B> {
 
     /// Primes the state with `prompt` (which must not be empty), then
     /// generates `length` characters, handing each to `emit` as soon as it is
-    /// drawn. Returns the generated text (without the prompt).
+    /// drawn; `emit` returning `Break` stops early (a reader that has gone, a
+    /// deadline). Returns the generated text (without the prompt).
     pub fn generate(
         &self,
         prompt: &[u32],
         length: usize,
         sampling: Sampling,
         rng: &mut impl Rng,
-        mut emit: impl FnMut(char),
+        mut emit: impl FnMut(char) -> ControlFlow<()>,
     ) -> Result<String> {
         if prompt.is_empty() {
             bail!("the prompt is empty: generation needs at least one character to start from");
@@ -99,8 +101,10 @@ impl<B: LstmBackend> Generator<B> {
             let scores: Vec<f32> = last.into_data().convert::<f32>().to_vec().unwrap();
             let next = sample(&scores, sampling, rng) as u32;
             let c = self.lm.vocab.chars()[next as usize];
-            emit(c);
             text.push(c);
+            if emit(c).is_break() {
+                break;
+            }
             input = vec![next];
         }
         Ok(text)

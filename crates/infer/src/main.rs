@@ -11,6 +11,9 @@
 //! `cargo run --release -p infer -- report A B …` compares classifier
 //! artifacts: parameters, size, test accuracy, latency.
 //!
+//! `cargo run --release -p infer -- serve --artifact-dir artifacts/mr` serves
+//! artifacts over HTTP (JSON endpoints, a web page, Prometheus metrics).
+//!
 //! Output is written as each batch is done, and a closed stdout (`| head`)
 //! ends the program quietly.
 
@@ -21,11 +24,14 @@ use artifact::{Classifier, Evaluation};
 use clap::{Args, Parser, Subcommand};
 use data::labelled_rows;
 use infer::report::{ReportRequest, markdown, report};
+use infer::serve::{BatchPolicy, ModelSource, ServeOptions, serve};
 use infer::{Generator, Sampling};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::io::{BufRead, IsTerminal, Write};
+use std::ops::ControlFlow;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// See the workspace Cargo.toml: glibc's malloc returns large blocks to the
 /// kernel on free, and every tensor operation allocates one.
@@ -62,6 +68,8 @@ enum Command {
     Generate(GenerateArgs),
     /// Parameters, size on disk, test accuracy and latency of classifier artifacts (a markdown table).
     Report(ReportArgs),
+    /// Serve artifacts over HTTP: JSON endpoints, a web page at /, metrics at /metrics.
+    Serve(ServeArgs),
 }
 
 #[derive(Args)]
@@ -120,6 +128,43 @@ struct ReportArgs {
     json_file: Option<PathBuf>,
 }
 
+#[derive(Args)]
+struct ServeArgs {
+    /// An artifact to serve, under its directory's name (or NAME=DIR); repeat for more.
+    #[arg(long = "artifact-dir", value_name = "[NAME=]DIR", default_value = "artifacts/mr",
+          value_parser = ModelSource::parse)]
+    artifacts: Vec<ModelSource>,
+    /// The address to listen on; 0.0.0.0 takes connections from other machines.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// The port; 0 takes a free one (the first line on stdout says which).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Texts run through a classifier at once. 32 is where a batch's cost
+    /// per text stops falling on a 2-core CPU (`cargo xtask loadtest`).
+    #[arg(long, default_value_t = 32, value_parser = positive_usize)]
+    max_batch: usize,
+    /// How long a request waits for others to join its batch: a few
+    /// milliseconds, small beside a forward pass of a full batch.
+    #[arg(long, default_value_t = 5)]
+    max_wait_ms: u64,
+    /// Requests that may wait for each model; one more is answered 429.
+    #[arg(long, default_value_t = 256, value_parser = positive_usize)]
+    queue: usize,
+    /// A request not answered within this many milliseconds gets 504.
+    #[arg(long, default_value_t = 10_000, value_parser = positive_usize)]
+    timeout_ms: usize,
+    /// The largest request body in bytes; larger gets 413.
+    #[arg(long, default_value_t = 1 << 20, value_parser = positive_usize)]
+    body_limit: usize,
+    /// The most texts in one classify request; more gets 413.
+    #[arg(long, default_value_t = 256, value_parser = positive_usize)]
+    max_texts: usize,
+    /// The most characters one generate request may ask for.
+    #[arg(long, default_value_t = 5_000, value_parser = positive_usize)]
+    max_chars: usize,
+}
+
 fn main() {
     let cli = Cli::parse();
     model::configure_threads();
@@ -127,6 +172,7 @@ fn main() {
         Command::Classify(args) => classify(args),
         Command::Generate(args) => generate(args),
         Command::Report(args) => report_command(args),
+        Command::Serve(args) => serve_command(args),
     };
     if let Err(err) = result {
         if is_broken_pipe(&err) {
@@ -145,6 +191,23 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
             .downcast_ref::<std::io::Error>()
             .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
     })
+}
+
+fn serve_command(args: ServeArgs) -> Result<()> {
+    let options = ServeOptions {
+        host: args.host,
+        port: args.port,
+        batching: BatchPolicy {
+            max_batch: args.max_batch,
+            max_wait: Duration::from_millis(args.max_wait_ms),
+            queue: args.queue,
+        },
+        timeout: Duration::from_millis(args.timeout_ms as u64),
+        body_limit: args.body_limit,
+        max_texts: args.max_texts,
+        max_chars: args.max_chars,
+    };
+    serve::<Backend>(&args.artifacts, options, &Default::default())
 }
 
 fn report_command(args: ReportArgs) -> Result<()> {
@@ -197,9 +260,11 @@ fn generate(args: GenerateArgs) -> Result<()> {
     let mut failed = None;
     generator.generate(&ids, args.length, sampling, &mut rng, |c| {
         // One character at a time, so that a person sees the text appear.
-        if failed.is_none() {
-            if let Err(err) = write!(out, "{c}").and_then(|()| out.flush()) {
+        match write!(out, "{c}").and_then(|()| out.flush()) {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(err) => {
                 failed = Some(err);
+                ControlFlow::Break(())
             }
         }
     })?;

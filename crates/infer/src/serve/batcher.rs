@@ -1,0 +1,194 @@
+//! Dynamic batching: requests that reach a classifier within a few
+//! milliseconds of each other run through the model as one batch.
+//!
+//! Each classifier has one worker thread, the only one that touches its
+//! model (the async executor never runs a forward pass). Requests wait in a
+//! bounded queue; a full queue is refused at once (the handler answers 429)
+//! rather than growing. The worker takes the first waiting request, then
+//! keeps taking more until the batch holds `max_batch` texts or `max_wait`
+//! has passed since the first, runs them together and hands each request
+//! its own rows. The model masks padding, so a text's answer does not depend
+//! on the texts it was batched with.
+
+use super::metrics::Metrics;
+use artifact::{Classifier, Prediction};
+use model::LstmBackend;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// When a batch is closed.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchPolicy {
+    /// At most this many texts go through the model at once.
+    pub max_batch: usize,
+    /// How long the first request of a batch waits for others to join it.
+    pub max_wait: Duration,
+    /// Requests that may wait for the worker; one more is refused.
+    pub queue: usize,
+}
+
+/// The answer to one request: a prediction per text, or why there is none.
+pub type Answer = Result<Vec<Prediction>, String>;
+
+struct Job {
+    texts: Vec<String>,
+    reply: oneshot::Sender<Answer>,
+}
+
+/// Why a request was not queued.
+pub enum Refused {
+    /// The queue holds `BatchPolicy::queue` requests already.
+    Full,
+    /// The worker has stopped.
+    Stopped,
+}
+
+/// The sending side of one classifier's queue.
+pub struct BatchQueue {
+    name: String,
+    sender: SyncSender<Job>,
+    metrics: Arc<Metrics>,
+}
+
+impl BatchQueue {
+    /// Starts the worker thread that owns `classifier`.
+    pub fn start<B: LstmBackend>(
+        name: &str,
+        classifier: Classifier<B>,
+        policy: BatchPolicy,
+        metrics: Arc<Metrics>,
+    ) -> std::io::Result<Self> {
+        let (sender, receiver) = sync_channel(policy.queue);
+        let worker = Worker {
+            name: name.to_string(),
+            classifier,
+            policy,
+            metrics: metrics.clone(),
+        };
+        std::thread::Builder::new()
+            .name(format!("classify-{name}"))
+            .spawn(move || worker.run(receiver))?;
+        Ok(Self {
+            name: name.to_string(),
+            sender,
+            metrics,
+        })
+    }
+
+    /// Queues `texts`; the receiver gets their predictions, in order.
+    pub fn submit(&self, texts: Vec<String>) -> Result<oneshot::Receiver<Answer>, Refused> {
+        let (reply, answer) = oneshot::channel();
+        let depth = self.metrics.queue_depth.with_label_values(&[&self.name]);
+        // Counted before the send: the worker may take the job at once.
+        depth.inc();
+        match self.sender.try_send(Job { texts, reply }) {
+            Ok(()) => Ok(answer),
+            Err(err) => {
+                depth.dec();
+                Err(match err {
+                    TrySendError::Full(_) => Refused::Full,
+                    TrySendError::Disconnected(_) => Refused::Stopped,
+                })
+            }
+        }
+    }
+}
+
+struct Worker<B: LstmBackend> {
+    name: String,
+    classifier: Classifier<B>,
+    policy: BatchPolicy,
+    metrics: Arc<Metrics>,
+}
+
+impl<B: LstmBackend> Worker<B> {
+    /// Runs batches until every sender is gone (the server has stopped).
+    fn run(self, queue: Receiver<Job>) {
+        while let Ok(first) = queue.recv() {
+            let jobs = self.gather(first, &queue);
+            // A request whose handler gave up (timeout, client gone) is not
+            // worth a forward pass.
+            let jobs: Vec<Job> = jobs.into_iter().filter(|j| !j.reply.is_closed()).collect();
+            if jobs.is_empty() {
+                continue;
+            }
+            self.answer(jobs);
+        }
+    }
+
+    /// `first` and the requests that join it before the batch is closed.
+    fn gather(&self, first: Job, queue: &Receiver<Job>) -> Vec<Job> {
+        let depth = self.metrics.queue_depth.with_label_values(&[&self.name]);
+        depth.dec();
+        let deadline = Instant::now() + self.policy.max_wait;
+        let mut texts = first.texts.len();
+        let mut jobs = vec![first];
+        while texts < self.policy.max_batch {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let next = if left.is_zero() {
+                queue.try_recv().ok()
+            } else {
+                match queue.recv_timeout(left) {
+                    Ok(job) => Some(job),
+                    Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
+                }
+            };
+            let Some(job) = next else { break };
+            depth.dec();
+            texts += job.texts.len();
+            jobs.push(job);
+        }
+        jobs
+    }
+
+    /// One forward pass (in chunks of `max_batch` texts when a single
+    /// request is larger), each request answered with its own rows.
+    fn answer(&self, jobs: Vec<Job>) {
+        let texts: Vec<&str> = jobs
+            .iter()
+            .flat_map(|job| job.texts.iter().map(String::as_str))
+            .collect();
+        self.metrics
+            .batch_texts
+            .with_label_values(&[&self.name])
+            .observe(texts.len() as f64);
+        self.metrics
+            .batch_requests
+            .with_label_values(&[&self.name])
+            .observe(jobs.len() as f64);
+        // A panic inside the model answers this batch with an error and
+        // leaves the worker serving the next one.
+        let predicted = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            self.classifier.predict(&texts, self.policy.max_batch)
+        }));
+        match predicted {
+            Ok(Ok(predictions)) => {
+                let mut rows = predictions.into_iter();
+                for job in jobs {
+                    let mine = rows.by_ref().take(job.texts.len()).collect();
+                    let _ = job.reply.send(Ok(mine));
+                }
+            }
+            Ok(Err(err)) => reply_all(jobs, &format!("{err:#}")),
+            Err(panic) => reply_all(jobs, &format!("the model failed: {}", panic_text(&panic))),
+        }
+    }
+}
+
+fn reply_all(jobs: Vec<Job>, message: &str) {
+    for job in jobs {
+        let _ = job.reply.send(Err(message.to_string()));
+    }
+}
+
+/// A panic's message, when it has one.
+pub fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "a panic without a message".into())
+}
