@@ -30,6 +30,7 @@
 //! - [`memory`]: refusing a model too large for this machine before building it.
 //! - [`classifier`]: [`Classifier`], a loaded classifier and the one prediction path.
 //! - [`language_model`]: [`LanguageModel`], a loaded character language model.
+//! - [`pytorch`]: the weights in PyTorch's names and layouts, as safetensors (export and import).
 //! - [`args`]: the command-line value parsers that `train` and `infer` share.
 
 pub mod args;
@@ -45,6 +46,8 @@ pub mod config;
 pub mod language_model;
 #[cfg(feature = "model")]
 pub mod memory;
+#[cfg(feature = "model")]
+pub mod pytorch;
 #[cfg(feature = "model")]
 pub mod weights;
 #[cfg(feature = "model")]

@@ -12,14 +12,16 @@
 //! artifacts: parameters, size, test accuracy, latency.
 //!
 //! `cargo run --release -p infer -- serve --artifact-dir artifacts/mr` serves
-//! artifacts over HTTP (JSON endpoints, a web page, Prometheus metrics).
+//! artifacts over HTTP (JSON endpoints, a web page, Prometheus metrics);
+//! `infer export --to model.safetensors` writes the weights for PyTorch.
 //!
 //! Output is written as each batch is done, and a closed stdout (`| head`)
 //! ends the program quietly.
 
 use anyhow::{Context, Result, bail};
 use artifact::args::{non_negative_f64, positive_usize};
-use artifact::files::VOCAB_FILE;
+use artifact::files::{TOKENIZER_FILE, VOCAB_FILE};
+use artifact::pytorch;
 use artifact::{Classifier, Evaluation};
 use clap::{Args, Parser, Subcommand};
 use data::labelled_rows;
@@ -70,6 +72,18 @@ enum Command {
     Report(ReportArgs),
     /// Serve artifacts over HTTP: JSON endpoints, a web page at /, metrics at /metrics.
     Serve(ServeArgs),
+    /// Write an artifact's weights as safetensors in PyTorch's names and layouts.
+    Export(ExportArgs),
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    /// A classifier (LSTM encoder) or language-model artifact.
+    #[arg(long, default_value = "artifacts/mr")]
+    artifact_dir: PathBuf,
+    /// The safetensors file to write (an existing one only if `infer export` wrote it).
+    #[arg(long, value_name = "FILE")]
+    to: PathBuf,
 }
 
 #[derive(Args)]
@@ -173,6 +187,7 @@ fn main() {
         Command::Generate(args) => generate(args),
         Command::Report(args) => report_command(args),
         Command::Serve(args) => serve_command(args),
+        Command::Export(args) => export_command(args),
     };
     if let Err(err) = result {
         if is_broken_pipe(&err) {
@@ -191,6 +206,33 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
             .downcast_ref::<std::io::Error>()
             .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
     })
+}
+
+fn export_command(args: ExportArgs) -> Result<()> {
+    let device = Default::default();
+    let dir = &args.artifact_dir;
+    let (names, vocabulary) = if dir.join(VOCAB_FILE).is_file() {
+        let lm = Generator::<Backend>::load(dir, &device)?.lm;
+        let config = serde_json::to_value(&lm.config)?;
+        let names = pytorch::export(&lm.model, "language-model", &config, &args.to)?;
+        (names, dir.join(VOCAB_FILE))
+    } else {
+        let classifier = Classifier::<Backend>::load(dir, &device)?;
+        let config = serde_json::to_value(&classifier.config)?;
+        let names = pytorch::export(&classifier.model, "classifier", &config, &args.to)?;
+        (names, dir.join(TOKENIZER_FILE))
+    };
+    println!(
+        "wrote {} tensors to {}: {}",
+        names.len(),
+        args.to.display(),
+        names.join(", ")
+    );
+    println!(
+        "the token ids are those of {}; docs/pytorch/logits.py loads the weights into PyTorch",
+        vocabulary.display()
+    );
+    Ok(())
 }
 
 fn serve_command(args: ServeArgs) -> Result<()> {

@@ -8,6 +8,7 @@
 //!   classifier (`train compress`).
 //! - [`mlp`]: the 2-3-1 network case study, by autodiff or by hand (`train mlp`).
 //! - [`adding`]: the long-range memory experiment (`train adding`).
+//! - [`import`]: a classifier artifact from PyTorch-trained weights (`train import`).
 //!
 //! What they share:
 //! - [`fit`]: the one training loop over epochs (burn-train's Learner,
@@ -37,6 +38,7 @@ pub mod classify;
 pub mod cli;
 pub mod compress;
 pub mod fit;
+pub mod import;
 pub mod lm;
 pub mod loader;
 pub mod mlp;

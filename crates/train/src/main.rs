@@ -2,13 +2,14 @@
 //! `datasets/mr` and writes the artifact `artifacts/mr`. Subcommands run the
 //! fundamentals: `mlp` (the 2-3-1 network) and `adding` (long-range memory);
 //! `lm` trains the character language model on `datasets/shakespeare`;
-//! `compress` quantizes, prunes or distills a trained classifier.
+//! `compress` quantizes, prunes or distills a trained classifier; `import`
+//! makes a classifier artifact from PyTorch-trained weights.
 //!
 //! The backend is chosen here and nowhere else: ndarray by default, wgpu with
 //! `--features wgpu`.
 
 use clap::{Parser, Subcommand};
-use train::{adding, classify, compress, lm, mlp};
+use train::{adding, classify, compress, import, lm, mlp};
 
 /// See the workspace Cargo.toml: glibc's malloc returns large blocks to the
 /// kernel on free, and every tensor operation allocates one.
@@ -50,6 +51,8 @@ enum Command {
     Lm(lm::LmArgs),
     /// Make a trained classifier smaller: quantize, prune or distill it.
     Compress(compress::CompressArgs),
+    /// Build a classifier artifact from PyTorch-trained weights (safetensors, as `infer export` writes).
+    Import(import::ImportArgs),
 }
 
 fn main() {
@@ -62,6 +65,7 @@ fn main() {
         Command::Adding(args) => adding::run::<TrainBackend>(&args, &device).map(|_| ()),
         Command::Lm(args) => lm::run::<TrainBackend>(&args, &device, backend::NAME),
         Command::Compress(args) => compress::run::<TrainBackend>(&args, &device, backend::NAME),
+        Command::Import(args) => import::run::<backend::Backend>(&args, &device, backend::NAME),
     };
     if let Err(err) = result {
         eprintln!("error: {err:#}");
