@@ -418,3 +418,58 @@ fn generate_explains_bad_prompts_options_and_artifacts() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn export_writes_pytorch_names_and_never_replaces_a_foreign_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mr, lm) = (tmp.path().join("mr"), tmp.path().join("lm"));
+    make_artifact(&mr);
+    make_lm_artifact(&lm);
+    let export = |dir: &Path, to: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_infer"))
+            .args(["export", "--artifact-dir"])
+            .arg(dir)
+            .arg("--to")
+            .arg(to)
+            .output()
+            .unwrap()
+    };
+    let file = tmp.path().join("mr.safetensors");
+    let out = export(&mr, &file);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("lstm.weight_ih_l0") && stdout.contains("score.weight"),
+        "{stdout}"
+    );
+    // Its own file may be written again.
+    assert!(export(&mr, &file).status.success());
+
+    let out = export(&lm, &tmp.path().join("lm.safetensors"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("lstm.weight_hh_l0"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let foreign = tmp.path().join("thesis.tex");
+    std::fs::write(&foreign, "years of work").unwrap();
+    let out = export(&mr, &foreign);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("was not written by `infer export`"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&foreign).unwrap(), "years of work");
+    let out = export(
+        &tmp.path().join("nowhere"),
+        &tmp.path().join("x.safetensors"),
+    );
+    assert!(
+        text(&out.stderr).contains("does not exist"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -573,10 +573,11 @@ fn a_full_queue_answers_429_and_a_slow_request_504() {
 fn sigterm_lets_requests_in_flight_finish() {
     let tmp = tempfile::tempdir().unwrap();
     let (_, lm) = artifacts(tmp.path());
-    let server = Server::start(&[&lm], &[]);
+    // Long enough (about a second) to be in flight when the signal comes.
+    let server = Server::start(&[&lm], &["--max-chars", "20000"]);
     let mut response = client()
         .post(server.url("/v1/models/lm/generate"))
-        .json(&json!({"prompt": "ab", "max_chars": 3000, "seed": 1, "stream": true}))
+        .json(&json!({"prompt": "ab", "max_chars": 20000, "seed": 1, "stream": true}))
         .send()
         .unwrap();
     let mut first = [0u8; 16];
@@ -593,6 +594,6 @@ fn sigterm_lets_requests_in_flight_finish() {
         "pid {pid}: {:?}",
         &events[events.len().saturating_sub(3)..]
     );
-    assert_eq!(last.1["text"].as_str().unwrap().chars().count(), 3000);
+    assert_eq!(last.1["text"].as_str().unwrap().chars().count(), 20000);
     assert!(terminated.join().unwrap().success());
 }

@@ -43,10 +43,15 @@ pub struct ImportArgs {
 
 pub fn run<B: LstmBackend>(args: &ImportArgs, device: &B::Device, backend: &str) -> Result<()> {
     let weights = PytorchWeights::read(&args.from)?;
-    let exported: Option<ClassifierConfig> = weights
+    // What `infer export` recorded of the artifact (other writers record nothing).
+    let exported: serde_json::Value = weights
         .metadata
         .get("config")
-        .and_then(|config| serde_json::from_str(config).ok());
+        .and_then(|config| serde_json::from_str(config).ok())
+        .unwrap_or_default();
+    let exported_labels: Option<Vec<String>> =
+        serde_json::from_value(exported["labels"].clone()).ok();
+    let exported_max_seq_len = exported["max_seq_len"].as_u64().map(|n| n as usize);
     let file = args.from.display();
     let shape = |name: &str| -> Result<Vec<usize>> {
         match weights.shape(name) {
@@ -80,10 +85,7 @@ pub fn run<B: LstmBackend>(args: &ImportArgs, device: &B::Device, backend: &str)
         tokenizer.vocab_size(),
         model.vocab_size
     );
-    let labels = args
-        .labels
-        .clone()
-        .or_else(|| exported.as_ref().map(|c| c.labels.clone()));
+    let labels = args.labels.clone().or(exported_labels);
     let splits = Splits::read(&args.data_dir, labels.as_deref(), None)?;
     ensure!(
         splits.labels.len() == model.num_classes,
@@ -94,7 +96,8 @@ pub fn run<B: LstmBackend>(args: &ImportArgs, device: &B::Device, backend: &str)
     );
     let max_seq_len = args
         .max_seq_len
-        .or_else(|| exported.as_ref().map(|c| c.max_seq_len))
+        .or(exported_max_seq_len)
+        .filter(|&n| n > 0)
         .unwrap_or(64);
     let config = ClassifierConfig {
         model,

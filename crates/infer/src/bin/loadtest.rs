@@ -32,8 +32,8 @@ struct Args {
     /// The batched server's --max-batch (the other server runs with 1).
     #[arg(long, default_value_t = 32)]
     max_batch: usize,
-    /// The batched server's --max-wait-ms.
-    #[arg(long, default_value_t = 5)]
+    /// The batched server's --max-wait-ms (`infer serve`'s default).
+    #[arg(long, default_value_t = 0)]
     max_wait_ms: u64,
     /// Also write the rows as JSON to this file.
     #[arg(long)]

@@ -7,7 +7,9 @@
 //! rather than growing. The worker takes the first waiting request, then
 //! keeps taking more until the batch holds `max_batch` texts or `max_wait`
 //! has passed since the first, runs them together and hands each request
-//! its own rows. The model masks padding, so a text's answer does not depend
+//! its own rows. With no wait (the default) a batch is what queued while
+//! the previous one ran: a lone request goes straight through, and under
+//! load batches grow with the queue. The model masks padding, so a text's answer does not depend
 //! on the texts it was batched with.
 
 use super::metrics::Metrics;

@@ -1,0 +1,117 @@
+//! `train import`: a classifier artifact from weights in PyTorch's layout
+//! (here written by `artifact::pytorch::export`, as `infer export` does)
+//! predicts exactly as the model the weights came from, and files that do
+//! not fit are refused with a message.
+
+mod common;
+
+use artifact::Classifier;
+use artifact::pytorch::export;
+use burn::backend::NdArray;
+use common::{check, load, metrics, mr_dir, mr_split, stderr, train};
+use data::WordTokenizer;
+use model::{CharLmConfig, TextClassifierConfig};
+
+#[test]
+fn imported_weights_predict_as_the_model_they_came_from() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = |name: &str| tmp.path().join(name).to_str().unwrap().to_string();
+    let texts = mr_split("train");
+    let tokenizer = WordTokenizer::train(texts.iter().map(|t| t.text.as_str()), 2, 30_000).unwrap();
+    tokenizer
+        .save(tmp.path().join("tokenizer.json").as_path())
+        .unwrap();
+    let device = Default::default();
+    let config = TextClassifierConfig::new(tokenizer.vocab_size(), 2)
+        .with_d_embed(8)
+        .with_d_hidden(8);
+    let original = config.init::<NdArray>(&device);
+    let meta = serde_json::json!({"labels": ["neg", "pos"], "max_seq_len": 32});
+    let weights = tmp.path().join("model.safetensors");
+    export(&original, "classifier", &meta, &weights).unwrap();
+
+    let data = mr_dir();
+    let out = train(&[
+        "import",
+        "--from",
+        &path("model.safetensors"),
+        "--tokenizer",
+        &path("tokenizer.json"),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--artifact-dir",
+        &path("imported"),
+    ]);
+    check(&out);
+    let imported = load(&tmp.path().join("imported"));
+    assert_eq!(imported.config.max_seq_len, 32);
+    assert_eq!(imported.config.labels, ["neg", "pos"]);
+    let sentences = ["an utterly charming film", "a dull , lifeless plot", ""];
+    let reference = Classifier::new(
+        original,
+        tokenizer,
+        imported.config.clone(),
+        &Default::default(),
+    );
+    assert_eq!(
+        imported.logits(&sentences, 8).unwrap(),
+        reference.logits(&sentences, 8).unwrap()
+    );
+    let test = imported.evaluate(&mr_split("test"), 256).unwrap();
+    assert_eq!(
+        metrics(&tmp.path().join("imported")).test_accuracy,
+        test.accuracy
+    );
+
+    // Refusals, each naming what does not fit.
+    let import = |extra: &[&str], from: &str, tokenizer: &str| {
+        let mut args = vec![
+            "import",
+            "--from",
+            from,
+            "--tokenizer",
+            tokenizer,
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--artifact-dir",
+        ];
+        let target = path("refused");
+        args.push(&target);
+        args.extend_from_slice(extra);
+        let out = train(&args);
+        assert!(!out.status.success());
+        assert!(!tmp.path().join("refused").exists());
+        stderr(&out)
+    };
+    let small = WordTokenizer::train(["a b c"].into_iter(), 1, 100).unwrap();
+    small.save(tmp.path().join("small.json").as_path()).unwrap();
+    let err = import(&[], &path("model.safetensors"), &path("small.json"));
+    assert!(err.contains("another vocabulary"), "{err}");
+    let err = import(
+        &["--labels", "neg,pos,neutral"],
+        &path("model.safetensors"),
+        &path("tokenizer.json"),
+    );
+    assert!(
+        err.contains("out.weight has 2 rows but there are 3 classes"),
+        "{err}"
+    );
+    let lm = CharLmConfig::new(10)
+        .with_d_embed(4)
+        .with_d_hidden(4)
+        .init::<NdArray>(&device);
+    export(
+        &lm,
+        "language-model",
+        &serde_json::json!({}),
+        &tmp.path().join("lm.safetensors"),
+    )
+    .unwrap();
+    let err = import(&[], &path("lm.safetensors"), &path("tokenizer.json"));
+    assert!(err.contains("not the attention classifier"), "{err}");
+    let err = import(&[], &path("nowhere.safetensors"), &path("tokenizer.json"));
+    assert!(
+        err.contains("cannot read") && err.contains("nowhere.safetensors"),
+        "{err}"
+    );
+}
