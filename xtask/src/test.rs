@@ -1,7 +1,12 @@
 //! `cargo xtask test`: the README's test command. It makes sure the wgpu
 //! tests can run — the wgpu backend runs on the CPU through Mesa's lavapipe
-//! Vulkan driver where there is no GPU — installing the driver with apt-get
-//! when it is missing and this user may, then runs every test in release.
+//! Vulkan driver where there is no GPU — and that the web page's test has a
+//! browser (Debian's `chromium`), installing each with apt-get when it is
+//! missing and this user may, then runs every test in release.
+//!
+//! The page's test (`crates/infer/tests/page.rs`) skips with a message when
+//! there is no Chromium, except under CI; this command repeats that at the
+//! end.
 //!
 //! The wgpu test reads `BURN_SEQ_WGPU`: `require` (set here when a Vulkan
 //! driver is present, and always under CI) makes a missing adapter a
@@ -37,7 +42,12 @@ pub fn run(args: &TestArgs) -> Result<()> {
             "xtask test: no Vulkan driver found (looked in {})",
             ICD_DIRS.join(", ")
         );
-        driver = install_lavapipe();
+        driver = apt_install("mesa-vulkan-drivers") && vulkan_driver_present();
+    }
+    let mut browser = chromium_present();
+    if !browser {
+        println!("xtask test: no chromium on PATH (the web page's test drives it)");
+        browser = apt_install("chromium") && chromium_present();
     }
     let mode = if driver || in_ci { "require" } else { "skip" };
     if !driver && in_ci {
@@ -54,6 +64,12 @@ pub fn run(args: &TestArgs) -> Result<()> {
         println!(
             "\nxtask test: THE WGPU TESTS WERE SKIPPED: no Vulkan driver, and apt-get could not install one. \
              Install Mesa's lavapipe (`sudo apt-get install mesa-vulkan-drivers` on Debian/Ubuntu) or a GPU driver, then rerun."
+        );
+    }
+    if !browser && !in_ci {
+        println!(
+            "\nxtask test: THE WEB PAGE'S BROWSER TEST WAS SKIPPED: no chromium, and apt-get could not install it. \
+             Install it (`sudo apt-get install chromium`), then rerun."
         );
     }
     if !status.success() {
@@ -73,12 +89,17 @@ fn vulkan_driver_present() -> bool {
     })
 }
 
-/// Installs Mesa's Vulkan drivers with apt-get, as root or through
-/// password-less sudo; says what happened. Returns whether a driver is
-/// present afterwards.
-fn install_lavapipe() -> bool {
+/// Whether `chromium` is on PATH.
+fn chromium_present() -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join("chromium").is_file()))
+}
+
+/// Installs a Debian package with apt-get, as root or through password-less
+/// sudo; says what happened. Returns whether apt-get succeeded.
+fn apt_install(package: &str) -> bool {
     if Command::new("apt-get").arg("--version").output().is_err() {
-        println!("xtask test: no apt-get here; install a Vulkan driver (Mesa's lavapipe) by hand");
+        println!("xtask test: no apt-get here; install {package} (or its equivalent) by hand");
         return false;
     }
     let root = Command::new("id")
@@ -87,7 +108,7 @@ fn install_lavapipe() -> bool {
         .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0");
     let prefix: &[&str] = if root { &[] } else { &["sudo", "-n"] };
     println!(
-        "xtask test: installing mesa-vulkan-drivers ({}apt-get install)",
+        "xtask test: installing {package} ({}apt-get install)",
         if root { "" } else { "sudo -n " }
     );
     let apt = |args: &[&str]| {
@@ -100,11 +121,11 @@ fn install_lavapipe() -> bool {
             .status()
             .is_ok_and(|s| s.success())
     };
-    let installed = apt(&["update", "-q"]) && apt(&["install", "-y", "-q", "mesa-vulkan-drivers"]);
+    let installed = apt(&["update", "-q"]) && apt(&["install", "-y", "-q", package]);
     if !installed {
         println!(
-            "xtask test: apt-get could not install mesa-vulkan-drivers (not root, and no password-less sudo?)"
+            "xtask test: apt-get could not install {package} (not root, and no password-less sudo?)"
         );
     }
-    vulkan_driver_present()
+    installed
 }

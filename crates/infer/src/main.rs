@@ -154,16 +154,18 @@ struct ServeArgs {
     /// The port; 0 takes a free one (the first line on stdout says which).
     #[arg(long, default_value_t = 8080)]
     port: u16,
-    /// Texts run through a classifier at once. 32 is where a batch's cost
-    /// per text stops falling on a 2-core CPU (`cargo xtask loadtest`).
+    /// Texts run through a classifier at once. 32 served MR sentences
+    /// fastest at 128 clients on 2 cores: 7,800-8,300 requests/s, against
+    /// 4,700-7,500 with 8 and 5,300-6,900 with 128 (two runs each of
+    /// `cargo xtask loadtest -- --max-batch N --concurrency 128`).
     #[arg(long, default_value_t = 32, value_parser = positive_usize)]
     max_batch: usize,
     /// How long the first request of a batch waits for others to join it.
     /// 0 batches only what queued while the model was busy: no latency
     /// added to a lone request, and under load the batches fill by
-    /// themselves (`cargo xtask loadtest`: at 1 client a wait of 5 ms cut
-    /// throughput from 2,240 to 170 requests/s; at 128 clients it raised it
-    /// from 6,050 to 7,060).
+    /// themselves (`cargo xtask loadtest`, one run each: at 1 client a wait
+    /// of 5 ms cut throughput from 2,240 to 170 requests/s; at 128 clients
+    /// it raised it from 6,050 to 7,060).
     #[arg(long, default_value_t = 0)]
     max_wait_ms: u64,
     /// Requests that may wait for each model; one more is answered 429.
