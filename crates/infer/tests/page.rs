@@ -9,10 +9,9 @@
 
 mod common;
 
-use common::{make_artifact, make_lm_artifact};
-use std::io::{BufRead, BufReader};
+use common::{Server, make_artifact, make_lm_artifact};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 fn chromium() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("CHROMIUM") {
@@ -40,23 +39,7 @@ fn the_page_shows_the_label_and_the_attention_of_each_token() {
     make_artifact(&dir);
     let lm = tmp.path().join("lm");
     make_lm_artifact(&lm);
-    let mut server = Command::new(env!("CARGO_BIN_EXE_infer"))
-        .args(["serve", "--port", "0", "--artifact-dir"])
-        .arg(&dir)
-        .arg("--artifact-dir")
-        .arg(&lm)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_string();
+    let server = Server::start(&[&dir, &lm], &[]);
 
     // The query fills the form and submits it, as a person would.
     let profile = tmp.path().join("chromium-profile");
@@ -77,7 +60,7 @@ fn the_page_shows_the_label_and_the_attention_of_each_token() {
                 "--dump-dom",
             ])
             .arg(format!("--user-data-dir={}", profile.display()))
-            .arg(format!("{base}/?{query}"))
+            .arg(server.url(&format!("/?{query}")))
             .output()
             .unwrap();
         assert!(
@@ -90,8 +73,7 @@ fn the_page_shows_the_label_and_the_attention_of_each_token() {
     let dom = render("model=mr&text=Charming%20and%20hilarious!");
     // The page asks for 300 characters and shows them after the prompt.
     let generated = render("model=lm&prompt=ab");
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
 
     let label = between(&dom, "<span id=\"label\">", "</span>");
     assert!(

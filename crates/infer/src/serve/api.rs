@@ -3,10 +3,10 @@
 //! queue; the models run on their own worker threads.
 
 use super::State;
-use super::batcher::Refused;
 use super::error::ApiError;
 use super::generation::{self, Event};
 use super::models::{Handle, ModelInfo, Served};
+use super::queue::Refused;
 use crate::Sampling;
 use axum::Json;
 use axum::extract::rejection::JsonRejection;

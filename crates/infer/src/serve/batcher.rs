@@ -3,8 +3,7 @@
 //!
 //! Each classifier has one worker thread, the only one that touches its
 //! model (the async executor never runs a forward pass). Requests wait in a
-//! bounded queue; a full queue is refused at once (the handler answers 429)
-//! rather than growing. The worker takes the first waiting request, then
+//! bounded queue ([`super::queue`]). The worker takes the first waiting request, then
 //! keeps taking more until the batch holds `max_batch` texts or `max_wait`
 //! has passed since the first, runs them together and hands each request
 //! its own rows. With no wait (the default) a batch is what queued while
@@ -13,11 +12,11 @@
 //! on the texts it was batched with.
 
 use super::metrics::Metrics;
+use super::queue::{self, Refused, Waiting};
 use artifact::{Classifier, Prediction};
 use model::LstmBackend;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
@@ -40,19 +39,9 @@ struct Job {
     reply: oneshot::Sender<Answer>,
 }
 
-/// Why a request was not queued.
-pub enum Refused {
-    /// The queue holds `BatchPolicy::queue` requests already.
-    Full,
-    /// The worker has stopped.
-    Stopped,
-}
-
 /// The sending side of one classifier's queue.
 pub struct BatchQueue {
-    name: String,
-    sender: SyncSender<Job>,
-    metrics: Arc<Metrics>,
+    sender: queue::Sender<Job>,
 }
 
 impl BatchQueue {
@@ -63,39 +52,25 @@ impl BatchQueue {
         policy: BatchPolicy,
         metrics: Arc<Metrics>,
     ) -> std::io::Result<Self> {
-        let (sender, receiver) = sync_channel(policy.queue);
+        let depth = metrics.queue_depth.with_label_values(&[name]);
+        let (sender, waiting) = queue::bounded(policy.queue, depth);
         let worker = Worker {
             name: name.to_string(),
             classifier,
             policy,
-            metrics: metrics.clone(),
+            metrics,
         };
         std::thread::Builder::new()
             .name(format!("classify-{name}"))
-            .spawn(move || worker.run(receiver))?;
-        Ok(Self {
-            name: name.to_string(),
-            sender,
-            metrics,
-        })
+            .spawn(move || worker.run(waiting))?;
+        Ok(Self { sender })
     }
 
     /// Queues `texts`; the receiver gets their predictions, in order.
     pub fn submit(&self, texts: Vec<String>) -> Result<oneshot::Receiver<Answer>, Refused> {
         let (reply, answer) = oneshot::channel();
-        let depth = self.metrics.queue_depth.with_label_values(&[&self.name]);
-        // Counted before the send: the worker may take the job at once.
-        depth.inc();
-        match self.sender.try_send(Job { texts, reply }) {
-            Ok(()) => Ok(answer),
-            Err(err) => {
-                depth.dec();
-                Err(match err {
-                    TrySendError::Full(_) => Refused::Full,
-                    TrySendError::Disconnected(_) => Refused::Stopped,
-                })
-            }
-        }
+        self.sender.push(Job { texts, reply })?;
+        Ok(answer)
     }
 }
 
@@ -108,8 +83,8 @@ struct Worker<B: LstmBackend> {
 
 impl<B: LstmBackend> Worker<B> {
     /// Runs batches until every sender is gone (the server has stopped).
-    fn run(self, queue: Receiver<Job>) {
-        while let Ok(first) = queue.recv() {
+    fn run(self, queue: Waiting<Job>) {
+        while let Some(first) = queue.next() {
             let jobs = self.gather(first, &queue);
             // A request whose handler gave up (timeout, client gone) is not
             // worth a forward pass.
@@ -122,24 +97,14 @@ impl<B: LstmBackend> Worker<B> {
     }
 
     /// `first` and the requests that join it before the batch is closed.
-    fn gather(&self, first: Job, queue: &Receiver<Job>) -> Vec<Job> {
-        let depth = self.metrics.queue_depth.with_label_values(&[&self.name]);
-        depth.dec();
+    fn gather(&self, first: Job, queue: &Waiting<Job>) -> Vec<Job> {
         let deadline = Instant::now() + self.policy.max_wait;
         let mut texts = first.texts.len();
         let mut jobs = vec![first];
         while texts < self.policy.max_batch {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let next = if left.is_zero() {
-                queue.try_recv().ok()
-            } else {
-                match queue.recv_timeout(left) {
-                    Ok(job) => Some(job),
-                    Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-                }
+            let Some(job) = queue.next_before(deadline) else {
+                break;
             };
-            let Some(job) = next else { break };
-            depth.dec();
             texts += job.texts.len();
             jobs.push(job);
         }
@@ -175,7 +140,7 @@ impl<B: LstmBackend> Worker<B> {
                 }
             }
             Ok(Err(err)) => reply_all(jobs, &format!("{err:#}")),
-            Err(panic) => reply_all(jobs, &format!("the model failed: {}", panic_text(&panic))),
+            Err(panic) => reply_all(jobs, &format!("the model failed: {}", panic_text(&*panic))),
         }
     }
 }
@@ -187,7 +152,7 @@ fn reply_all(jobs: Vec<Job>, message: &str) {
 }
 
 /// A panic's message, when it has one.
-pub fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+pub fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
     panic
         .downcast_ref::<String>()
         .cloned()

@@ -1,21 +1,20 @@
 //! Text generation behind HTTP: one worker thread per language model runs
 //! one generation at a time, handing out each character as it is drawn.
 //!
-//! Like the classifiers' queue, requests wait in a bounded queue and a full
-//! one is refused. A generation stops early when its reader has gone (the
+//! Like the classifiers', requests wait in a bounded queue
+//! ([`super::queue`]). A generation stops early when its reader has gone (the
 //! client closed the stream, or its handler timed out) or when its deadline
 //! passes, so an abandoned request never holds the worker.
 
-use super::batcher::{Refused, panic_text};
+use super::batcher::panic_text;
 use super::metrics::Metrics;
+use super::queue::{self, Refused, Waiting};
 use crate::{Generator, Sampling};
 use model::LstmBackend;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::ops::ControlFlow;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::time::Instant;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
@@ -46,9 +45,7 @@ struct Job {
 
 /// The sending side of one language model's queue.
 pub struct GenerationQueue {
-    name: String,
-    sender: SyncSender<Job>,
-    metrics: Arc<Metrics>,
+    sender: queue::Sender<Job>,
 }
 
 impl GenerationQueue {
@@ -56,49 +53,27 @@ impl GenerationQueue {
     pub fn start<B: LstmBackend>(
         name: &str,
         generator: Generator<B>,
-        queue: usize,
-        metrics: Arc<Metrics>,
+        capacity: usize,
+        metrics: &Metrics,
     ) -> std::io::Result<Self> {
-        let (sender, receiver) = sync_channel(queue);
-        let worker_metrics = metrics.clone();
-        let worker_name = name.to_string();
+        let depth = metrics.queue_depth.with_label_values(&[name]);
+        let (sender, waiting) = queue::bounded(capacity, depth);
         std::thread::Builder::new()
             .name(format!("generate-{name}"))
-            .spawn(move || run(&worker_name, generator, receiver, &worker_metrics))?;
-        Ok(Self {
-            name: name.to_string(),
-            sender,
-            metrics,
-        })
+            .spawn(move || run(generator, waiting))?;
+        Ok(Self { sender })
     }
 
     /// Queues a generation; the receiver gets its events as they happen.
     pub fn submit(&self, request: Request) -> Result<UnboundedReceiver<Event>, Refused> {
         let (events, receiver) = unbounded_channel();
-        let depth = self.metrics.queue_depth.with_label_values(&[&self.name]);
-        depth.inc();
-        match self.sender.try_send(Job { request, events }) {
-            Ok(()) => Ok(receiver),
-            Err(err) => {
-                depth.dec();
-                Err(match err {
-                    TrySendError::Full(_) => Refused::Full,
-                    TrySendError::Disconnected(_) => Refused::Stopped,
-                })
-            }
-        }
+        self.sender.push(Job { request, events })?;
+        Ok(receiver)
     }
 }
 
-fn run<B: LstmBackend>(
-    name: &str,
-    generator: Generator<B>,
-    queue: Receiver<Job>,
-    metrics: &Metrics,
-) {
-    let depth = metrics.queue_depth.with_label_values(&[name]);
-    while let Ok(Job { request, events }) = queue.recv() {
-        depth.dec();
+fn run<B: LstmBackend>(generator: Generator<B>, queue: Waiting<Job>) {
+    while let Some(Job { request, events }) = queue.next() {
         if events.is_closed() {
             continue;
         }
@@ -127,7 +102,7 @@ fn run<B: LstmBackend>(
             Ok(Ok(_)) if timed_out => Event::TimedOut,
             Ok(Ok(_)) => Event::Done,
             Ok(Err(err)) => Event::Failed(format!("{err:#}")),
-            Err(panic) => Event::Failed(format!("the model failed: {}", panic_text(&panic))),
+            Err(panic) => Event::Failed(format!("the model failed: {}", panic_text(&*panic))),
         };
         let _ = events.send(last);
     }

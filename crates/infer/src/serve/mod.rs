@@ -7,7 +7,8 @@
 //! ```
 //!
 //! - [`models`]: the artifacts, each under a name, and what `/v1/models` says of them.
-//! - [`batcher`]: a classifier's queue and worker, with dynamic batching.
+//! - [`queue`]: the bounded queue in front of every model's worker.
+//! - [`batcher`]: a classifier's worker, with dynamic batching.
 //! - [`generation`]: a language model's queue and worker, character by character.
 //! - [`api`]: the endpoints and their JSON; [`error`]: every error as JSON.
 //! - [`metrics`]: the Prometheus counters of `/metrics`.
@@ -22,6 +23,7 @@ mod error;
 mod generation;
 mod metrics;
 mod models;
+mod queue;
 
 pub use batcher::BatchPolicy;
 pub use models::ModelSource;
@@ -111,7 +113,7 @@ async fn run(state: Arc<State>) -> Result<()> {
     Ok(())
 }
 
-pub fn router(state: Arc<State>) -> Router {
+fn router(state: Arc<State>) -> Router {
     Router::new()
         .route("/", get(api::page))
         .route("/health", get(api::health))

@@ -129,7 +129,7 @@ fn load<B: LstmBackend>(
             max_seq_len: None,
         };
         let vocab = generator.lm.vocab.clone();
-        let queue = GenerationQueue::start(name, generator, policy.queue, metrics)?;
+        let queue = GenerationQueue::start(name, generator, policy.queue, &metrics)?;
         return Ok(Served {
             info,
             handle: Handle::LanguageModel { queue, vocab },

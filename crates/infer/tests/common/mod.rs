@@ -1,4 +1,6 @@
-//! The artifacts the integration tests serve and predict with.
+//! The artifacts the integration tests serve and predict with, and a
+//! running `infer serve`.
+#![allow(dead_code)] // each test file uses its own subset
 
 use artifact::{
     ArtifactWriter, Classifier, ClassifierConfig, ClassifierMetrics, LanguageModel, LmConfig,
@@ -7,7 +9,10 @@ use artifact::{
 use burn::backend::NdArray;
 use data::{CharVocab, WordTokenizer};
 use model::{CharLmConfig, TextClassifierConfig};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 
 /// A small untrained artifact: predictions are arbitrary but well formed.
 pub fn make_artifact(dir: &Path) {
@@ -84,4 +89,65 @@ pub fn make_lm_artifact(dir: &Path) {
         })
         .unwrap();
     writer.commit().unwrap();
+}
+
+/// `infer serve` on a free loopback port, killed if the test ends without
+/// [`Server::terminate`].
+pub struct Server {
+    pub child: Child,
+    url: String,
+}
+
+impl Server {
+    pub fn start(artifacts: &[&Path], args: &[&str]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_infer"));
+        command.arg("serve").args(["--port", "0"]);
+        for dir in artifacts {
+            command.arg("--artifact-dir").arg(dir);
+        }
+        let mut child = command
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("first line: {line:?}"))
+            .to_string();
+        Self { child, url }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    /// SIGTERM, then the exit status.
+    pub fn terminate(mut self) -> ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the server did not stop");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
