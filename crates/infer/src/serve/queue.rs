@@ -3,7 +3,7 @@
 //! 429) instead of growing, and `/metrics` sees how many wait.
 
 use prometheus::IntGauge;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::time::Instant;
 
 /// Why a request was not queued.
@@ -66,10 +66,8 @@ impl<T> Waiting<T> {
         let item = if left.is_zero() {
             self.receiver.try_recv().ok()
         } else {
-            match self.receiver.recv_timeout(left) {
-                Ok(item) => Some(item),
-                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-            }
+            // A timeout, or every sender gone: no item either way.
+            self.receiver.recv_timeout(left).ok()
         }?;
         self.depth.dec();
         Some(item)
