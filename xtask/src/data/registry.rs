@@ -48,3 +48,53 @@ pub fn read_tar_member(gz: &[u8], member: &str) -> Result<Vec<u8>> {
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// Downloads the Debian package `package` at `version` with `apt-get
+/// download` and returns the files under `prefix` in its data archive (read
+/// through `dpkg-deb --fsys-tarfile`, which knows every compression a .deb
+/// uses), as (path, bytes).
+pub fn deb_files(package: &str, version: &str, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+    let download = tempfile::tempdir()?;
+    eprintln!("apt-get download {package}={version} ...");
+    let output = Command::new("apt-get")
+        .args(["download", "-q"])
+        .arg(format!("{package}={version}"))
+        .current_dir(download.path())
+        .output()
+        .context("running `apt-get download` (is this a Debian machine?)")?;
+    ensure!(
+        output.status.success(),
+        "apt-get download {package}={version} failed: {}",
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+    let deb = std::fs::read_dir(download.path())?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "deb"))
+        .with_context(|| format!("apt-get download {package} wrote no .deb"))?;
+    let tar = Command::new("dpkg-deb")
+        .arg("--fsys-tarfile")
+        .arg(&deb)
+        .output()
+        .context("running dpkg-deb")?;
+    ensure!(
+        tar.status.success(),
+        "dpkg-deb --fsys-tarfile {} failed",
+        deb.display()
+    );
+    let mut files = Vec::new();
+    for entry in tar::Archive::new(tar.stdout.as_slice()).entries()? {
+        let mut entry = entry?;
+        let path = entry
+            .path()?
+            .to_string_lossy()
+            .trim_start_matches("./")
+            .to_string();
+        if path.starts_with(prefix) && entry.header().entry_type().is_file() {
+            let mut bytes = Vec::new();
+            entry.read_to_end(&mut bytes)?;
+            files.push((path, bytes));
+        }
+    }
+    Ok(files)
+}
