@@ -117,6 +117,10 @@ pub fn generate(out: &Path, seed: u64) -> Result<()> {
             read > 0,
             "{package} {version} has no French catalog under {LOCALE_DIR}"
         );
+        ensure!(
+            copyright,
+            "{package} {version} has no {DOC_DIR}{package}/copyright"
+        );
         per_package.push((package, version, read, kept));
     }
 
