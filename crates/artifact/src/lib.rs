@@ -31,9 +31,12 @@
 //! - [`classifier`]: [`Classifier`], a loaded classifier and the one prediction path.
 //! - [`language_model`]: [`LanguageModel`], a loaded character language model.
 //! - [`pytorch`]: the weights in PyTorch's names and layouts, as safetensors (export and import).
+//! - [`bleu`], [`chrf`]: corpus BLEU and chrF of translations, as sacreBLEU computes them.
 //! - [`args`]: the command-line value parsers that `train` and `infer` share.
 
 pub mod args;
+pub mod bleu;
+pub mod chrf;
 pub mod files;
 pub mod metrics;
 pub mod options;
