@@ -8,9 +8,10 @@
 //! - Fundamentals: [`Mlp`] with hand-written [`backprop`] beside autodiff.
 //! - The recurrent family: [`Rnn`], [`Gru`], [`Lstm`] behind [`Recurrent`],
 //!   stacked and made bidirectional by [`Encoder`].
-//! - Attention: [`AttentionPooling`], whose weights a person can inspect.
-//! - Models: [`TextClassifier`], [`SequenceRegressor`], and the character
-//!   language model [`CharLm`].
+//! - Attention: [`AttentionPooling`], whose weights a person can inspect;
+//!   [`Alignment`], a decoder's attention over the encoder (Bahdanau, Luong).
+//! - Models: [`TextClassifier`], [`SequenceRegressor`], the character
+//!   language model [`CharLm`], and the encoder–decoder [`Translator`].
 //!
 //! ```
 //! use burn::backend::NdArray;
@@ -26,6 +27,7 @@
 //! assert_eq!(out.attention.dims(), [2, 3]); // [B, T]
 //! ```
 
+mod alignment;
 mod attention;
 mod cell_ops;
 mod char_lm;
@@ -38,7 +40,9 @@ mod mlp;
 mod param_counts;
 mod regressor;
 mod rnn;
+mod translator;
 
+pub use alignment::{Alignment, AlignmentConfig, AlignmentKind, Keys};
 pub use attention::{AttentionPooling, AttentionPoolingConfig};
 pub use char_lm::{CharLm, CharLmConfig, CharLmOutput};
 pub use classifier::{ClassifierOutput, TextClassifier, TextClassifierConfig};
@@ -51,6 +55,7 @@ pub use mlp::{Activation, Loss, Mlp, MlpConfig, MlpGradients, Trace, backprop, s
 pub use param_counts::ParamCounts;
 pub use regressor::{SequenceRegressor, SequenceRegressorConfig};
 pub use rnn::{Gru, GruConfig, Rnn, RnnConfig};
+pub use translator::{DecoderState, EncodedSource, Translator, TranslatorConfig, TranslatorOutput};
 
 use burn::prelude::*;
 
