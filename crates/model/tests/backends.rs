@@ -7,7 +7,7 @@ use burn::backend::{NdArray, Wgpu};
 use burn::prelude::*;
 use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::Tolerance;
-use model::TextClassifierConfig;
+use model::{AlignmentKind, TextClassifierConfig, TranslatorConfig};
 
 /// Whether wgpu finds an adapter. Without one the test fails, saying what
 /// to install — unless `BURN_SEQ_WGPU=skip` (set by `cargo xtask test` only
@@ -75,6 +75,61 @@ fn ndarray_and_wgpu_give_the_same_logits_from_one_record() {
         .attention
         .into_data()
         .assert_approx_eq::<f32>(&gpu_out.attention.into_data(), Tolerance::absolute(1e-4));
+}
+
+/// The translator's encoder and decoder steps, with each kind of attention:
+/// the same record gives the same logits and attention weights on both.
+#[test]
+fn ndarray_and_wgpu_give_the_same_decoder_steps() {
+    if !wgpu_available() {
+        return;
+    }
+    let cpu = Default::default();
+    let gpu = WgpuDevice::default();
+    let recorder = BinBytesRecorder::<FullPrecisionSettings>::default();
+    for kind in [
+        Some(AlignmentKind::Bahdanau),
+        Some(AlignmentKind::General),
+        None,
+    ] {
+        let config = TranslatorConfig::new(40, 30)
+            .with_d_embed(12)
+            .with_d_hidden(10)
+            .with_attention(kind);
+        let bytes = recorder
+            .record(config.init::<NdArray>(&cpu).into_record(), ())
+            .unwrap();
+        let cpu_model = config
+            .init::<NdArray>(&cpu)
+            .load_record(recorder.load(bytes.clone(), &cpu).unwrap());
+        let gpu_model = config
+            .init::<Wgpu>(&gpu)
+            .load_record(recorder.load(bytes, &gpu).unwrap());
+        let source = [[5, 9, 13, 2, 0], [7, 3, 0, 0, 0]];
+        let target = [[1, 4, 8], [1, 6, 0]];
+        let cpu_source = Tensor::<NdArray, 2, Int>::from_ints(source, &cpu);
+        let gpu_source = Tensor::<Wgpu, 2, Int>::from_ints(source, &gpu);
+        let cpu_out = cpu_model.forward(
+            cpu_source.clone(),
+            cpu_source.not_equal_elem(0),
+            Tensor::from_ints(target, &cpu),
+        );
+        let gpu_out = gpu_model.forward(
+            gpu_source.clone(),
+            gpu_source.not_equal_elem(0),
+            Tensor::from_ints(target, &gpu),
+        );
+        let (cpu_logits, gpu_logits) = (cpu_out.logits.into_data(), gpu_out.logits.into_data());
+        println!(
+            "{kind:?}: decoder logits maxdiff = {:e}",
+            max_abs_diff(&cpu_logits, &gpu_logits)
+        );
+        cpu_logits.assert_approx_eq::<f32>(&gpu_logits, Tolerance::absolute(1e-4));
+        cpu_out
+            .attention
+            .into_data()
+            .assert_approx_eq::<f32>(&gpu_out.attention.into_data(), Tolerance::absolute(1e-4));
+    }
 }
 
 fn max_abs_diff(a: &TensorData, b: &TensorData) -> f32 {
