@@ -40,6 +40,9 @@ struct Args {
     json_file: Option<PathBuf>,
 }
 
+/// The name the server is told to serve the artifact under.
+const MODEL: &str = "loadtest";
+
 #[derive(serde::Serialize)]
 struct Row {
     max_batch: usize,
@@ -69,7 +72,7 @@ impl Server {
         let mut child = Command::new(&infer)
             .arg("serve")
             .arg("--artifact-dir")
-            .arg(&args.artifact_dir)
+            .arg(format!("{MODEL}={}", args.artifact_dir.display()))
             .args(["--port", "0", "--queue", "4096"])
             .args(["--max-batch", &max_batch.to_string()])
             .args(["--max-wait-ms", &args.max_wait_ms.to_string()])
@@ -123,7 +126,7 @@ fn main() -> Result<()> {
     println!("|---|---|---|---|---|---|");
     for max_batch in [args.max_batch, 1] {
         let server = Server::start(&args, max_batch)?;
-        let endpoint = format!("{}/v1/models/{}/classify", server.url, model_name(&args)?);
+        let endpoint = format!("{}/v1/models/{MODEL}/classify", server.url);
         for &concurrency in &args.concurrency {
             let client = reqwest::Client::new();
             runtime.block_on(send(&client, &endpoint, &texts, 50, concurrency))?;
@@ -147,17 +150,6 @@ fn main() -> Result<()> {
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
-}
-
-/// The name `infer serve` gives the artifact: its directory's.
-fn model_name(args: &Args) -> Result<String> {
-    Ok(args
-        .artifact_dir
-        .canonicalize()?
-        .file_name()
-        .context("the artifact directory has no name")?
-        .to_string_lossy()
-        .into_owned())
 }
 
 struct Measured {

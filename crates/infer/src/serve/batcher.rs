@@ -15,6 +15,7 @@ use super::metrics::Metrics;
 use super::queue::{self, Refused, Waiting};
 use artifact::{Classifier, Prediction};
 use model::LstmBackend;
+use prometheus::Histogram;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -55,10 +56,10 @@ impl BatchQueue {
         let depth = metrics.queue_depth.with_label_values(&[name]);
         let (sender, waiting) = queue::bounded(policy.queue, depth);
         let worker = Worker {
-            name: name.to_string(),
             classifier,
             policy,
-            metrics,
+            batch_texts: metrics.batch_texts.with_label_values(&[name]),
+            batch_requests: metrics.batch_requests.with_label_values(&[name]),
         };
         std::thread::Builder::new()
             .name(format!("classify-{name}"))
@@ -75,10 +76,11 @@ impl BatchQueue {
 }
 
 struct Worker<B: LstmBackend> {
-    name: String,
     classifier: Classifier<B>,
     policy: BatchPolicy,
-    metrics: Arc<Metrics>,
+    /// This model's series of the batch histograms, looked up once.
+    batch_texts: Histogram,
+    batch_requests: Histogram,
 }
 
 impl<B: LstmBackend> Worker<B> {
@@ -118,14 +120,8 @@ impl<B: LstmBackend> Worker<B> {
             .iter()
             .flat_map(|job| job.texts.iter().map(String::as_str))
             .collect();
-        self.metrics
-            .batch_texts
-            .with_label_values(&[&self.name])
-            .observe(texts.len() as f64);
-        self.metrics
-            .batch_requests
-            .with_label_values(&[&self.name])
-            .observe(jobs.len() as f64);
+        self.batch_texts.observe(texts.len() as f64);
+        self.batch_requests.observe(jobs.len() as f64);
         // A panic inside the model answers this batch with an error and
         // leaves the worker serving the next one.
         let predicted = std::panic::catch_unwind(AssertUnwindSafe(|| {
