@@ -16,6 +16,10 @@ pub enum DataError {
     NotUtf8 { path: PathBuf, line: usize },
     #[error("{path}:{line}: no tab: expected `label<TAB>text`")]
     MissingTab { path: PathBuf, line: usize },
+    #[error("{path}:{line}: no tab: expected `source<TAB>target`")]
+    NotAPair { path: PathBuf, line: usize },
+    #[error("{path} holds no sentence pair: expected lines of `source<TAB>target`")]
+    NoPairs { path: PathBuf },
     #[error("{path}:{line}: unknown label {label:?} (expected one of {expected})")]
     UnknownLabel {
         path: PathBuf,

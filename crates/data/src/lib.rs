@@ -1,5 +1,8 @@
 //! Datasets, tokenization and batchers for the sequence models.
 //!
+//! Translation reads sentence pairs ([`read_pairs`]) and spells them in
+//! BPE pieces ([`SubwordTokenizer`]).
+//!
 //! This crate knows nothing of models: it turns files into token ids and token
 //! ids into padded Burn tensors; [`synthetic`] generates the toy datasets of
 //! the fundamentals. `train` and `infer` join it with `model`.
@@ -17,7 +20,9 @@ mod batcher;
 mod bucket;
 mod chars;
 mod error;
+mod pairs;
 pub mod synthetic;
+mod subword;
 mod tokenizer;
 mod tsv;
 
@@ -25,6 +30,8 @@ pub use batcher::{EncodedText, TextBatch, TextBatcher, encode_all};
 pub use bucket::{Bucketed, POOL_BATCHES, bucket_by_length, padded_positions};
 pub use chars::{CharBatch, CharBatcher, CharRow, CharStreams, CharVocab};
 pub use error::DataError;
+pub use pairs::{EncodedPair, PairBatch, PairBatcher, SentencePair, encode_pairs, read_pairs};
+pub use subword::{BOS_ID, EOS_ID, SUBWORD_SPECIALS, SubwordTokenizer};
 pub use tokenizer::{PAD_ID, PAD_TOKEN, UNK_ID, UNK_TOKEN, WordTokenizer};
 pub use tsv::{
     LabelledText, MR_LABELS, TsvRow, TsvRows, label_row, labelled_rows, labels_of,

@@ -84,6 +84,34 @@ pub struct TranslatorOutput<B: Backend> {
     pub attention: Tensor<B, 3>,
 }
 
+impl<B: Backend> EncodedSource<B> {
+    /// The rows `rows` `[N]` of every tensor (a row may repeat): one per
+    /// hypothesis of a beam search.
+    pub fn select(&self, rows: Tensor<B, 1, Int>) -> Self {
+        Self {
+            keys: Keys {
+                values: self.keys.values.clone().select(0, rows.clone()),
+                keys: self.keys.keys.clone().select(0, rows.clone()),
+                mask: self.keys.mask.clone().select(0, rows.clone()),
+            },
+            last: self.last.clone().select(0, rows),
+        }
+    }
+}
+
+impl<B: Backend> DecoderState<B> {
+    /// The rows `rows` `[N]` of the state (a row may repeat).
+    pub fn select(&self, rows: Tensor<B, 1, Int>) -> Self {
+        Self {
+            lstm: LstmState {
+                hidden: self.lstm.hidden.clone().select(0, rows.clone()),
+                cell: self.lstm.cell.clone().select(0, rows.clone()),
+            },
+            context: self.context.clone().select(0, rows),
+        }
+    }
+}
+
 impl TranslatorConfig {
     fn d_state(&self) -> usize {
         2 * self.d_hidden
