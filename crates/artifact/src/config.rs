@@ -4,7 +4,7 @@
 use crate::files::{CONFIG_FILE, read_json};
 use crate::options::{ClassifierTraining, LmTraining, lenient};
 use anyhow::{Result, bail};
-use model::{CharLmConfig, TextClassifierConfig};
+use model::{CharLmConfig, TextClassifierConfig, TranslatorConfig};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -28,6 +28,47 @@ pub struct LmConfig {
     /// The options of the training run, kept for the record.
     #[serde(default, deserialize_with = "lenient")]
     pub training: Option<LmTraining>,
+}
+
+/// A translation model's config.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TranslationConfig {
+    pub model: TranslatorConfig,
+    /// Longer sources are cut to this many subword tokens.
+    pub max_source_len: usize,
+    /// Translations stop at this many subword tokens.
+    pub max_target_len: usize,
+    /// The options of the training run, kept for the record.
+    #[serde(default, deserialize_with = "lenient")]
+    pub training: Option<crate::TranslatorTraining>,
+}
+
+impl TranslationConfig {
+    /// Reads and checks `dir/config.json`.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let path = dir.join(CONFIG_FILE);
+        let config: Self = read_json(
+            &path,
+            &format!(
+                "a translation model's config (train one with `{}`)",
+                crate::files::TRAIN_TRANSLATOR
+            ),
+        )?;
+        let model = &config.model;
+        positive(
+            &path,
+            &[
+                ("model.source_vocab", model.source_vocab),
+                ("model.target_vocab", model.target_vocab),
+                ("model.d_embed", model.d_embed),
+                ("model.d_hidden", model.d_hidden),
+                ("max_source_len", config.max_source_len),
+                ("max_target_len", config.max_target_len),
+            ],
+        )?;
+        dropouts(&path, &[("model.dropout", model.dropout)])?;
+        Ok(config)
+    }
 }
 
 impl ClassifierConfig {

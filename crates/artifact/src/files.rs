@@ -11,6 +11,9 @@ pub const CONFIG_FILE: &str = "config.json";
 pub const TOKENIZER_FILE: &str = "tokenizer.json";
 /// The language model's character vocabulary.
 pub const VOCAB_FILE: &str = "vocab.json";
+/// A translation model's BPE vocabularies.
+pub const SOURCE_TOKENIZER_FILE: &str = "source_tokenizer.json";
+pub const TARGET_TOKENIZER_FILE: &str = "target_tokenizer.json";
 /// The recorder adds the `.mpk` extension to this stem.
 pub const WEIGHTS_STEM: &str = "model";
 pub const WEIGHTS_FILE: &str = "model.mpk";
@@ -26,6 +29,7 @@ pub const PROGRESS_FILE: &str = "progress.json";
 /// How a user makes each kind of artifact (for messages).
 pub const TRAIN_CLASSIFIER: &str = "cargo run --release -p train";
 pub const TRAIN_LM: &str = "cargo run --release -p train -- lm";
+pub const TRAIN_TRANSLATOR: &str = "cargo run --release -p train -- translate";
 
 /// The files every artifact has; each kind adds its vocabulary.
 pub const COMMON_FILES: [&str; 2] = [CONFIG_FILE, WEIGHTS_FILE];

@@ -15,6 +15,13 @@
 //!   vocab.json      the character vocabulary, a JSON list in id order
 //!   model.mpk       the weights
 //!   metrics.json    LmMetrics
+//!
+//! artifacts/gettext-en-fr/         an encoder–decoder translation model
+//!   config.json            TranslationConfig: model config, length limits, training options
+//!   source_tokenizer.json  the English BPE vocabulary
+//!   target_tokenizer.json  the French BPE vocabulary
+//!   model.mpk              the weights
+//!   metrics.json           TranslatorMetrics (BLEU and chrF with their signatures)
 //! ```
 //!
 //! This crate owns every on-disk type; nothing below it (`model`, `data`)
@@ -30,6 +37,7 @@
 //! - [`memory`]: refusing a model too large for this machine before building it.
 //! - [`classifier`]: [`Classifier`], a loaded classifier and the one prediction path.
 //! - [`language_model`]: [`LanguageModel`], a loaded character language model.
+//! - [`translation`]: [`TranslationModel`], a loaded translator and its search.
 //! - [`pytorch`]: the weights in PyTorch's names and layouts, as safetensors (export and import).
 //! - [`bleu`], [`chrf`]: corpus BLEU and chrF of translations, as sacreBLEU computes them.
 //! - [`args`]: the command-line value parsers that `train` and `infer` share.
@@ -52,18 +60,24 @@ pub mod memory;
 #[cfg(feature = "model")]
 pub mod pytorch;
 #[cfg(feature = "model")]
+pub mod translation;
+#[cfg(feature = "model")]
 pub mod weights;
 #[cfg(feature = "model")]
 pub mod writer;
 
-pub use metrics::{ClassifierMetrics, Compression, CompressionSettings, History, LmMetrics};
-pub use options::{ClassifierTraining, Granularity, LmTraining, Scope, Select};
+pub use metrics::{
+    ClassifierMetrics, Compression, CompressionSettings, History, LmMetrics, TranslatorMetrics,
+};
+pub use options::{ClassifierTraining, Granularity, LmTraining, Scope, Select, TranslatorTraining};
 
 #[cfg(feature = "model")]
 pub use classifier::{Classifier, Evaluation, Prediction, TokenWeight};
 #[cfg(feature = "model")]
-pub use config::{ClassifierConfig, LmConfig};
+pub use config::{ClassifierConfig, LmConfig, TranslationConfig};
 #[cfg(feature = "model")]
 pub use language_model::LanguageModel;
+#[cfg(feature = "model")]
+pub use translation::{Translation, TranslationModel};
 #[cfg(feature = "model")]
 pub use writer::ArtifactWriter;

@@ -33,6 +33,34 @@ pub struct ClassifierMetrics {
     pub compression: Option<Compression>,
 }
 
+/// The metrics of a translation artifact. BLEU and chrF are corpus scores
+/// of greedy translations of the kept weights, computed as sacreBLEU does
+/// (the signatures say how).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TranslatorMetrics {
+    pub test_bleu: f64,
+    pub test_chrf: f64,
+    pub valid_bleu: f64,
+    pub valid_chrf: f64,
+    pub bleu_signature: String,
+    pub chrf_signature: String,
+    /// Mean cross-entropy per target token (the end token included) of the
+    /// kept epoch on the validation split.
+    pub valid_loss: f64,
+    /// Percent of target tokens predicted right under teacher forcing.
+    pub valid_token_accuracy: f64,
+    pub best_epoch: usize,
+    pub epochs_run: usize,
+    pub train_seconds: f64,
+    pub selected_by: String,
+    pub parameters: usize,
+    /// Test sentences translated per second by greedy search (batches of 64).
+    pub test_sentences_per_second: f64,
+    pub history: History,
+    pub backend: String,
+    pub profile: String,
+}
+
 /// Per-epoch means over the batches, as burn-train logged them (the training
 /// split with dropout on).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

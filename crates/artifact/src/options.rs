@@ -96,6 +96,26 @@ pub struct LmTraining {
     pub limit_chars: Option<usize>,
 }
 
+/// How a translation model was trained.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TranslatorTraining {
+    /// The dataset directory (train.tsv, valid.tsv, test.tsv of `source<TAB>target`).
+    pub data_dir: PathBuf,
+    /// BPE vocabulary size of each side.
+    pub vocab_size: usize,
+    pub epochs: usize,
+    /// The time budget (0 = none).
+    pub minutes: f64,
+    pub batch_size: usize,
+    pub lr: f64,
+    /// Global gradient norm clipping (0 = off).
+    pub clip_norm: f64,
+    pub patience: usize,
+    pub seed: u64,
+    /// Only the first this many training pairs were used.
+    pub limit: Option<usize>,
+}
+
 /// Reads a record that is informative only (the training options): one
 /// that does not fit the current type (an artifact from older code) reads
 /// as absent instead of making the artifact unloadable.

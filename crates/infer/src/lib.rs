@@ -1,7 +1,8 @@
 //! Using a trained artifact: classifying (through [`artifact::Classifier`],
 //! the one prediction path, shared with `train`'s test evaluation),
 //! generating text with a language model ([`generate`]), the side-by-side
-//! report of classifiers ([`report`]) and the HTTP server ([`serve`]).
+//! report of classifiers ([`report`]), the HTTP server ([`serve`]) and
+//! translation with its alignment pictures ([`translate`]).
 //!
 //! The artifact format itself is the `artifact` crate's; this crate needs
 //! nothing but the directory, and no trainer.
@@ -9,5 +10,6 @@
 pub mod generate;
 pub mod report;
 pub mod serve;
+pub mod translate;
 
 pub use generate::{Generator, Sampling};

@@ -8,6 +8,10 @@
 //! prompt with the character language model of `train lm`, printing each
 //! character as it is drawn.
 //!
+//! `cargo run --release -p infer -- translate "Open the file"` translates
+//! with the encoder–decoder of `train translate` (`--beam`, `--json` with
+//! the attention matrix, `--plot` its heatmap, `--eval` BLEU and chrF).
+//!
 //! `cargo run --release -p infer -- report A B …` compares classifier
 //! artifacts: parameters, size, test accuracy, latency.
 //!
@@ -68,6 +72,8 @@ enum Command {
     Classify(PredictArgs),
     /// Generate text with a character language model (`train lm`).
     Generate(GenerateArgs),
+    /// Translate sentences with an encoder–decoder artifact (`train translate`): beam search, attention, BLEU.
+    Translate(infer::translate::TranslateArgs),
     /// Parameters, size on disk, test accuracy and latency of classifier artifacts (a markdown table).
     Report(ReportArgs),
     /// Serve artifacts over HTTP: JSON endpoints, a web page at /, metrics at /metrics.
@@ -191,6 +197,7 @@ fn main() {
     let result = match cli.command.unwrap_or(Command::Classify(cli.classify)) {
         Command::Classify(args) => classify(args),
         Command::Generate(args) => generate(args),
+        Command::Translate(args) => infer::translate::run::<Backend>(&args, &Default::default()),
         Command::Report(args) => report_command(args),
         Command::Serve(args) => serve_command(args),
         Command::Export(args) => export_command(args),

@@ -117,6 +117,26 @@ impl TranslatorConfig {
         2 * self.d_hidden
     }
 
+    /// The number of parameters `init` makes, from the sizes alone (to
+    /// refuse an absurd config before allocating it).
+    pub fn num_params(&self) -> f64 {
+        let (e, h, a) = (self.d_embed, self.d_hidden, 128.0);
+        let d = self.d_state();
+        let (v_src, v_tgt, df) = (self.source_vocab as f64, self.target_vocab as f64, d as f64);
+        let alignment = match self.attention {
+            Some(AlignmentKind::Bahdanau) => df * a + (df * a + a) + a,
+            Some(AlignmentKind::General) => df * df,
+            Some(AlignmentKind::Dot) | None => 0.0,
+        };
+        v_src * e as f64
+            + 2.0 * CellKind::Lstm.num_params(e, h)
+            + (df * df + df)
+            + v_tgt * e as f64
+            + CellKind::Lstm.num_params(e + d, d)
+            + alignment
+            + (2.0 * df * v_tgt + v_tgt)
+    }
+
     pub fn init<B: Backend>(&self, device: &B::Device) -> Translator<B> {
         let d = self.d_state();
         Translator {
@@ -127,6 +147,7 @@ impl TranslatorConfig {
             bridge: LinearConfig::new(d, d).init(device),
             target_embedding: EmbeddingConfig::new(self.target_vocab, self.d_embed).init(device),
             decoder: LstmConfig::new(self.d_embed + d, d).init(device),
+            // d_attention stays AlignmentConfig's default, which num_params counts on.
             alignment: self
                 .attention
                 .map(|kind| AlignmentConfig::new(kind, d, d).init(device)),
@@ -386,6 +407,9 @@ mod tests {
             // Without attention the bridge, embeddings, encoder, decoder and output: 15.
             assert!(params.0 >= 15, "{kind:?}: {} parameters", params.0);
             assert_eq!(grads.len(), params.0, "{kind:?}");
+            // The count from the sizes alone is the count of the built model.
+            let config = config(kind);
+            assert_eq!(config.num_params(), model.num_params() as f64, "{kind:?}");
         }
     }
 

@@ -4,6 +4,7 @@
 //! - [`classify`]: the text classifier end to end (the `train` binary's
 //!   default command).
 //! - [`lm`]: the character language model with truncated BPTT (`train lm`).
+//! - [`translate`]: the LSTM encoder–decoder translator with attention (`train translate`).
 //! - [`compress`]: quantization, pruning and distillation of a trained
 //!   classifier (`train compress`).
 //! - [`mlp`]: the 2-3-1 network case study, by autodiff or by hand (`train mlp`).
@@ -45,6 +46,7 @@ pub mod mlp;
 pub mod renderer;
 pub mod resume;
 pub mod step;
+pub mod translate;
 pub mod watch;
 
 use adamw::AdamWKernel;

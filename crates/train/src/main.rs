@@ -2,6 +2,7 @@
 //! `datasets/mr` and writes the artifact `artifacts/mr`. Subcommands run the
 //! fundamentals: `mlp` (the 2-3-1 network) and `adding` (long-range memory);
 //! `lm` trains the character language model on `datasets/shakespeare`;
+//! `translate` the English→French translator on `datasets/gettext-en-fr`;
 //! `compress` quantizes, prunes or distills a trained classifier; `import`
 //! makes a classifier artifact from PyTorch-trained weights.
 //!
@@ -9,7 +10,7 @@
 //! `--features wgpu`.
 
 use clap::{Parser, Subcommand};
-use train::{adding, classify, compress, import, lm, mlp};
+use train::{adding, classify, compress, import, lm, mlp, translate};
 
 /// See the workspace Cargo.toml: glibc's malloc returns large blocks to the
 /// kernel on free, and every tensor operation allocates one.
@@ -49,6 +50,8 @@ enum Command {
     Adding(adding::AddingArgs),
     /// The character-level LSTM language model on Shakespeare.
     Lm(lm::LmArgs),
+    /// The LSTM encoder–decoder translator with attention, on datasets/gettext-en-fr.
+    Translate(translate::TranslateArgs),
     /// Make a trained classifier smaller: quantize, prune or distill it.
     Compress(compress::CompressArgs),
     /// Build a classifier artifact from PyTorch-trained weights (safetensors, as `infer export` writes).
@@ -64,6 +67,7 @@ fn main() {
         Command::Mlp(args) => mlp::run::<TrainBackend>(&args, &device),
         Command::Adding(args) => adding::run::<TrainBackend>(&args, &device).map(|_| ()),
         Command::Lm(args) => lm::run::<TrainBackend>(&args, &device, backend::NAME),
+        Command::Translate(args) => translate::run::<TrainBackend>(&args, &device, backend::NAME),
         Command::Compress(args) => compress::run::<TrainBackend>(&args, &device, backend::NAME),
         Command::Import(args) => import::run::<backend::Backend>(&args, &device, backend::NAME),
     };

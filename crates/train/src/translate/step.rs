@@ -1,0 +1,165 @@
+//! The translator as burn-train's Learner sees it: a teacher-forced pass
+//! over a batch of pairs, and the cross-entropy of every real target token.
+
+use crate::TrainBackend;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::prelude::*;
+use burn::tensor::Transaction;
+use burn::train::metric::{AccuracyInput, Adaptor, ItemLazy, LossInput};
+use burn::train::{InferenceStep, TrainOutput, TrainStep};
+use data::{PAD_ID, PairBatch};
+use model::{LstmBackend, Translator};
+
+#[derive(Module, Debug)]
+pub struct TranslateStep<B: Backend> {
+    pub model: Translator<B>,
+}
+
+/// Loss, logits and targets of the real target tokens of one batch (the end
+/// tokens included, the padding left out).
+pub struct TranslateOutput<B: Backend> {
+    /// Mean cross-entropy per real target token. `[1]`
+    pub loss: Tensor<B, 1>,
+    /// `[N, V]`, N = real target tokens of the batch.
+    pub logits: Tensor<B, 2>,
+    /// `[N]`
+    pub targets: Tensor<B, 1, Int>,
+}
+
+impl<B: LstmBackend> TranslateStep<B> {
+    pub fn forward_batch(&self, batch: PairBatch<B>) -> TranslateOutput<B> {
+        let device = batch.source.device();
+        let out = self
+            .model
+            .forward(batch.source, batch.source_mask, batch.target_in);
+        let [b, t, v] = out.logits.dims();
+        let targets = batch.target_out.reshape([b * t]);
+        // The positions to predict: every one whose target is not padding.
+        let real: Vec<i64> = targets
+            .clone()
+            .not_equal_elem(PAD_ID as i64)
+            .into_data()
+            .iter::<bool>()
+            .enumerate()
+            .filter_map(|(i, keep)| keep.then_some(i as i64))
+            .collect();
+        let n = real.len();
+        let real = Tensor::<B, 1, Int>::from_data(TensorData::new(real, [n]), &device);
+        let logits = out.logits.reshape([b * t, v]).select(0, real.clone()); // [N, V]
+        let targets = targets.select(0, real); // [N]
+        let loss = CrossEntropyLossConfig::new()
+            .init(&device)
+            .forward(logits.clone(), targets.clone());
+        TranslateOutput {
+            loss,
+            logits,
+            targets,
+        }
+    }
+}
+
+impl<B: TrainBackend> TrainStep for TranslateStep<B> {
+    type Input = PairBatch<B>;
+    type Output = TranslateOutput<B>;
+
+    fn step(&self, batch: PairBatch<B>) -> TrainOutput<TranslateOutput<B>> {
+        let output = self.forward_batch(batch);
+        crate::watch::check_loss(output.loss.clone().into_scalar().elem::<f64>());
+        let grads = output.loss.backward();
+        TrainOutput::new(self, grads, output)
+    }
+}
+
+impl<B: LstmBackend> InferenceStep for TranslateStep<B> {
+    type Input = PairBatch<B>;
+    type Output = TranslateOutput<B>;
+
+    fn step(&self, batch: PairBatch<B>) -> TranslateOutput<B> {
+        self.forward_batch(batch)
+    }
+}
+
+/// Metrics run on the CPU copy, as burn-train's own outputs do.
+type MetricBackend = burn::backend::NdArray;
+
+impl<B: Backend> ItemLazy for TranslateOutput<B> {
+    type ItemSync = TranslateOutput<MetricBackend>;
+
+    fn sync(self) -> TranslateOutput<MetricBackend> {
+        let [loss, logits, targets] = Transaction::default()
+            .register(self.loss)
+            .register(self.logits)
+            .register(self.targets)
+            .execute()
+            .try_into()
+            .expect("three tensors registered");
+        let device = Default::default();
+        TranslateOutput {
+            loss: Tensor::from_data(loss, &device),
+            logits: Tensor::from_data(logits, &device),
+            targets: Tensor::from_data(targets.convert::<i64>(), &device),
+        }
+    }
+}
+
+impl<B: Backend> Adaptor<LossInput<B>> for TranslateOutput<B> {
+    fn adapt(&self) -> LossInput<B> {
+        LossInput::new(self.loss.clone())
+    }
+}
+
+impl<B: Backend> Adaptor<AccuracyInput<B>> for TranslateOutput<B> {
+    fn adapt(&self) -> AccuracyInput<B> {
+        AccuracyInput::new(self.logits.clone(), self.targets.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::NdArray;
+    use burn::data::dataloader::batcher::Batcher;
+    use burn::tensor::activation::log_softmax;
+    use data::{EncodedPair, PairBatcher};
+    use model::TranslatorConfig;
+
+    type B = NdArray;
+
+    /// The loss is the mean over real target tokens only: padding neither
+    /// adds to it nor dilutes it.
+    #[test]
+    fn the_loss_is_the_mean_over_real_target_tokens() {
+        let device = Default::default();
+        let step = TranslateStep {
+            model: TranslatorConfig::new(20, 15)
+                .with_d_embed(6)
+                .with_d_hidden(5)
+                .with_dropout(0.0)
+                .init::<B>(&device),
+        };
+        let pairs = vec![
+            EncodedPair { source: vec![5, 6, 7], target: vec![8, 9, 10, 11] },
+            EncodedPair { source: vec![12], target: vec![13] },
+        ];
+        let batch: PairBatch<B> = PairBatcher::new(10, 10).batch(pairs.clone(), &device);
+        let out = step.forward_batch(batch);
+        // 4 + 1 target tokens and 2 end tokens.
+        assert_eq!(out.targets.dims(), [7]);
+        // Each pair alone: the mean over all pairs' tokens is the
+        // token-weighted mean of the pairs' means.
+        let mut total = 0.0;
+        for pair in pairs {
+            let alone: PairBatch<B> = PairBatcher::new(10, 10).batch(vec![pair.clone()], &device);
+            let logits = step.model.forward(alone.source, alone.source_mask, alone.target_in).logits;
+            let [_, t, v] = logits.dims();
+            let lp = log_softmax(logits.reshape([t, v]), 1);
+            let nll: f32 = -lp
+                .gather(1, alone.target_out.reshape([t, 1]))
+                .sum()
+                .into_scalar();
+            total += nll as f64;
+        }
+        let loss = out.loss.into_scalar() as f64;
+        assert!((loss - total / 7.0).abs() < 1e-5, "{loss} vs {}", total / 7.0);
+    }
+}
