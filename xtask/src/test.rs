@@ -1,7 +1,8 @@
 //! `cargo xtask test`: the README's test command. It makes sure the wgpu
 //! tests can run — the wgpu backend runs on the CPU through Mesa's lavapipe
 //! Vulkan driver where there is no GPU — and that the web page's test has a
-//! browser (Debian's `chromium`), installing each with apt-get when it is
+//! browser (Debian's `chromium`) and the alignment picture a font
+//! (`fonts-dejavu-core`), installing each with apt-get when it is
 //! missing and this user may, then runs every test in release.
 //!
 //! The page's test (`crates/infer/tests/page.rs`) skips with a message when
@@ -49,6 +50,12 @@ pub fn run(args: &TestArgs) -> Result<()> {
         println!("xtask test: no chromium on PATH (the web page's test drives it)");
         browser = apt_install("chromium") && chromium_present();
     }
+    // The alignment picture's labels (crates/infer/tests/translate.rs).
+    let font = Path::new(FONT).is_file()
+        || (apt_install("fonts-dejavu-core") && Path::new(FONT).is_file());
+    if !font && in_ci {
+        bail!("CI is set and {FONT} is missing: apt-get install fonts-dejavu-core");
+    }
     let mode = if driver || in_ci { "require" } else { "skip" };
     if !driver && in_ci {
         println!("xtask test: CI is set, so the wgpu tests are required and will fail");
@@ -72,11 +79,20 @@ pub fn run(args: &TestArgs) -> Result<()> {
              Install it (`sudo apt-get install chromium`), then rerun."
         );
     }
+    if !font {
+        println!(
+            "\nxtask test: THE ALIGNMENT PICTURE'S TEST WAS SKIPPED: no {FONT}. \
+             Install it (`sudo apt-get install fonts-dejavu-core`), then rerun."
+        );
+    }
     if !status.success() {
         bail!("cargo test failed ({status})");
     }
     Ok(())
 }
+
+/// The font `infer translate --plot` draws its labels with.
+const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
 
 /// Whether any Vulkan client driver is installed.
 fn vulkan_driver_present() -> bool {

@@ -4,7 +4,7 @@
 use crate::files::{CONFIG_FILE, read_json};
 use crate::options::{ClassifierTraining, LmTraining, lenient};
 use anyhow::{Result, bail};
-use model::{CharLmConfig, TextClassifierConfig, TranslatorConfig};
+use model::{CharLmConfig, Seq2SeqConfig, TextClassifierConfig};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -33,7 +33,8 @@ pub struct LmConfig {
 /// A translation model's config.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TranslationConfig {
-    pub model: TranslatorConfig,
+    /// Either architecture, tagged by `"arch"`.
+    pub model: Seq2SeqConfig,
     /// Longer sources are cut to this many subword tokens.
     pub max_source_len: usize,
     /// Translations stop at this many subword tokens.
@@ -47,26 +48,32 @@ impl TranslationConfig {
     /// Reads and checks `dir/config.json`.
     pub fn load(dir: &Path) -> Result<Self> {
         let path = dir.join(CONFIG_FILE);
-        let config: Self = read_json(
-            &path,
-            &format!(
-                "a translation model's config (train one with `{}`)",
-                crate::files::TRAIN_TRANSLATOR
-            ),
-        )?;
-        let model = &config.model;
-        positive(
-            &path,
-            &[
-                ("model.source_vocab", model.source_vocab),
-                ("model.target_vocab", model.target_vocab),
-                ("model.d_embed", model.d_embed),
-                ("model.d_hidden", model.d_hidden),
-                ("max_source_len", config.max_source_len),
-                ("max_target_len", config.max_target_len),
-            ],
-        )?;
-        dropouts(&path, &[("model.dropout", model.dropout)])?;
+        let what = format!(
+            "a translation model's config (train one with `{}`)",
+            crate::files::TRAIN_TRANSLATOR
+        );
+        let mut value: serde_json::Value = read_json(&path, &what)?;
+        // Configs written before the Transformer have no "arch": the LSTM.
+        if let Some(model) = value.get_mut("model").and_then(|m| m.as_object_mut()) {
+            model.entry("arch").or_insert(serde_json::json!("lstm"));
+        }
+        let config: Self = serde_json::from_value(value)
+            .map_err(|e| anyhow::anyhow!("{} is not {what}: {e}", path.display()))?;
+        let (mut sizes, dropout) = config.model.sizes();
+        sizes.push(("max_source_len", config.max_source_len));
+        sizes.push(("max_target_len", config.max_target_len));
+        positive(&path, &sizes)?;
+        dropouts(&path, &[("model.dropout", dropout)])?;
+        if let Seq2SeqConfig::Transformer(t) = &config.model {
+            if t.d_model % t.n_heads != 0 || t.d_model % 2 != 0 {
+                bail!(
+                    "{}: model.d_model ({}) must be even and a multiple of model.n_heads ({})",
+                    path.display(),
+                    t.d_model,
+                    t.n_heads
+                );
+            }
+        }
         Ok(config)
     }
 }

@@ -12,12 +12,12 @@ use crate::writer::ArtifactWriter;
 use anyhow::{Result, bail};
 use burn::prelude::*;
 use data::{BOS_ID, EOS_ID, PairBatcher, SubwordTokenizer};
-use model::{LstmBackend, SearchOptions, Translator};
+use model::{LstmBackend, SearchOptions, Seq2SeqModel};
 use serde::Serialize;
 use std::path::Path;
 
 pub struct TranslationModel<B: Backend> {
-    pub model: Translator<B>,
+    pub model: Seq2SeqModel<B>,
     pub source: SubwordTokenizer,
     pub target: SubwordTokenizer,
     pub config: TranslationConfig,
@@ -37,7 +37,9 @@ pub struct Translation {
     /// What the search ranked by (`log_prob / length^alpha`).
     pub score: f64,
     /// Weights of every target token (rows) over the source tokens
-    /// (columns); each row sums to 1. Empty for the model without attention.
+    /// (columns); each row sums to 1. Empty for the model without
+    /// attention and for the Transformer (whose layers and heads each
+    /// attend their own way).
     pub attention: Vec<Vec<f32>>,
     /// The translation was cut at `max_target_len`.
     pub truncated: bool,
@@ -74,9 +76,10 @@ impl<B: LstmBackend> TranslationModel<B> {
             TRAIN_TRANSLATOR,
         )?;
         let config = TranslationConfig::load(dir)?;
+        let (source_vocab, target_vocab) = config.model.vocab_sizes();
         for (file, size, field) in [
-            (SOURCE_TOKENIZER_FILE, config.model.source_vocab, "source_vocab"),
-            (TARGET_TOKENIZER_FILE, config.model.target_vocab, "target_vocab"),
+            (SOURCE_TOKENIZER_FILE, source_vocab, "source_vocab"),
+            (TARGET_TOKENIZER_FILE, target_vocab, "target_vocab"),
         ] {
             let tokens = SubwordTokenizer::load(&dir.join(file))?.vocab_size();
             if tokens != size {

@@ -11,7 +11,7 @@ use artifact::bleu::{Bleu, corpus_bleu};
 use artifact::chrf::{CHRF_SIGNATURE, corpus_chrf};
 use artifact::{Translation, TranslationModel};
 use clap::Args;
-use model::LstmBackend;
+use model::{LstmBackend, Seq2SeqModel};
 use plotters::prelude::*;
 use serde::Serialize;
 use std::io::{BufRead, IsTerminal, Write};
@@ -128,11 +128,16 @@ pub fn run<B: LstmBackend>(args: &TranslateArgs, device: &B::Device) -> Result<(
         let translation = model
             .translate(&[args.texts[0].as_str()], &search, 1, device)?
             .remove(0);
-        if model.model.attention_kind().is_none() {
-            bail!(
+        match &model.model {
+            Seq2SeqModel::Transformer(_) => bail!(
+                "{} is a Transformer: its layers and heads each attend their own way, so there is no one alignment to plot",
+                args.artifact_dir.display()
+            ),
+            Seq2SeqModel::Lstm(_) if model.model.attention_kind().is_none() => bail!(
                 "{} has no attention (trained with --no-attention): there is no alignment to plot",
                 args.artifact_dir.display()
-            );
+            ),
+            Seq2SeqModel::Lstm(_) => {}
         }
         if translation.source_tokens.is_empty() {
             bail!("--plot: the sentence is empty, so there is no alignment to plot");

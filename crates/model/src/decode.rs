@@ -18,7 +18,7 @@
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 
-use crate::{EncodedSource, LstmBackend, Translator};
+use crate::Seq2Seq;
 
 /// A translation of one source sentence.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,8 +77,8 @@ impl Live {
 /// Translates the sources `[B, S]` (right-padded, `mask` true at real
 /// tokens): greedy when `options.beam` is 1 (one argmax per step for the
 /// whole batch), beam search otherwise.
-pub fn translate<B: LstmBackend>(
-    model: &Translator<B>,
+pub fn translate<B: Backend, M: Seq2Seq<B>>(
+    model: &M,
     source: Tensor<B, 2, Int>,
     mask: Tensor<B, 2, Bool>,
     options: &SearchOptions,
@@ -103,23 +103,26 @@ pub fn translate<B: LstmBackend>(
 
 /// The log-probabilities `[N, V]` and attention weights `[N, S]` of one
 /// step, read to the host.
-fn host_rows<B: Backend>(log_probs: Tensor<B, 2>, weights: Tensor<B, 2>) -> (Vec<f32>, Vec<f32>) {
+fn host_rows<B: Backend>(
+    log_probs: Tensor<B, 2>,
+    weights: Option<Tensor<B, 2>>,
+) -> (Vec<f32>, Option<Vec<f32>>) {
     (
         log_probs.into_data().convert::<f32>().to_vec().unwrap(),
-        weights.into_data().convert::<f32>().to_vec().unwrap(),
+        weights.map(|w| w.into_data().convert::<f32>().to_vec().unwrap()),
     )
 }
 
-fn greedy<B: LstmBackend>(
-    model: &Translator<B>,
-    encoded: &EncodedSource<B>,
+fn greedy<B: Backend, M: Seq2Seq<B>>(
+    model: &M,
+    encoded: &M::Encoded,
     lengths: &[usize],
     options: &SearchOptions,
 ) -> Vec<Hypothesis> {
     let batch = lengths.len();
-    let [_, positions] = encoded.keys.mask.dims();
-    let device = encoded.last.device();
-    let attends = model.attention_kind().is_some();
+    let mask = M::source_mask(encoded);
+    let [_, positions] = mask.dims();
+    let device = mask.device();
     let mut state = model.start(encoded);
     let mut previous = vec![options.bos; batch];
     let mut live: Vec<Live> = vec![
@@ -151,12 +154,10 @@ fn greedy<B: LstmBackend>(
             };
             let hyp = &mut live[i];
             hyp.log_prob += row[best] as f64;
-            if attends {
-                hyp.attention
-                    .push(weights[i * positions..i * positions + lengths[i]].to_vec());
-            } else {
-                hyp.attention.push(Vec::new());
-            }
+            hyp.attention.push(match &weights {
+                Some(w) => w[i * positions..i * positions + lengths[i]].to_vec(),
+                None => Vec::new(),
+            });
             if best as u32 == options.eos {
                 *slot = Some(std::mem::take(hyp).finish(options.alpha, step == options.max_len));
             } else {
@@ -189,17 +190,17 @@ fn argmax(row: &[f32]) -> usize {
         .0
 }
 
-fn beam_search<B: LstmBackend>(
-    model: &Translator<B>,
-    encoded: &EncodedSource<B>,
+fn beam_search<B: Backend, M: Seq2Seq<B>>(
+    model: &M,
+    encoded: &M::Encoded,
     lengths: &[usize],
     options: &SearchOptions,
 ) -> Vec<Hypothesis> {
     let k = options.beam;
     let batch = lengths.len();
-    let [_, positions] = encoded.keys.mask.dims();
-    let device = encoded.last.device();
-    let attends = model.attention_kind().is_some();
+    let mask = M::source_mask(encoded);
+    let [_, positions] = mask.dims();
+    let device = mask.device();
     let rows = |indices: &[usize]| {
         let ids: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
         Tensor::<B, 1, Int>::from_data(TensorData::new(ids, [indices.len()]), &device)
@@ -261,10 +262,9 @@ fn beam_search<B: LstmBackend>(
                 let r = first_row + h;
                 let mut hyp = hyps[h].clone();
                 hyp.log_prob = log_prob;
-                hyp.attention.push(if attends {
-                    weights[r * positions..r * positions + lengths[sentence]].to_vec()
-                } else {
-                    Vec::new()
+                hyp.attention.push(match &weights {
+                    Some(w) => w[r * positions..r * positions + lengths[sentence]].to_vec(),
+                    None => Vec::new(),
                 });
                 if token as u32 == options.eos {
                     if rank < k {
@@ -287,8 +287,8 @@ fn beam_search<B: LstmBackend>(
         }
         let parent_rows = rows(&parents);
         owner = parents.iter().map(|&p| owner[p]).collect();
-        sources = encoded.select(rows(&owner));
-        state = next.select(parent_rows);
+        sources = M::select_encoded(encoded, rows(&owner));
+        state = M::select_state(&next, parent_rows);
     }
     // At max_len every live hypothesis took the end token: all are finished.
     finished
@@ -304,7 +304,7 @@ fn beam_search<B: LstmBackend>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{AlignmentKind, TranslatorConfig};
+    use crate::{AlignmentKind, Translator, TranslatorConfig};
     use burn::backend::NdArray;
 
     type B = NdArray;
@@ -428,6 +428,32 @@ mod tests {
             let found_tokens: Vec<i64> = found.tokens.iter().map(|&t| t as i64).collect();
             assert_eq!(&found_tokens, best, "{row:?}");
             assert!((found.score - best_score).abs() < 1e-4, "{} vs {best_score}", found.score);
+        }
+    }
+
+    #[test]
+    fn the_transformer_is_searched_the_same_way() {
+        let model = crate::TransformerTranslatorConfig::new(16, 12)
+            .with_d_model(8)
+            .with_d_ff(16)
+            .with_n_heads(2)
+            .with_n_layers(1)
+            .with_dropout(0.0)
+            .init::<B>(&Default::default());
+        let (ids, mask) = sources(&ROWS);
+        let greedy = translate(&model, ids.clone(), mask.clone(), &options(1));
+        let encoded = model.encode(ids.clone(), mask.clone());
+        let beam = beam_search(&model, &encoded, &[5, 2, 3], &options(1));
+        let wide = translate(&model, ids, mask, &options(4));
+        for (i, row) in ROWS.iter().enumerate() {
+            assert_eq!(greedy[i].tokens, beam[i].tokens);
+            assert!((greedy[i].log_prob - beam[i].log_prob).abs() < 1e-6);
+            // No single alignment to show: empty rows, one per step.
+            assert!(greedy[i].attention.iter().all(Vec::is_empty));
+            let (ids, mask) = sources(&[row]);
+            let alone = translate(&model, ids, mask, &options(4));
+            assert_eq!(alone[0].tokens, wide[i].tokens);
+            assert!((alone[0].log_prob - wide[i].log_prob).abs() < 1e-4);
         }
     }
 }

@@ -11,7 +11,8 @@
 //! - Attention: [`AttentionPooling`], whose weights a person can inspect;
 //!   [`Alignment`], a decoder's attention over the encoder (Bahdanau, Luong).
 //! - Models: [`TextClassifier`], [`SequenceRegressor`], the character
-//!   language model [`CharLm`], and the encoder–decoder [`Translator`].
+//!   language model [`CharLm`], the encoder–decoder [`Translator`] and
+//!   the [`TransformerTranslator`], both behind [`Seq2Seq`] for [`translate`].
 //!
 //! ```
 //! use burn::backend::NdArray;
@@ -41,6 +42,8 @@ mod mlp;
 mod param_counts;
 mod regressor;
 mod rnn;
+mod seq2seq;
+mod transformer_translator;
 mod translator;
 
 pub use alignment::{Alignment, AlignmentConfig, AlignmentKind, Keys};
@@ -57,6 +60,8 @@ pub use mlp::{Activation, Loss, Mlp, MlpConfig, MlpGradients, Trace, backprop, s
 pub use param_counts::ParamCounts;
 pub use regressor::{SequenceRegressor, SequenceRegressorConfig};
 pub use rnn::{Gru, GruConfig, Rnn, RnnConfig};
+pub use seq2seq::{AnyEncoded, AnyState, Seq2Seq, Seq2SeqConfig, Seq2SeqModel};
+pub use transformer_translator::{EncodedMemory, TransformerTranslator, TransformerTranslatorConfig};
 pub use translator::{DecoderState, EncodedSource, Translator, TranslatorConfig, TranslatorOutput};
 
 use burn::prelude::*;

@@ -50,7 +50,7 @@ enum Command {
     Adding(adding::AddingArgs),
     /// The character-level LSTM language model on Shakespeare.
     Lm(lm::LmArgs),
-    /// The LSTM encoder–decoder translator with attention, on datasets/gettext-en-fr.
+    /// The encoder–decoder translator (LSTM with attention, or --arch transformer) on datasets/gettext-en-fr.
     Translate(translate::TranslateArgs),
     /// Make a trained classifier smaller: quantize, prune or distill it.
     Compress(compress::CompressArgs),

@@ -5,12 +5,14 @@
 //! - [`adding`]: the long-range memory experiment of the fundamentals.
 //! - [`lm`]: the character language model's default command, plotted, and a sample.
 //! - [`regularization`]: the MR classifier without regularization, with each technique, with all.
+//! - [`translation`]: the translator without attention, with Bahdanau's and Luong's, greedy and beam.
 //! - [`compress`]: the MR classifier quantized, pruned and distilled, and the report.
 
 pub mod adding;
 pub mod compress;
 pub mod lm;
 pub mod regularization;
+pub mod translation;
 
 use anyhow::Result;
 use clap::Subcommand;
@@ -23,6 +25,8 @@ pub enum Experiment {
     Lm(lm::LmArgs),
     /// The MR classifier without regularization, with each technique alone, and with all.
     Regularization(regularization::RegularizationArgs),
+    /// English→French translation: no attention, Bahdanau, Luong; greedy and beam 5; BLEU, chrF, alignments.
+    Translation(translation::TranslationArgs),
     /// The MR classifier quantized, pruned and distilled, with the report of all of them.
     Compress(compress::CompressArgs),
 }
@@ -32,6 +36,7 @@ pub fn run(experiment: &Experiment) -> Result<()> {
         Experiment::Adding(args) => adding::run(args),
         Experiment::Lm(args) => lm::run(args),
         Experiment::Regularization(args) => regularization::run(args),
+        Experiment::Translation(args) => translation::run(args),
         Experiment::Compress(args) => compress::run(args),
     }
 }

@@ -4,11 +4,14 @@
 
 use artifact::{
     ArtifactWriter, Classifier, ClassifierConfig, ClassifierMetrics, LanguageModel, LmConfig,
-    LmMetrics,
+    LmMetrics, TranslationConfig, TranslationModel,
 };
 use burn::backend::NdArray;
-use data::{CharVocab, WordTokenizer};
-use model::{CharLmConfig, TextClassifierConfig};
+use data::{CharVocab, SubwordTokenizer, WordTokenizer};
+use model::{
+    AlignmentKind, CharLmConfig, Seq2SeqConfig, TextClassifierConfig, TransformerTranslatorConfig,
+    TranslatorConfig,
+};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -56,6 +59,58 @@ pub fn make_artifact(dir: &Path) {
 }
 
 /// A small untrained character language model.
+/// A small untrained LSTM translation artifact (`attention` None: the
+/// model without); its translations are arbitrary but well formed.
+pub fn make_translation_artifact(dir: &Path, attention: Option<AlignmentKind>) {
+    write_translation_artifact(dir, |source, target| {
+        Seq2SeqConfig::Lstm(
+            TranslatorConfig::new(source, target)
+                .with_d_embed(8)
+                .with_d_hidden(6)
+                .with_attention(attention),
+        )
+    });
+}
+
+/// A small untrained Transformer translation artifact.
+pub fn make_transformer_artifact(dir: &Path) {
+    write_translation_artifact(dir, |source, target| {
+        Seq2SeqConfig::Transformer(
+            TransformerTranslatorConfig::new(source, target)
+                .with_d_model(8)
+                .with_d_ff(16)
+                .with_n_heads(2)
+                .with_n_layers(1),
+        )
+    });
+}
+
+/// Both vocabularies from three sentence pairs, the model of `model`
+/// (given the vocabulary sizes), no metrics: `infer translate` does not
+/// read them.
+fn write_translation_artifact(dir: &Path, model: impl Fn(usize, usize) -> Seq2SeqConfig) {
+    let english = ["open the file", "save the file as", "close the window"];
+    let french = ["ouvrir le fichier", "enregistrer le fichier sous", "fermer la fenêtre"];
+    let source = SubwordTokenizer::train(english.into_iter(), 60, 1).unwrap();
+    let target = SubwordTokenizer::train(french.into_iter(), 60, 1).unwrap();
+    let config = TranslationConfig {
+        model: model(source.vocab_size(), target.vocab_size()),
+        max_source_len: 12,
+        max_target_len: 10,
+        training: None,
+    };
+    let writer = ArtifactWriter::create(dir, "translator", &[]).unwrap();
+    TranslationModel {
+        model: config.model.init::<NdArray>(&Default::default()),
+        source,
+        target,
+        config,
+    }
+    .write_into(&writer)
+    .unwrap();
+    writer.commit().unwrap();
+}
+
 pub fn make_lm_artifact(dir: &Path) {
     let vocab = CharVocab::from_text("abc .\n");
     let config = LmConfig {

@@ -1,4 +1,5 @@
-//! `train translate`: the encoder–decoder translator on a parallel corpus
+//! `train translate`: the encoder–decoder translator (the LSTM with
+//! attention by default, `--arch transformer` for the Transformer) on a parallel corpus
 //! (`datasets/gettext-en-fr` by default), trained through the same loop as
 //! the other models ([`crate::fit`]) with teacher forcing.
 //!
@@ -37,13 +38,23 @@ use data::{
     Bucketed, EncodedPair, PairBatcher, SentencePair, SubwordTokenizer, bucket_by_length,
     encode_pairs, read_pairs,
 };
-use model::{AlignmentKind, LstmBackend, TranslatorConfig};
+use model::{
+    AlignmentKind, LstmBackend, Seq2SeqConfig, TransformerTranslatorConfig, TranslatorConfig,
+};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 /// Validation and evaluation batches: as large as memory comfortably allows.
 const EVAL_BATCH: usize = 64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Arch {
+    /// The bidirectional LSTM encoder and the LSTM decoder with attention.
+    Lstm,
+    /// The Transformer encoder–decoder (burn::nn::transformer).
+    Transformer,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Attention {
@@ -65,7 +76,8 @@ impl From<Attention> for AlignmentKind {
     }
 }
 
-/// Train the LSTM encoder–decoder translator and write an artifact.
+/// Train the encoder–decoder translator (LSTM with attention, or the
+/// Transformer) and write an artifact.
 #[derive(Args, Debug, Clone)]
 pub struct TranslateArgs {
     /// train.tsv, valid.tsv and test.tsv of `source<TAB>target` lines.
@@ -74,10 +86,13 @@ pub struct TranslateArgs {
     /// Where the artifact goes (replaced only once training has finished).
     #[arg(long, default_value = "artifacts/gettext-en-fr")]
     pub artifact_dir: PathBuf,
-    /// How the decoder scores the source positions at every step.
+    /// The recurrent encoder–decoder, or the Transformer.
+    #[arg(long, value_enum, default_value_t = Arch::Lstm)]
+    pub arch: Arch,
+    /// How the LSTM decoder scores the source positions at every step.
     #[arg(long, value_enum, default_value_t = Attention::Bahdanau)]
     pub attention: Attention,
-    /// No attention: the decoder sees only the encoder's final state
+    /// No attention: the LSTM decoder sees only the encoder's final state
     /// (Sutskever et al. 2014), for comparison.
     #[arg(long, conflicts_with = "attention")]
     pub no_attention: bool,
@@ -87,14 +102,28 @@ pub struct TranslateArgs {
     /// spells the rest.
     #[arg(long, default_value_t = 4000, value_parser = positive_usize)]
     pub vocab_size: usize,
+    /// LSTM: the embeddings' size.
     #[arg(long, default_value_t = 128, value_parser = positive_usize)]
     pub d_embed: usize,
-    /// Each direction of the encoder; the decoder's state is twice this.
+    /// LSTM: each direction of the encoder; the decoder's state is twice this.
     #[arg(long, default_value_t = 128, value_parser = positive_usize)]
     pub d_hidden: usize,
-    /// On the embeddings and before the output layer.
-    #[arg(long, default_value_t = 0.3, value_parser = dropout)]
-    pub dropout: f64,
+    /// Transformer: the model's width (a multiple of --heads).
+    #[arg(long, default_value_t = 256, value_parser = positive_usize)]
+    pub d_model: usize,
+    /// Transformer: the feed-forward layers' width.
+    #[arg(long, default_value_t = 1024, value_parser = positive_usize)]
+    pub d_ff: usize,
+    /// Transformer: attention heads.
+    #[arg(long, default_value_t = 4, value_parser = positive_usize)]
+    pub heads: usize,
+    /// Transformer: encoder layers, and as many decoder layers.
+    #[arg(long, default_value_t = 3, value_parser = positive_usize)]
+    pub layers: usize,
+    /// LSTM: on the embeddings and before the output layer (default 0.3).
+    /// Transformer: on the embeddings and in every layer (default 0.1, the paper's).
+    #[arg(long, value_parser = dropout)]
+    pub dropout: Option<f64>,
     /// Sources are cut to this many pieces.
     #[arg(long, default_value_t = 48, value_parser = positive_usize)]
     pub max_source_len: usize,
@@ -109,9 +138,10 @@ pub struct TranslateArgs {
     pub minutes: f64,
     #[arg(long, default_value_t = 64, value_parser = positive_usize)]
     pub batch_size: usize,
-    /// Adam's learning rate.
-    #[arg(long, default_value_t = 2e-3, value_parser = positive_f64)]
-    pub lr: f64,
+    /// Adam's learning rate (default 2e-3 for the LSTM; 5e-4 for the
+    /// Transformer, which has no warm-up here and diverges sooner).
+    #[arg(long, value_parser = positive_f64)]
+    pub lr: Option<f64>,
     /// Rescale each parameter tensor's gradient to at most this L2 norm (0 = off).
     #[arg(long, default_value_t = 5.0, value_parser = non_negative_f64)]
     pub clip_norm: f64,
@@ -140,7 +170,7 @@ impl TranslateArgs {
             epochs: self.epochs,
             minutes: self.minutes,
             batch_size: self.batch_size,
-            lr: self.lr,
+            lr: self.lr(),
             clip_norm: self.clip_norm,
             patience: self.patience,
             seed: self.seed,
@@ -150,6 +180,62 @@ impl TranslateArgs {
 
     fn attention(&self) -> Option<AlignmentKind> {
         (!self.no_attention).then(|| self.attention.into())
+    }
+
+    fn lr(&self) -> f64 {
+        self.lr.unwrap_or(match self.arch {
+            Arch::Lstm => 2e-3,
+            Arch::Transformer => 5e-4,
+        })
+    }
+
+    /// The model these options describe, or what is wrong with them.
+    fn model(&self, source_vocab: usize, target_vocab: usize) -> Result<Seq2SeqConfig> {
+        Ok(match self.arch {
+            Arch::Lstm => Seq2SeqConfig::Lstm(
+                TranslatorConfig::new(source_vocab, target_vocab)
+                    .with_d_embed(self.d_embed)
+                    .with_d_hidden(self.d_hidden)
+                    .with_attention(self.attention())
+                    .with_dropout(self.dropout.unwrap_or(0.3)),
+            ),
+            Arch::Transformer => {
+                anyhow::ensure!(
+                    !self.no_attention,
+                    "--no-attention is for --arch lstm: the Transformer is made of attention"
+                );
+                anyhow::ensure!(
+                    self.d_model % self.heads == 0 && self.d_model % 2 == 0,
+                    "--d-model ({}) must be even and a multiple of --heads ({})",
+                    self.d_model,
+                    self.heads
+                );
+                Seq2SeqConfig::Transformer(
+                    TransformerTranslatorConfig::new(source_vocab, target_vocab)
+                        .with_d_model(self.d_model)
+                        .with_d_ff(self.d_ff)
+                        .with_n_heads(self.heads)
+                        .with_n_layers(self.layers)
+                        .with_dropout(self.dropout.unwrap_or(0.1)),
+                )
+            }
+        })
+    }
+
+    /// What the model is, in a few words.
+    fn describe(&self) -> String {
+        match (self.arch, self.attention()) {
+            (Arch::Transformer, _) => format!(
+                "Transformer, {} encoder and {} decoder layers of width {} ({} heads, feed-forward {})",
+                self.layers, self.layers, self.d_model, self.heads, self.d_ff
+            ),
+            (Arch::Lstm, attention) => format!(
+                "BiLSTM {} encoder, LSTM {} decoder with {}",
+                self.d_hidden,
+                2 * self.d_hidden,
+                attention.map_or("no attention".to_string(), |k| format!("{k} attention"))
+            ),
+        }
     }
 }
 
@@ -215,11 +301,7 @@ pub fn run<B: TrainBackend>(args: &TranslateArgs, device: &B::Device, backend: &
     );
 
     let config = TranslationConfig {
-        model: TranslatorConfig::new(source.vocab_size(), target.vocab_size())
-            .with_d_embed(args.d_embed)
-            .with_d_hidden(args.d_hidden)
-            .with_attention(args.attention())
-            .with_dropout(args.dropout),
+        model: args.model(source.vocab_size(), target.vocab_size())?,
         max_source_len: args.max_source_len,
         max_target_len: args.max_target_len,
         training: Some(args.record()),
@@ -227,25 +309,13 @@ pub fn run<B: TrainBackend>(args: &TranslateArgs, device: &B::Device, backend: &
     artifact::memory::check_fits(
         config.model.num_params(),
         true,
-        &format!(
-            "the model of these options (--vocab-size {}, --d-embed {}, --d-hidden {})",
-            args.vocab_size, args.d_embed, args.d_hidden
-        ),
+        &format!("the model of these options ({})", args.describe()),
     )?;
     B::seed(device, args.seed);
     let model = TranslateStep {
         model: config.model.init::<B>(device),
     };
-    let attention = match args.attention() {
-        Some(kind) => format!("{kind} attention"),
-        None => "no attention".to_string(),
-    };
-    println!(
-        "model: BiLSTM {} encoder, LSTM {} decoder with {attention}, {} parameters",
-        args.d_hidden,
-        2 * args.d_hidden,
-        model.num_params()
-    );
+    println!("model: {}, {} parameters", args.describe(), model.num_params());
     let mut optimizer = AdamConfig::new();
     if args.clip_norm > 0.0 {
         optimizer =
@@ -253,7 +323,7 @@ pub fn run<B: TrainBackend>(args: &TranslateArgs, device: &B::Device, backend: &
     }
     let plan = Plan {
         epochs: args.epochs,
-        lr: args.lr,
+        lr: args.lr(),
         select: Select::Loss,
         patience: args.patience,
         minutes: (args.minutes > 0.0).then_some(args.minutes),

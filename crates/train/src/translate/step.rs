@@ -8,11 +8,11 @@ use burn::tensor::Transaction;
 use burn::train::metric::{AccuracyInput, Adaptor, ItemLazy, LossInput};
 use burn::train::{InferenceStep, TrainOutput, TrainStep};
 use data::{PAD_ID, PairBatch};
-use model::{LstmBackend, Translator};
+use model::{LstmBackend, Seq2SeqModel};
 
 #[derive(Module, Debug)]
 pub struct TranslateStep<B: Backend> {
-    pub model: Translator<B>,
+    pub model: Seq2SeqModel<B>,
 }
 
 /// Loss, logits and targets of the real target tokens of one batch (the end
@@ -29,10 +29,10 @@ pub struct TranslateOutput<B: Backend> {
 impl<B: LstmBackend> TranslateStep<B> {
     pub fn forward_batch(&self, batch: PairBatch<B>) -> TranslateOutput<B> {
         let device = batch.source.device();
-        let out = self
+        let logits = self
             .model
-            .forward(batch.source, batch.source_mask, batch.target_in);
-        let [b, t, v] = out.logits.dims();
+            .forward(batch.source, batch.source_mask, batch.target_in); // [B, T, V]
+        let [b, t, v] = logits.dims();
         let targets = batch.target_out.reshape([b * t]);
         // The positions to predict: every one whose target is not padding.
         let real: Vec<i64> = targets
@@ -45,7 +45,7 @@ impl<B: LstmBackend> TranslateStep<B> {
             .collect();
         let n = real.len();
         let real = Tensor::<B, 1, Int>::from_data(TensorData::new(real, [n]), &device);
-        let logits = out.logits.reshape([b * t, v]).select(0, real.clone()); // [N, V]
+        let logits = logits.reshape([b * t, v]).select(0, real.clone()); // [N, V]
         let targets = targets.select(0, real); // [N]
         let loss = CrossEntropyLossConfig::new()
             .init(&device)
@@ -121,7 +121,7 @@ mod tests {
     use burn::data::dataloader::batcher::Batcher;
     use burn::tensor::activation::log_softmax;
     use data::{EncodedPair, PairBatcher};
-    use model::TranslatorConfig;
+    use model::{Seq2SeqConfig, TransformerTranslatorConfig, TranslatorConfig};
 
     type B = NdArray;
 
@@ -130,13 +130,29 @@ mod tests {
     #[test]
     fn the_loss_is_the_mean_over_real_target_tokens() {
         let device = Default::default();
-        let step = TranslateStep {
-            model: TranslatorConfig::new(20, 15)
+        let lstm = Seq2SeqConfig::Lstm(
+            TranslatorConfig::new(20, 15)
                 .with_d_embed(6)
                 .with_d_hidden(5)
-                .with_dropout(0.0)
-                .init::<B>(&device),
-        };
+                .with_dropout(0.0),
+        );
+        let transformer = Seq2SeqConfig::Transformer(
+            TransformerTranslatorConfig::new(20, 15)
+                .with_d_model(8)
+                .with_d_ff(12)
+                .with_n_heads(2)
+                .with_n_layers(1)
+                .with_dropout(0.0),
+        );
+        for config in [lstm, transformer] {
+            the_loss_is_the_mean_over_real_target_tokens_of(TranslateStep {
+                model: config.init::<B>(&device),
+            });
+        }
+    }
+
+    fn the_loss_is_the_mean_over_real_target_tokens_of(step: TranslateStep<B>) {
+        let device = Default::default();
         let pairs = vec![
             EncodedPair { source: vec![5, 6, 7], target: vec![8, 9, 10, 11] },
             EncodedPair { source: vec![12], target: vec![13] },
@@ -150,7 +166,7 @@ mod tests {
         let mut total = 0.0;
         for pair in pairs {
             let alone: PairBatch<B> = PairBatcher::new(10, 10).batch(vec![pair.clone()], &device);
-            let logits = step.model.forward(alone.source, alone.source_mask, alone.target_in).logits;
+            let logits = step.model.forward(alone.source, alone.source_mask, alone.target_in);
             let [_, t, v] = logits.dims();
             let lp = log_softmax(logits.reshape([t, v]), 1);
             let nll: f32 = -lp
