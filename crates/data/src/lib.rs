@@ -21,8 +21,8 @@ mod bucket;
 mod chars;
 mod error;
 mod pairs;
-pub mod synthetic;
 mod subword;
+pub mod synthetic;
 mod tokenizer;
 mod tsv;
 

@@ -89,7 +89,10 @@ pub struct PairBatcher {
 
 impl PairBatcher {
     pub fn new(max_source: usize, max_target: usize) -> Self {
-        assert!(max_source > 0 && max_target > 0, "limits must be at least 1");
+        assert!(
+            max_source > 0 && max_target > 0,
+            "limits must be at least 1"
+        );
         Self {
             max_source,
             max_target,
@@ -105,7 +108,13 @@ impl PairBatcher {
     ) -> (Tensor<B, 2, Int>, Tensor<B, 2, Bool>) {
         let cut: Vec<&[u32]> = sources
             .iter()
-            .map(|s| if s.is_empty() { &[UNK_ID][..] } else { &s[..s.len().min(self.max_source)] })
+            .map(|s| {
+                if s.is_empty() {
+                    &[UNK_ID][..]
+                } else {
+                    &s[..s.len().min(self.max_source)]
+                }
+            })
             .collect();
         let width = cut.iter().map(|s| s.len()).max().unwrap_or(1);
         let mut ids = Vec::with_capacity(cut.len() * width);
@@ -196,7 +205,11 @@ mod tests {
     fn pairs_are_read_with_their_line_numbers_in_errors() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pairs.tsv");
-        std::fs::write(&path, "\u{feff}Open\tOuvrir\r\n\nSave as\tEnregistrer sous\n").unwrap();
+        std::fs::write(
+            &path,
+            "\u{feff}Open\tOuvrir\r\n\nSave as\tEnregistrer sous\n",
+        )
+        .unwrap();
         let pairs = read_pairs(&path).unwrap();
         assert_eq!(
             pairs[1],
@@ -207,7 +220,10 @@ mod tests {
         );
         std::fs::write(&path, "Open\tOuvrir\nno tab here\n").unwrap();
         let msg = read_pairs(&path).unwrap_err().to_string();
-        assert!(msg.ends_with("pairs.tsv:2: no tab: expected `source<TAB>target`"), "{msg}");
+        assert!(
+            msg.ends_with("pairs.tsv:2: no tab: expected `source<TAB>target`"),
+            "{msg}"
+        );
         std::fs::write(&path, "\n").unwrap();
         let msg = read_pairs(&path).unwrap_err().to_string();
         assert!(msg.contains("no sentence pair"), "{msg}");

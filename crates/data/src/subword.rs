@@ -46,7 +46,11 @@ impl SubwordTokenizer {
             .map_err(tok_err)?;
         let mut inner = Tokenizer::new(model);
         inner.with_pre_tokenizer(Some(Metaspace::new('▁', PrependScheme::Always, true)));
-        inner.with_decoder(Some(MetaspaceDecoder::new('▁', PrependScheme::Always, true)));
+        inner.with_decoder(Some(MetaspaceDecoder::new(
+            '▁',
+            PrependScheme::Always,
+            true,
+        )));
         let trainer = BpeTrainer::builder()
             .vocab_size(vocab_size)
             .min_frequency(min_frequency)

@@ -74,7 +74,10 @@ pub fn run<B: LstmBackend>(args: &TranslateArgs, device: &B::Device) -> Result<(
         let started = Instant::now();
         let translations = model.translate(&sources, &search, args.batch_size, device)?;
         let seconds = started.elapsed().as_secs_f64();
-        let hypotheses: Vec<&str> = translations.iter().map(|t| t.translation.as_str()).collect();
+        let hypotheses: Vec<&str> = translations
+            .iter()
+            .map(|t| t.translation.as_str())
+            .collect();
         let references: Vec<&str> = pairs.iter().map(|p| p.target.as_str()).collect();
         let bleu = corpus_bleu(&hypotheses, &references);
         let eval = TranslationEval {
@@ -188,8 +191,12 @@ pub fn plot_alignment(png: &Path, translation: &Translation) -> Result<()> {
     let font = std::fs::read(FONT).with_context(|| {
         format!("the plot needs a font: {FONT} (apt-get install fonts-dejavu-core)")
     })?;
-    plotters::style::register_font("sans-serif", FontStyle::Normal, Box::leak(font.into_boxed_slice()))
-        .map_err(|_| anyhow::anyhow!("{FONT} is not a usable font"))?;
+    plotters::style::register_font(
+        "sans-serif",
+        FontStyle::Normal,
+        Box::leak(font.into_boxed_slice()),
+    )
+    .map_err(|_| anyhow::anyhow!("{FONT} is not a usable font"))?;
     let rows = &translation.target_tokens;
     let columns = &translation.source_tokens;
     let cell = 36u32;
@@ -205,7 +212,11 @@ pub fn plot_alignment(png: &Path, translation: &Translation) -> Result<()> {
     let vertical = label.transform(FontTransform::Rotate270);
     for (j, piece) in columns.iter().enumerate() {
         let x = (margin_left + cell * j as u32 + cell / 2 - 8) as i32;
-        root.draw(&Text::new(piece.clone(), (x, margin_top as i32 - 8), vertical.clone()))?;
+        root.draw(&Text::new(
+            piece.clone(),
+            (x, margin_top as i32 - 8),
+            vertical.clone(),
+        ))?;
     }
     for (i, piece) in rows.iter().enumerate() {
         let y = (margin_top + cell * i as u32 + cell / 2 - 8) as i32;
@@ -214,7 +225,10 @@ pub fn plot_alignment(png: &Path, translation: &Translation) -> Result<()> {
             let level = (255.0 * (1.0 - weight.clamp(0.0, 1.0))).round() as u8;
             let (x0, y0) = (margin_left + cell * j as u32, margin_top + cell * i as u32);
             root.draw(&Rectangle::new(
-                [(x0 as i32, y0 as i32), ((x0 + cell) as i32, (y0 + cell) as i32)],
+                [
+                    (x0 as i32, y0 as i32),
+                    ((x0 + cell) as i32, (y0 + cell) as i32),
+                ],
                 RGBColor(level, level, level).filled(),
             ))?;
         }

@@ -55,7 +55,11 @@ fn translates_arguments_and_stdin_and_explains_the_attention_as_json() {
     assert_eq!(from_stdin, lines);
 
     for beam in ["1", "3"] {
-        let out = ok(&translate(&dir, &["--json", "--beam", beam, "save the file as"], None));
+        let out = ok(&translate(
+            &dir,
+            &["--json", "--beam", beam, "save the file as"],
+            None,
+        ));
         let json: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
         let sources = json["source_tokens"].as_array().unwrap().len();
         let targets = json["target_tokens"].as_array().unwrap();
@@ -63,13 +67,21 @@ fn translates_arguments_and_stdin_and_explains_the_attention_as_json() {
         let attention = json["attention"].as_array().unwrap();
         assert_eq!(attention.len(), targets.len(), "one row per target piece");
         for row in attention {
-            let row: Vec<f64> = row.as_array().unwrap().iter().map(|w| w.as_f64().unwrap()).collect();
+            let row: Vec<f64> = row
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|w| w.as_f64().unwrap())
+                .collect();
             assert_eq!(row.len(), sources, "one column per source piece");
             assert!((row.iter().sum::<f64>() - 1.0).abs() < 1e-5);
         }
         let score = json["score"].as_f64().unwrap();
         let log_prob = json["log_prob"].as_f64().unwrap();
-        assert!((score - log_prob / targets.len() as f64).abs() < 1e-9, "alpha 1");
+        assert!(
+            (score - log_prob / targets.len() as f64).abs() < 1e-9,
+            "alpha 1"
+        );
     }
 }
 
@@ -95,7 +107,11 @@ fn eval_reports_the_bleu_of_the_translations_it_prints() {
     let out = ok(&translate(&dir, &["--eval", file.to_str().unwrap()], None));
     assert!(out.contains(&expected.summary()), "{out}");
     assert!(out.contains(Bleu::SIGNATURE), "{out}");
-    let json = ok(&translate(&dir, &["--json", "--eval", file.to_str().unwrap()], None));
+    let json = ok(&translate(
+        &dir,
+        &["--json", "--eval", file.to_str().unwrap()],
+        None,
+    ));
     let json: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
     assert_eq!(json["sentences"], 3);
     assert!((json["bleu"].as_f64().unwrap() - expected.score).abs() < 1e-9);
@@ -103,7 +119,11 @@ fn eval_reports_the_bleu_of_the_translations_it_prints() {
     std::fs::write(&file, "open the file\touvrir le fichier\nno tab\n").unwrap();
     let out = translate(&dir, &["--eval", file.to_str().unwrap()], None);
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("pairs.tsv:2: no tab"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("pairs.tsv:2: no tab"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -112,9 +132,17 @@ fn plot_draws_one_cell_per_source_and_target_piece() {
     let dir = tmp.path().join("tr");
     make_translation_artifact(&dir, Some(AlignmentKind::Dot));
     let png = tmp.path().join("align.png");
-    let out = translate(&dir, &["--plot", png.to_str().unwrap(), "open the window"], None);
+    let out = translate(
+        &dir,
+        &["--plot", png.to_str().unwrap(), "open the window"],
+        None,
+    );
     if !Path::new("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf").exists() {
-        assert!(text(&out.stderr).contains("fonts-dejavu-core"), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("fonts-dejavu-core"),
+            "{}",
+            text(&out.stderr)
+        );
         eprintln!("SKIPPED: no DejaVu font to draw the alignment's labels");
         return;
     }
@@ -128,18 +156,37 @@ fn plot_draws_one_cell_per_source_and_target_piece() {
     let json: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
     let sources = json["source_tokens"].as_array().unwrap().len() as u32;
     let targets = json["target_tokens"].as_array().unwrap().len() as u32;
-    assert!(width >= 36 * sources && height >= 36 * targets, "{width}×{height}");
+    assert!(
+        width >= 36 * sources && height >= 36 * targets,
+        "{width}×{height}"
+    );
 
     let out = translate(&dir, &["--plot", png.to_str().unwrap(), "one", "two"], None);
-    assert!(text(&out.stderr).contains("exactly one sentence"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("exactly one sentence"),
+        "{}",
+        text(&out.stderr)
+    );
     let none = tmp.path().join("none");
     make_translation_artifact(&none, None);
     let out = translate(&none, &["--plot", png.to_str().unwrap(), "open"], None);
-    assert!(text(&out.stderr).contains("has no attention"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("has no attention"),
+        "{}",
+        text(&out.stderr)
+    );
     let transformer = tmp.path().join("transformer");
     make_transformer_artifact(&transformer);
-    let out = translate(&transformer, &["--plot", png.to_str().unwrap(), "open"], None);
-    assert!(text(&out.stderr).contains("is a Transformer"), "{}", text(&out.stderr));
+    let out = translate(
+        &transformer,
+        &["--plot", png.to_str().unwrap(), "open"],
+        None,
+    );
+    assert!(
+        text(&out.stderr).contains("is a Transformer"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -147,12 +194,23 @@ fn a_transformer_artifact_translates_greedily_and_with_a_beam() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("transformer");
     make_transformer_artifact(&dir);
-    let greedy = ok(&translate(&dir, &["--beam", "1", "open the file", "", "close it"], None));
+    let greedy = ok(&translate(
+        &dir,
+        &["--beam", "1", "open the file", "", "close it"],
+        None,
+    ));
     assert_eq!(greedy.lines().count(), 3, "{greedy}");
-    let json = ok(&translate(&dir, &["--json", "--beam", "4", "save the file as"], None));
+    let json = ok(&translate(
+        &dir,
+        &["--json", "--beam", "4", "save the file as"],
+        None,
+    ));
     let json: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
     assert_eq!(json["attention"].as_array().unwrap().len(), 0);
-    assert_eq!(json["target_tokens"].as_array().unwrap().last().unwrap(), "[EOS]");
+    assert_eq!(
+        json["target_tokens"].as_array().unwrap().last().unwrap(),
+        "[EOS]"
+    );
     // A config written before the architecture was recorded is the LSTM's.
     let lstm = tmp.path().join("lstm");
     make_translation_artifact(&lstm, Some(AlignmentKind::Bahdanau));
@@ -163,7 +221,10 @@ fn a_transformer_artifact_translates_greedily_and_with_a_beam() {
     assert_eq!(value["model"]["arch"], "lstm");
     value["model"].as_object_mut().unwrap().remove("arch");
     std::fs::write(&config, value.to_string()).unwrap();
-    assert_eq!(ok(&translate(&lstm, &["--json", "open the file"], None)), before);
+    assert_eq!(
+        ok(&translate(&lstm, &["--json", "open the file"], None)),
+        before
+    );
 }
 
 #[test]
@@ -182,7 +243,11 @@ fn other_artifacts_and_bad_options_get_clear_errors() {
     make_translation_artifact(&dir, None);
     let out = translate(&dir, &["--beam", "0", "open"], None);
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("--beam"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--beam"),
+        "{}",
+        text(&out.stderr)
+    );
     // The model without attention translates, with no matrix.
     let json = ok(&translate(&dir, &["--json", "open the file"], None));
     let json: serde_json::Value = serde_json::from_str(json.trim()).unwrap();

@@ -169,7 +169,9 @@ fn greedy<B: Backend, M: Seq2Seq<B>>(
             break;
         }
     }
-    done.into_iter().map(|h| h.expect("every sentence ends at max_len")).collect()
+    done.into_iter()
+        .map(|h| h.expect("every sentence ends at max_len"))
+        .collect()
 }
 
 impl Default for Live {
@@ -186,7 +188,9 @@ impl Default for Live {
 fn argmax(row: &[f32]) -> usize {
     row.iter()
         .enumerate()
-        .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| if v > bv { (i, v) } else { (bi, bv) })
+        .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| {
+            if v > bv { (i, v) } else { (bi, bv) }
+        })
         .0
 }
 
@@ -350,7 +354,11 @@ mod tests {
 
     #[test]
     fn a_beam_of_one_is_greedy_search() {
-        for kind in [Some(AlignmentKind::Bahdanau), Some(AlignmentKind::General), None] {
+        for kind in [
+            Some(AlignmentKind::Bahdanau),
+            Some(AlignmentKind::General),
+            None,
+        ] {
             let model = model(kind);
             let (ids, mask) = sources(&ROWS);
             let greedy = translate(&model, ids.clone(), mask.clone(), &options(1));
@@ -412,12 +420,23 @@ mod tests {
             }
             let score = |tokens: &[i64]| {
                 let inputs: Vec<i64> = std::iter::once(bos).chain(tokens.iter().copied()).collect();
-                let outputs: Vec<i64> = tokens.iter().copied().chain(std::iter::once(eos)).collect();
+                let outputs: Vec<i64> =
+                    tokens.iter().copied().chain(std::iter::once(eos)).collect();
                 let n = inputs.len();
-                let target = Tensor::<B, 2, Int>::from_data(TensorData::new(inputs, [1, n]), &Default::default());
-                let logits = model.forward(ids.clone(), mask.clone(), target).logits.reshape([n, vocab as usize]);
+                let target = Tensor::<B, 2, Int>::from_data(
+                    TensorData::new(inputs, [1, n]),
+                    &Default::default(),
+                );
+                let logits = model
+                    .forward(ids.clone(), mask.clone(), target)
+                    .logits
+                    .reshape([n, vocab as usize]);
                 let lp = log_softmax(logits, 1).into_data().to_vec::<f32>().unwrap();
-                let total: f64 = outputs.iter().enumerate().map(|(i, &t)| lp[i * vocab as usize + t as usize] as f64).sum();
+                let total: f64 = outputs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &t)| lp[i * vocab as usize + t as usize] as f64)
+                    .sum();
                 total / n as f64
             };
             let (best, best_score) = sequences
@@ -427,7 +446,11 @@ mod tests {
                 .unwrap();
             let found_tokens: Vec<i64> = found.tokens.iter().map(|&t| t as i64).collect();
             assert_eq!(&found_tokens, best, "{row:?}");
-            assert!((found.score - best_score).abs() < 1e-4, "{} vs {best_score}", found.score);
+            assert!(
+                (found.score - best_score).abs() < 1e-4,
+                "{} vs {best_score}",
+                found.score
+            );
         }
     }
 

@@ -61,7 +61,9 @@ pub use param_counts::ParamCounts;
 pub use regressor::{SequenceRegressor, SequenceRegressorConfig};
 pub use rnn::{Gru, GruConfig, Rnn, RnnConfig};
 pub use seq2seq::{AnyEncoded, AnyState, Seq2Seq, Seq2SeqConfig, Seq2SeqModel};
-pub use transformer_translator::{EncodedMemory, TransformerTranslator, TransformerTranslatorConfig};
+pub use transformer_translator::{
+    EncodedMemory, TransformerTranslator, TransformerTranslatorConfig,
+};
 pub use translator::{DecoderState, EncodedSource, Translator, TranslatorConfig, TranslatorOutput};
 
 use burn::prelude::*;

@@ -212,7 +212,9 @@ impl<B: LstmBackend> Seq2Seq<B> for Seq2SeqModel<B> {
     fn encode(&self, source: Tensor<B, 2, Int>, mask: Tensor<B, 2, Bool>) -> Self::Encoded {
         match self {
             Seq2SeqModel::Lstm(m) => AnyEncoded::Lstm(Seq2Seq::encode(m, source, mask)),
-            Seq2SeqModel::Transformer(m) => AnyEncoded::Transformer(Seq2Seq::encode(m, source, mask)),
+            Seq2SeqModel::Transformer(m) => {
+                AnyEncoded::Transformer(Seq2Seq::encode(m, source, mask))
+            }
         }
     }
     fn source_mask(encoded: &Self::Encoded) -> Tensor<B, 2, Bool> {
@@ -230,7 +232,9 @@ impl<B: LstmBackend> Seq2Seq<B> for Seq2SeqModel<B> {
     fn start(&self, encoded: &Self::Encoded) -> Self::State {
         match (self, encoded) {
             (Seq2SeqModel::Lstm(m), AnyEncoded::Lstm(e)) => AnyState::Lstm(Seq2Seq::start(m, e)),
-            (Seq2SeqModel::Transformer(_), AnyEncoded::Transformer(_)) => AnyState::Transformer(None),
+            (Seq2SeqModel::Transformer(_), AnyEncoded::Transformer(_)) => {
+                AnyState::Transformer(None)
+            }
             _ => panic!("a source encoded by the other architecture"),
         }
     }
@@ -245,7 +249,11 @@ impl<B: LstmBackend> Seq2Seq<B> for Seq2SeqModel<B> {
                 let (logits, weights, s) = Seq2Seq::step(m, e, previous, s);
                 (logits, weights, AnyState::Lstm(s))
             }
-            (Seq2SeqModel::Transformer(m), AnyEncoded::Transformer(e), AnyState::Transformer(s)) => {
+            (
+                Seq2SeqModel::Transformer(m),
+                AnyEncoded::Transformer(e),
+                AnyState::Transformer(s),
+            ) => {
                 let (logits, weights, s) = Seq2Seq::step(m, e, previous, s);
                 (logits, weights, AnyState::Transformer(s))
             }

@@ -87,14 +87,24 @@ impl TransformerTranslatorConfig {
         TransformerTranslator {
             source_embedding: EmbeddingConfig::new(self.source_vocab, self.d_model).init(device),
             target_embedding: EmbeddingConfig::new(self.target_vocab, self.d_model).init(device),
-            encoder: TransformerEncoderConfig::new(self.d_model, self.d_ff, self.n_heads, self.n_layers)
-                .with_dropout(self.dropout)
-                .with_norm_first(true)
-                .init(device),
-            decoder: TransformerDecoderConfig::new(self.d_model, self.d_ff, self.n_heads, self.n_layers)
-                .with_dropout(self.dropout)
-                .with_norm_first(true)
-                .init(device),
+            encoder: TransformerEncoderConfig::new(
+                self.d_model,
+                self.d_ff,
+                self.n_heads,
+                self.n_layers,
+            )
+            .with_dropout(self.dropout)
+            .with_norm_first(true)
+            .init(device),
+            decoder: TransformerDecoderConfig::new(
+                self.d_model,
+                self.d_ff,
+                self.n_heads,
+                self.n_layers,
+            )
+            .with_dropout(self.dropout)
+            .with_norm_first(true)
+            .init(device),
             output: LinearConfig::new(self.d_model, self.target_vocab).init(device),
             dropout: DropoutConfig::new(self.dropout).init(),
         }
@@ -129,9 +139,9 @@ impl<B: Backend> TransformerTranslator<B> {
         let [_, length] = ids.dims();
         let x = embedding.forward(ids); // [B, T, d]
         let [_, _, d] = x.dims();
-        let positions = burn::nn::generate_sinusoids::<B>(length, d, MAX_TIMESCALE.max(length), &x.device());
-        self.dropout
-            .forward(x + positions.unsqueeze_dim::<3>(0))
+        let positions =
+            burn::nn::generate_sinusoids::<B>(length, d, MAX_TIMESCALE.max(length), &x.device());
+        self.dropout.forward(x + positions.unsqueeze_dim::<3>(0))
     }
 
     /// Encodes right-padded source ids `[B, S]`; `mask` is true at real tokens.

@@ -7,7 +7,7 @@ use burn::backend::{NdArray, Wgpu};
 use burn::prelude::*;
 use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::Tolerance;
-use model::{AlignmentKind, TextClassifierConfig, TranslatorConfig};
+use model::{AlignmentKind, TextClassifierConfig, TransformerTranslatorConfig, TranslatorConfig};
 
 /// Whether wgpu finds an adapter. Without one the test fails, saying what
 /// to install — unless `BURN_SEQ_WGPU=skip` (set by `cargo xtask test` only
@@ -32,6 +32,22 @@ fn wgpu_available() -> bool {
     }
 }
 
+/// One set of weights on both backends: `init` builds a model on a device,
+/// and both models are loaded from one serialized record of a third.
+/// (Parameters are initialized lazily, so a clone of a fresh module would
+/// draw its own weights.)
+fn on_both<C, G>(init_cpu: impl Fn() -> C, init_gpu: impl Fn() -> G) -> (C, G)
+where
+    C: burn::module::Module<NdArray>,
+    G: burn::module::Module<Wgpu>,
+{
+    let recorder = BinBytesRecorder::<FullPrecisionSettings>::default();
+    let bytes = recorder.record(init_cpu().into_record(), ()).unwrap();
+    let cpu = init_cpu().load_record(recorder.load(bytes.clone(), &Default::default()).unwrap());
+    let gpu = init_gpu().load_record(recorder.load(bytes, &WgpuDevice::default()).unwrap());
+    (cpu, gpu)
+}
+
 #[test]
 fn ndarray_and_wgpu_give_the_same_logits_from_one_record() {
     if !wgpu_available() {
@@ -40,21 +56,11 @@ fn ndarray_and_wgpu_give_the_same_logits_from_one_record() {
     let config = TextClassifierConfig::new(300, 2)
         .with_d_embed(32)
         .with_d_hidden(24);
-    let cpu = Default::default();
-    let recorder = BinBytesRecorder::<FullPrecisionSettings>::default();
-    // Parameters are initialized lazily, so a clone of a fresh module draws its
-    // own weights: both models are loaded from the one serialized record.
-    let bytes = recorder
-        .record(config.init::<NdArray>(&cpu).into_record(), ())
-        .unwrap();
-    let cpu_model = config
-        .init::<NdArray>(&cpu)
-        .load_record(recorder.load(bytes.clone(), &cpu).unwrap());
-
-    let gpu = WgpuDevice::default();
-    let gpu_model = config
-        .init::<Wgpu>(&gpu)
-        .load_record(recorder.load(bytes, &gpu).unwrap());
+    let (cpu, gpu) = (Default::default(), WgpuDevice::default());
+    let (cpu_model, gpu_model) = on_both(
+        || config.init::<NdArray>(&cpu),
+        || config.init::<Wgpu>(&gpu),
+    );
 
     let ids = [
         [12, 45, 7, 299, 3, 18, 0, 0],
@@ -84,9 +90,7 @@ fn ndarray_and_wgpu_give_the_same_decoder_steps() {
     if !wgpu_available() {
         return;
     }
-    let cpu = Default::default();
-    let gpu = WgpuDevice::default();
-    let recorder = BinBytesRecorder::<FullPrecisionSettings>::default();
+    let (cpu, gpu) = (Default::default(), WgpuDevice::default());
     for kind in [
         Some(AlignmentKind::Bahdanau),
         Some(AlignmentKind::General),
@@ -96,15 +100,10 @@ fn ndarray_and_wgpu_give_the_same_decoder_steps() {
             .with_d_embed(12)
             .with_d_hidden(10)
             .with_attention(kind);
-        let bytes = recorder
-            .record(config.init::<NdArray>(&cpu).into_record(), ())
-            .unwrap();
-        let cpu_model = config
-            .init::<NdArray>(&cpu)
-            .load_record(recorder.load(bytes.clone(), &cpu).unwrap());
-        let gpu_model = config
-            .init::<Wgpu>(&gpu)
-            .load_record(recorder.load(bytes, &gpu).unwrap());
+        let (cpu_model, gpu_model) = on_both(
+            || config.init::<NdArray>(&cpu),
+            || config.init::<Wgpu>(&gpu),
+        );
         let source = [[5, 9, 13, 2, 0], [7, 3, 0, 0, 0]];
         let target = [[1, 4, 8], [1, 6, 0]];
         let cpu_source = Tensor::<NdArray, 2, Int>::from_ints(source, &cpu);
@@ -130,6 +129,48 @@ fn ndarray_and_wgpu_give_the_same_decoder_steps() {
             .into_data()
             .assert_approx_eq::<f32>(&gpu_out.attention.into_data(), Tolerance::absolute(1e-4));
     }
+}
+
+/// The Transformer translator (Burn's own layers, our masks and positions)
+/// under teacher forcing.
+#[test]
+fn the_transformer_translator_agrees_on_both_backends() {
+    if !wgpu_available() {
+        return;
+    }
+    let (cpu, gpu) = (Default::default(), WgpuDevice::default());
+    let config = TransformerTranslatorConfig::new(40, 30)
+        .with_d_model(16)
+        .with_d_ff(32)
+        .with_n_heads(2)
+        .with_n_layers(2);
+    let (cpu_model, gpu_model) = on_both(
+        || config.init::<NdArray>(&cpu),
+        || config.init::<Wgpu>(&gpu),
+    );
+    let source = [[5, 9, 13, 2, 0], [7, 3, 0, 0, 0]];
+    let target = [[2, 4, 8], [2, 6, 0]];
+    let cpu_source = Tensor::<NdArray, 2, Int>::from_ints(source, &cpu);
+    let gpu_source = Tensor::<Wgpu, 2, Int>::from_ints(source, &gpu);
+    let cpu_logits = cpu_model
+        .forward(
+            cpu_source.clone(),
+            cpu_source.not_equal_elem(0),
+            Tensor::from_ints(target, &cpu),
+        )
+        .into_data();
+    let gpu_logits = gpu_model
+        .forward(
+            gpu_source.clone(),
+            gpu_source.not_equal_elem(0),
+            Tensor::from_ints(target, &gpu),
+        )
+        .into_data();
+    println!(
+        "transformer: logits maxdiff = {:e}",
+        max_abs_diff(&cpu_logits, &gpu_logits)
+    );
+    cpu_logits.assert_approx_eq::<f32>(&gpu_logits, Tolerance::absolute(1e-4));
 }
 
 fn max_abs_diff(a: &TensorData, b: &TensorData) -> f32 {

@@ -11,7 +11,12 @@ use std::path::Path;
 mod common;
 use common::{check, stderr, train};
 
-const NUMBERS: [(&str, &str); 4] = [("one", "un"), ("two", "deux"), ("three", "trois"), ("four", "quatre")];
+const NUMBERS: [(&str, &str); 4] = [
+    ("one", "un"),
+    ("two", "deux"),
+    ("three", "trois"),
+    ("four", "quatre"),
+];
 const COLOURS: [(&str, &str); 5] = [
     ("red", "rouge"),
     ("green", "vert"),
@@ -46,7 +51,9 @@ fn phrases() -> Vec<(String, String)> {
         }
     }
     // 100 phrases; 37 is coprime with 100.
-    (0..all.len()).map(|i| all[(i * 37) % all.len()].clone()).collect()
+    (0..all.len())
+        .map(|i| all[(i * 37) % all.len()].clone())
+        .collect()
 }
 
 fn write_split(dir: &Path, name: &str, pairs: &[(String, String)]) {
@@ -119,7 +126,11 @@ fn a_line_without_a_tab_is_named_and_nothing_is_written() {
     std::fs::create_dir(&data).unwrap();
     let all = phrases();
     write_split(&data, "train.tsv", &all[..20]);
-    std::fs::write(data.join("valid.tsv"), "one red car\tun voiture rouge\njust english\n").unwrap();
+    std::fs::write(
+        data.join("valid.tsv"),
+        "one red car\tun voiture rouge\njust english\n",
+    )
+    .unwrap();
     write_split(&data, "test.tsv", &all[20..25]);
     let artifact = tmp.path().join("tr");
     let out = train(&[

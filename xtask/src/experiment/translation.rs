@@ -42,9 +42,17 @@ pub struct TranslationArgs {
 
 /// The models compared: a name, the artifact's directory name, and the options.
 const MODELS: [(&str, &str, &[&str]); 4] = [
-    ("LSTM, no attention (Sutskever et al.)", "none", &["--no-attention"]),
+    (
+        "LSTM, no attention (Sutskever et al.)",
+        "none",
+        &["--no-attention"],
+    ),
     ("LSTM, Bahdanau attention (the default)", "bahdanau", &[]),
-    ("LSTM, Luong attention (general)", "general", &["--attention", "general"]),
+    (
+        "LSTM, Luong attention (general)",
+        "general",
+        &["--attention", "general"],
+    ),
     ("Transformer", "transformer", &["--arch", "transformer"]),
 ];
 
@@ -69,7 +77,11 @@ pub fn run(args: &TranslationArgs) -> Result<()> {
         let artifact = args.artifacts.join(dir);
         if !args.table_only && (args.only.is_empty() || args.only.iter().any(|o| o == dir)) {
             let log = args.out.join(format!("train-{dir}.log"));
-            println!("training {name} ({} minutes); log in {}", args.minutes, log.display());
+            println!(
+                "training {name} ({} minutes); log in {}",
+                args.minutes,
+                log.display()
+            );
             let status = Command::new(binary("train"))
                 .arg("translate")
                 .args(options)
@@ -81,7 +93,11 @@ pub fn run(args: &TranslationArgs) -> Result<()> {
                 .args(["--seed", &args.seed.to_string()])
                 .stdout(std::fs::File::create(&log)?)
                 .status()?;
-            ensure!(status.success(), "train translate failed: see {}", log.display());
+            ensure!(
+                status.success(),
+                "train translate failed: see {}",
+                log.display()
+            );
         }
         let metrics: TranslatorMetrics = read_json(
             &artifact.join(METRICS_FILE),
@@ -89,7 +105,11 @@ pub fn run(args: &TranslationArgs) -> Result<()> {
         )?;
         for beam in [1, 5] {
             let eval = evaluate(&artifact, &test, beam)?;
-            let search = if beam == 1 { "greedy".to_string() } else { format!("beam {beam}") };
+            let search = if beam == 1 {
+                "greedy".to_string()
+            } else {
+                format!("beam {beam}")
+            };
             writeln!(
                 table,
                 "| {name} | {search} | {:.2} | {:.2} | {:.2} M | {:.1} min | {} ({}) | {:.0} |",
@@ -121,7 +141,13 @@ pub fn run(args: &TranslationArgs) -> Result<()> {
 /// `infer translate --eval` of `artifact` on `test`, as its JSON.
 fn evaluate(artifact: &Path, test: &Path, beam: usize) -> Result<serde_json::Value> {
     let output = Command::new(binary("infer"))
-        .args(["translate", "--json", "--beam", &beam.to_string(), "--artifact-dir"])
+        .args([
+            "translate",
+            "--json",
+            "--beam",
+            &beam.to_string(),
+            "--artifact-dir",
+        ])
         .arg(artifact)
         .arg("--eval")
         .arg(test)
@@ -150,7 +176,10 @@ fn examples(args: &TranslationArgs, test: &Path) -> Result<()> {
         for (name, dir, _) in MODELS {
             let artifact = args.artifacts.join(dir);
             let mut command = Command::new(binary("infer"));
-            command.arg("translate").arg("--artifact-dir").arg(&artifact);
+            command
+                .arg("translate")
+                .arg("--artifact-dir")
+                .arg(&artifact);
             let png = format!("align-{}-{dir}.png", i + 1);
             if has_alignment(dir) {
                 command.arg("--plot").arg(args.out.join(&png));

@@ -90,7 +90,11 @@ pub fn make_transformer_artifact(dir: &Path) {
 /// read them.
 fn write_translation_artifact(dir: &Path, model: impl Fn(usize, usize) -> Seq2SeqConfig) {
     let english = ["open the file", "save the file as", "close the window"];
-    let french = ["ouvrir le fichier", "enregistrer le fichier sous", "fermer la fenêtre"];
+    let french = [
+        "ouvrir le fichier",
+        "enregistrer le fichier sous",
+        "fermer la fenêtre",
+    ];
     let source = SubwordTokenizer::train(english.into_iter(), 60, 1).unwrap();
     let target = SubwordTokenizer::train(french.into_iter(), 60, 1).unwrap();
     let config = TranslationConfig {

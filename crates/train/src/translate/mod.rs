@@ -257,7 +257,10 @@ pub fn score<B: LstmBackend>(
     let started = Instant::now();
     let translations = model.translate(&sources, &model.search(1, 1.0), EVAL_BATCH, device)?;
     let seconds = started.elapsed().as_secs_f64();
-    let hypotheses: Vec<&str> = translations.iter().map(|t| t.translation.as_str()).collect();
+    let hypotheses: Vec<&str> = translations
+        .iter()
+        .map(|t| t.translation.as_str())
+        .collect();
     let references: Vec<&str> = pairs.iter().map(|p| p.target.as_str()).collect();
     Ok(Scores {
         bleu: corpus_bleu(&hypotheses, &references).score,
@@ -267,9 +270,8 @@ pub fn score<B: LstmBackend>(
 }
 
 pub fn run<B: TrainBackend>(args: &TranslateArgs, device: &B::Device, backend: &str) -> Result<()> {
-    let split = |name: &str| -> Result<Vec<SentencePair>> {
-        Ok(read_pairs(&args.data_dir.join(name))?)
-    };
+    let split =
+        |name: &str| -> Result<Vec<SentencePair>> { Ok(read_pairs(&args.data_dir.join(name))?) };
     let mut train = split("train.tsv")?;
     if let Some(limit) = args.limit {
         train.truncate(limit);
@@ -315,7 +317,11 @@ pub fn run<B: TrainBackend>(args: &TranslateArgs, device: &B::Device, backend: &
     let model = TranslateStep {
         model: config.model.init::<B>(device),
     };
-    println!("model: {}, {} parameters", args.describe(), model.num_params());
+    println!(
+        "model: {}, {} parameters",
+        args.describe(),
+        model.num_params()
+    );
     let mut optimizer = AdamConfig::new();
     if args.clip_norm > 0.0 {
         optimizer =
@@ -336,8 +342,12 @@ pub fn run<B: TrainBackend>(args: &TranslateArgs, device: &B::Device, backend: &
         .map(|f| args.data_dir.join(f))
         .collect();
     let input_refs: Vec<&std::path::Path> = inputs.iter().map(PathBuf::as_path).collect();
-    let writer =
-        ArtifactWriter::create_or_resume(&args.artifact_dir, "translator", &input_refs, args.resume)?;
+    let writer = ArtifactWriter::create_or_resume(
+        &args.artifact_dir,
+        "translator",
+        &input_refs,
+        args.resume,
+    )?;
     let start = Start::prepare(&log_dir(writer.dir()), &config, args.resume)?;
 
     let batcher = PairBatcher::new(args.max_source_len, args.max_target_len);
@@ -407,7 +417,10 @@ pub fn run<B: TrainBackend>(args: &TranslateArgs, device: &B::Device, backend: &
         metrics.test_chrf,
         metrics.test_sentences_per_second
     );
-    println!("BLEU signature: {}; chrF signature: {CHRF_SIGNATURE}", Bleu::SIGNATURE);
+    println!(
+        "BLEU signature: {}; chrF signature: {CHRF_SIGNATURE}",
+        Bleu::SIGNATURE
+    );
     translator.write_into(&writer)?;
     writer.write_metrics(&metrics)?;
     let path = writer.commit()?;

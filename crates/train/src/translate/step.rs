@@ -154,8 +154,14 @@ mod tests {
     fn the_loss_is_the_mean_over_real_target_tokens_of(step: TranslateStep<B>) {
         let device = Default::default();
         let pairs = vec![
-            EncodedPair { source: vec![5, 6, 7], target: vec![8, 9, 10, 11] },
-            EncodedPair { source: vec![12], target: vec![13] },
+            EncodedPair {
+                source: vec![5, 6, 7],
+                target: vec![8, 9, 10, 11],
+            },
+            EncodedPair {
+                source: vec![12],
+                target: vec![13],
+            },
         ];
         let batch: PairBatch<B> = PairBatcher::new(10, 10).batch(pairs.clone(), &device);
         let out = step.forward_batch(batch);
@@ -166,7 +172,9 @@ mod tests {
         let mut total = 0.0;
         for pair in pairs {
             let alone: PairBatch<B> = PairBatcher::new(10, 10).batch(vec![pair.clone()], &device);
-            let logits = step.model.forward(alone.source, alone.source_mask, alone.target_in);
+            let logits = step
+                .model
+                .forward(alone.source, alone.source_mask, alone.target_in);
             let [_, t, v] = logits.dims();
             let lp = log_softmax(logits.reshape([t, v]), 1);
             let nll: f32 = -lp
@@ -176,6 +184,10 @@ mod tests {
             total += nll as f64;
         }
         let loss = out.loss.into_scalar() as f64;
-        assert!((loss - total / 7.0).abs() < 1e-5, "{loss} vs {}", total / 7.0);
+        assert!(
+            (loss - total / 7.0).abs() < 1e-5,
+            "{loss} vs {}",
+            total / 7.0
+        );
     }
 }
