@@ -75,6 +75,7 @@ impl<B: LstmBackend> Classifier<B> {
                 dir.display()
             );
         }
+        crate::files::refuse_translator(dir, "a classifier")?;
         check_dir(
             dir,
             &[CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE],

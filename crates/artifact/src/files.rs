@@ -34,6 +34,19 @@ pub const TRAIN_TRANSLATOR: &str = "cargo run --release -p train -- translate";
 /// The files every artifact has; each kind adds its vocabulary.
 pub const COMMON_FILES: [&str; 2] = [CONFIG_FILE, WEIGHTS_FILE];
 
+/// Refuses a translation artifact given to a command for `what` (a
+/// classifier, a language model), saying how to use it instead.
+pub fn refuse_translator(dir: &Path, what: &str) -> Result<()> {
+    if dir.join(SOURCE_TOKENIZER_FILE).is_file() {
+        bail!(
+            "{} is a translation model (it has {SOURCE_TOKENIZER_FILE}), not {what}: translate with `infer translate --artifact-dir {}`",
+            dir.display(),
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
 /// Checks that `dir` holds `files` before anything is loaded, so that the
 /// error names what is missing. `train_command` is how a user makes one.
 pub fn check_dir(dir: &Path, files: &[&str], train_command: &str) -> Result<()> {

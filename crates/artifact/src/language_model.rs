@@ -29,6 +29,7 @@ impl<B: LstmBackend> LanguageModel<B> {
                 dir.display(),
             );
         }
+        crate::files::refuse_translator(dir, "a language model")?;
         check_dir(dir, &[CONFIG_FILE, VOCAB_FILE, WEIGHTS_FILE], TRAIN_LM)?;
         let config = LmConfig::load(dir)?;
         let vocab_path = dir.join(VOCAB_FILE);

@@ -52,8 +52,8 @@ pub struct SearchOptions {
     pub eos: u32,
 }
 
-/// A hypothesis while the search runs.
-#[derive(Clone)]
+/// A hypothesis while the search runs (empty before the first step).
+#[derive(Clone, Default)]
 struct Live {
     tokens: Vec<u32>,
     log_prob: f64,
@@ -125,14 +125,7 @@ fn greedy<B: Backend, M: Seq2Seq<B>>(
     let device = mask.device();
     let mut state = model.start(encoded);
     let mut previous = vec![options.bos; batch];
-    let mut live: Vec<Live> = vec![
-        Live {
-            tokens: Vec::new(),
-            log_prob: 0.0,
-            attention: Vec::new(),
-        };
-        batch
-    ];
+    let mut live: Vec<Live> = vec![Live::default(); batch];
     let mut done: Vec<Option<Hypothesis>> = vec![None; batch];
     for step in 0..=options.max_len {
         let ids: Vec<i64> = previous.iter().map(|&t| t as i64).collect();
@@ -172,16 +165,6 @@ fn greedy<B: Backend, M: Seq2Seq<B>>(
     done.into_iter()
         .map(|h| h.expect("every sentence ends at max_len"))
         .collect()
-}
-
-impl Default for Live {
-    fn default() -> Self {
-        Self {
-            tokens: Vec::new(),
-            log_prob: 0.0,
-            attention: Vec::new(),
-        }
-    }
 }
 
 /// The index of the largest value (the first of equals).

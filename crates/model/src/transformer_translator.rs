@@ -84,27 +84,19 @@ impl TransformerTranslatorConfig {
             self.d_model % self.n_heads == 0 && self.d_model % 2 == 0,
             "d_model must be even and a multiple of n_heads"
         );
+        // Pre-LN layers (norm_first): see the module's doc.
+        let (d, f, h, l) = (self.d_model, self.d_ff, self.n_heads, self.n_layers);
         TransformerTranslator {
-            source_embedding: EmbeddingConfig::new(self.source_vocab, self.d_model).init(device),
-            target_embedding: EmbeddingConfig::new(self.target_vocab, self.d_model).init(device),
-            encoder: TransformerEncoderConfig::new(
-                self.d_model,
-                self.d_ff,
-                self.n_heads,
-                self.n_layers,
-            )
-            .with_dropout(self.dropout)
-            .with_norm_first(true)
-            .init(device),
-            decoder: TransformerDecoderConfig::new(
-                self.d_model,
-                self.d_ff,
-                self.n_heads,
-                self.n_layers,
-            )
-            .with_dropout(self.dropout)
-            .with_norm_first(true)
-            .init(device),
+            source_embedding: EmbeddingConfig::new(self.source_vocab, d).init(device),
+            target_embedding: EmbeddingConfig::new(self.target_vocab, d).init(device),
+            encoder: TransformerEncoderConfig::new(d, f, h, l)
+                .with_dropout(self.dropout)
+                .with_norm_first(true)
+                .init(device),
+            decoder: TransformerDecoderConfig::new(d, f, h, l)
+                .with_dropout(self.dropout)
+                .with_norm_first(true)
+                .init(device),
             output: LinearConfig::new(self.d_model, self.target_vocab).init(device),
             dropout: DropoutConfig::new(self.dropout).init(),
         }
