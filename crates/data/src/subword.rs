@@ -78,20 +78,7 @@ impl SubwordTokenizer {
         let inner = Tokenizer::from_file(path).map_err(|e| named(e.to_string()))?;
         let tokenizer = Self { inner };
         tokenizer.check_specials().map_err(named)?;
-        let vocab = tokenizer.inner.get_vocab(true);
-        let mut seen = vec![false; vocab.len()];
-        for (token, &id) in &vocab {
-            match seen.get_mut(id as usize) {
-                Some(slot) if !*slot => *slot = true,
-                _ => {
-                    return Err(named(format!(
-                        "token {token:?} has id {id}, but a vocabulary of {} tokens needs the ids 0..{}, each once",
-                        vocab.len(),
-                        vocab.len()
-                    )));
-                }
-            }
-        }
+        crate::tokenizer::dense_ids(&tokenizer.inner).map_err(named)?;
         Ok(tokenizer)
     }
 

@@ -69,22 +69,7 @@ impl WordTokenizer {
                 )));
             }
         }
-        // Every id must index the embedding: ids 0..n for n tokens, each once.
-        let vocab = inner.get_vocab(true);
-        let mut seen = vec![false; vocab.len()];
-        for (token, &id) in &vocab {
-            match seen.get_mut(id as usize) {
-                Some(slot) if !*slot => *slot = true,
-                _ => {
-                    return Err(DataError::Tokenizer(format!(
-                        "{}: token {token:?} has id {id}, but a vocabulary of {} tokens needs the ids 0..{}, each once",
-                        path.display(),
-                        vocab.len(),
-                        vocab.len()
-                    )));
-                }
-            }
-        }
+        dense_ids(&inner).map_err(|e| DataError::Tokenizer(format!("{}: {e}", path.display())))?;
         Ok(Self { inner })
     }
 
@@ -117,6 +102,26 @@ impl WordTokenizer {
             .collect();
         Ok((encoding.get_ids().to_vec(), words))
     }
+}
+
+/// Checks that the ids of `tokenizer`'s vocabulary are 0..n, each once, so
+/// that every id indexes an embedding of n rows.
+pub(crate) fn dense_ids(tokenizer: &Tokenizer) -> Result<(), String> {
+    let vocab = tokenizer.get_vocab(true);
+    let mut seen = vec![false; vocab.len()];
+    for (token, &id) in &vocab {
+        match seen.get_mut(id as usize) {
+            Some(slot) if !*slot => *slot = true,
+            _ => {
+                return Err(format!(
+                    "token {token:?} has id {id}, but a vocabulary of {} tokens needs the ids 0..{}, each once",
+                    vocab.len(),
+                    vocab.len()
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn tok_err(e: tokenizers::Error) -> DataError {
