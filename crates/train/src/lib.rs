@@ -24,6 +24,7 @@
 //! - [`cli`]: the argument groups several commands share.
 //! - [`step`]: the classifier's Learner glue (`TrainStep`/`InferenceStep`), kept out of `model`.
 //! - [`adamw`]: AdamW as one pass over memory on the CPU backends.
+//! - [`token_output`]: the loss, logits and targets the token-predicting steps hand the metrics.
 //! - [`renderer`]: short progress lines when stdout is not a terminal.
 //!
 //! The artifact format is the `artifact` crate's; `train` writes artifacts
@@ -46,6 +47,7 @@ pub mod mlp;
 pub mod renderer;
 pub mod resume;
 pub mod step;
+pub mod token_output;
 pub mod translate;
 pub mod watch;
 

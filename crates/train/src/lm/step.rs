@@ -3,10 +3,11 @@
 //! and keeps the state it ends with, detached (truncated BPTT).
 
 use crate::TrainBackend;
+use crate::token_output::TokenOutput;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::prelude::*;
 use burn::tensor::Transaction;
-use burn::train::metric::{AccuracyInput, Adaptor, ItemLazy, LossInput};
+use burn::train::metric::Adaptor;
 use burn::train::{InferenceStep, TrainOutput, TrainStep};
 use data::CharBatch;
 use model::{CharLm, LstmBackend, LstmState};
@@ -35,14 +36,7 @@ pub struct LmStep<B: Backend> {
 }
 
 /// Loss, logits and targets of one window, flattened to characters.
-pub struct LmOutput<B: Backend> {
-    /// Mean cross-entropy, nats per character. `[1]`
-    pub loss: Tensor<B, 1>,
-    /// `[B·T, V]`
-    pub logits: Tensor<B, 2>,
-    /// `[B·T]`
-    pub targets: Tensor<B, 1, Int>,
-}
+pub type LmOutput<B> = TokenOutput<B>;
 
 impl<B: LstmBackend> LmStep<B> {
     pub fn new(model: CharLm<B>) -> Self {
@@ -133,41 +127,6 @@ impl<B: LstmBackend> InferenceStep for LmStep<B> {
 
     fn step(&self, batch: CharBatch<B>) -> LmOutput<B> {
         self.forward_window(batch, Pass::Valid)
-    }
-}
-
-/// Metrics run on the CPU copy, as burn-train's own outputs do.
-type MetricBackend = burn::backend::NdArray;
-
-impl<B: Backend> ItemLazy for LmOutput<B> {
-    type ItemSync = LmOutput<MetricBackend>;
-
-    fn sync(self) -> LmOutput<MetricBackend> {
-        let [loss, logits, targets] = Transaction::default()
-            .register(self.loss)
-            .register(self.logits)
-            .register(self.targets)
-            .execute()
-            .try_into()
-            .expect("three tensors registered");
-        let device = Default::default();
-        LmOutput {
-            loss: Tensor::from_data(loss, &device),
-            logits: Tensor::from_data(logits, &device),
-            targets: Tensor::from_data(targets.convert::<i64>(), &device),
-        }
-    }
-}
-
-impl<B: Backend> Adaptor<LossInput<B>> for LmOutput<B> {
-    fn adapt(&self) -> LossInput<B> {
-        LossInput::new(self.loss.clone())
-    }
-}
-
-impl<B: Backend> Adaptor<AccuracyInput<B>> for LmOutput<B> {
-    fn adapt(&self) -> AccuracyInput<B> {
-        AccuracyInput::new(self.logits.clone(), self.targets.clone())
     }
 }
 

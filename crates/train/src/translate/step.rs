@@ -2,10 +2,9 @@
 //! over a batch of pairs, and the cross-entropy of every real target token.
 
 use crate::TrainBackend;
+use crate::token_output::TokenOutput;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::prelude::*;
-use burn::tensor::Transaction;
-use burn::train::metric::{AccuracyInput, Adaptor, ItemLazy, LossInput};
 use burn::train::{InferenceStep, TrainOutput, TrainStep};
 use data::{PAD_ID, PairBatch};
 use model::{LstmBackend, Seq2SeqModel};
@@ -16,15 +15,8 @@ pub struct TranslateStep<B: Backend> {
 }
 
 /// Loss, logits and targets of the real target tokens of one batch (the end
-/// tokens included, the padding left out).
-pub struct TranslateOutput<B: Backend> {
-    /// Mean cross-entropy per real target token. `[1]`
-    pub loss: Tensor<B, 1>,
-    /// `[N, V]`, N = real target tokens of the batch.
-    pub logits: Tensor<B, 2>,
-    /// `[N]`
-    pub targets: Tensor<B, 1, Int>,
-}
+/// tokens included, the padding left out): N = real target tokens.
+pub type TranslateOutput<B> = TokenOutput<B>;
 
 impl<B: LstmBackend> TranslateStep<B> {
     pub fn forward_batch(&self, batch: PairBatch<B>) -> TranslateOutput<B> {
@@ -76,41 +68,6 @@ impl<B: LstmBackend> InferenceStep for TranslateStep<B> {
 
     fn step(&self, batch: PairBatch<B>) -> TranslateOutput<B> {
         self.forward_batch(batch)
-    }
-}
-
-/// Metrics run on the CPU copy, as burn-train's own outputs do.
-type MetricBackend = burn::backend::NdArray;
-
-impl<B: Backend> ItemLazy for TranslateOutput<B> {
-    type ItemSync = TranslateOutput<MetricBackend>;
-
-    fn sync(self) -> TranslateOutput<MetricBackend> {
-        let [loss, logits, targets] = Transaction::default()
-            .register(self.loss)
-            .register(self.logits)
-            .register(self.targets)
-            .execute()
-            .try_into()
-            .expect("three tensors registered");
-        let device = Default::default();
-        TranslateOutput {
-            loss: Tensor::from_data(loss, &device),
-            logits: Tensor::from_data(logits, &device),
-            targets: Tensor::from_data(targets.convert::<i64>(), &device),
-        }
-    }
-}
-
-impl<B: Backend> Adaptor<LossInput<B>> for TranslateOutput<B> {
-    fn adapt(&self) -> LossInput<B> {
-        LossInput::new(self.loss.clone())
-    }
-}
-
-impl<B: Backend> Adaptor<AccuracyInput<B>> for TranslateOutput<B> {
-    fn adapt(&self) -> AccuracyInput<B> {
-        AccuracyInput::new(self.logits.clone(), self.targets.clone())
     }
 }
 
