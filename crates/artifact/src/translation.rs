@@ -135,6 +135,7 @@ impl<B: LstmBackend> TranslationModel<B> {
         device: &B::Device,
     ) -> Result<Vec<Translation>> {
         let batcher = PairBatcher::new(self.config.max_source_len, self.config.max_target_len);
+        let attends = self.model.attention_kind().is_some();
         let mut out = Vec::with_capacity(sentences.len());
         for chunk in sentences.chunks(batch.max(1)) {
             let mut encoded = Vec::with_capacity(chunk.len());
@@ -175,7 +176,6 @@ impl<B: LstmBackend> TranslationModel<B> {
                     .map(|&id| self.target.piece(id).unwrap_or_default())
                     .collect();
                 target_tokens.push(data::SUBWORD_SPECIALS[EOS_ID as usize].to_string());
-                let attends = self.model.attention_kind().is_some();
                 out.push(Translation {
                     translation: self.target.decode(&hyp.tokens)?,
                     source_tokens: pieces,

@@ -76,6 +76,9 @@ pub struct PairBatch<B: Backend> {
     /// The target then [`EOS_ID`]: what it should write; [`PAD_ID`] where
     /// there is nothing to predict. `[B, T]`
     pub target_out: Tensor<B, 2, Int>,
+    /// The flat indices (into `[B·T]`) of `target_out`'s real tokens, in
+    /// order: what a loss over real tokens selects. `[N]`
+    pub target_positions: Tensor<B, 1, Int>,
 }
 
 /// Pads pairs into a [`PairBatch`], cutting sources to `max_source` and
@@ -144,6 +147,7 @@ impl<B: Backend> Batcher<B, EncodedPair, PairBatch<B>> for PairBatcher {
         let width = targets.iter().map(|t| t.len()).max().unwrap_or(0) + 1;
         let mut inputs = Vec::with_capacity(items.len() * width);
         let mut outputs = Vec::with_capacity(items.len() * width);
+        let mut positions = Vec::new();
         for t in &targets {
             for i in 0..width {
                 let input = match i {
@@ -156,16 +160,21 @@ impl<B: Backend> Batcher<B, EncodedPair, PairBatch<B>> for PairBatcher {
                     i if i == t.len() => EOS_ID,
                     _ => PAD_ID,
                 };
+                if output != PAD_ID {
+                    positions.push(outputs.len() as i64);
+                }
                 inputs.push(input as i64);
                 outputs.push(output as i64);
             }
         }
         let shape = [items.len(), width];
+        let n = positions.len();
         PairBatch {
             source,
             source_mask,
             target_in: Tensor::from_data(TensorData::new(inputs, shape), device),
             target_out: Tensor::from_data(TensorData::new(outputs, shape), device),
+            target_positions: Tensor::from_data(TensorData::new(positions, [n]), device),
         }
     }
 }
@@ -199,6 +208,8 @@ mod tests {
         );
         assert_eq!(ints(batch.target_in), [2, 20, 21, 2, 30, 0]);
         assert_eq!(ints(batch.target_out), [20, 21, 3, 30, 3, 0]);
+        let positions = batch.target_positions.into_data().convert::<i64>();
+        assert_eq!(positions.to_vec::<i64>().unwrap(), [0, 1, 2, 3, 4]);
     }
 
     #[test]

@@ -141,9 +141,6 @@ pub fn run<B: LstmBackend>(args: &TranslateArgs, device: &B::Device) -> Result<(
                 args.texts.len()
             );
         }
-        let translation = model
-            .translate(&[args.texts[0].as_str()], &search, 1, device)?
-            .remove(0);
         match &model.model {
             Seq2SeqModel::Transformer(_) => bail!(
                 "{} is a Transformer: its layers and heads each attend their own way, so there is no one alignment to plot",
@@ -155,6 +152,9 @@ pub fn run<B: LstmBackend>(args: &TranslateArgs, device: &B::Device) -> Result<(
             ),
             Seq2SeqModel::Lstm(_) => {}
         }
+        let translation = model
+            .translate(&[args.texts[0].as_str()], &search, 1, device)?
+            .remove(0);
         if translation.source_tokens.is_empty() {
             bail!("--plot: the sentence is empty, so there is no alignment to plot");
         }

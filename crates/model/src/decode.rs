@@ -296,22 +296,7 @@ mod tests {
 
     type B = NdArray;
 
-    fn sources(rows: &[&[i64]]) -> (Tensor<B, 2, Int>, Tensor<B, 2, Bool>) {
-        let width = rows.iter().map(|r| r.len()).max().unwrap();
-        let mut ids = Vec::new();
-        let mut mask = Vec::new();
-        for row in rows {
-            for i in 0..width {
-                ids.push(row.get(i).copied().unwrap_or(0));
-                mask.push(i < row.len());
-            }
-        }
-        let device = Default::default();
-        (
-            Tensor::from_data(TensorData::new(ids, [rows.len(), width]), &device),
-            Tensor::from_data(TensorData::new(mask, [rows.len(), width]), &device),
-        )
-    }
+    use crate::test_util::padded as sources;
 
     fn options(beam: usize) -> SearchOptions {
         SearchOptions {

@@ -93,6 +93,30 @@ mod test_util {
         (a - b).abs().max().into_scalar().elem()
     }
 
+    /// Right-padded ids (0 = padding) of `rows` on ndarray, and the mask
+    /// that is true at real tokens. `[B, S]` each
+    pub fn padded(
+        rows: &[&[i64]],
+    ) -> (
+        Tensor<burn::backend::NdArray, 2, Int>,
+        Tensor<burn::backend::NdArray, 2, Bool>,
+    ) {
+        let width = rows.iter().map(|r| r.len()).max().unwrap();
+        let mut ids = Vec::new();
+        let mut mask = Vec::new();
+        for row in rows {
+            for i in 0..width {
+                ids.push(row.get(i).copied().unwrap_or(0));
+                mask.push(i < row.len());
+            }
+        }
+        let device = Default::default();
+        (
+            Tensor::from_data(TensorData::new(ids, [rows.len(), width]), &device),
+            Tensor::from_data(TensorData::new(mask, [rows.len(), width]), &device),
+        )
+    }
+
     /// `t` as a parameter that is a fresh leaf of the autodiff graph (a
     /// parameter made straight from a computed tensor would not be).
     pub fn leaf<B: Backend, const D: usize>(t: Tensor<B, D>) -> Param<Tensor<B, D>> {

@@ -269,22 +269,7 @@ mod tests {
 
     type B = NdArray;
 
-    fn ids(rows: &[&[i64]]) -> (Tensor<B, 2, Int>, Tensor<B, 2, Bool>) {
-        let device = Default::default();
-        let width = rows.iter().map(|r| r.len()).max().unwrap();
-        let mut data = Vec::new();
-        let mut mask = Vec::new();
-        for row in rows {
-            for i in 0..width {
-                data.push(row.get(i).copied().unwrap_or(0));
-                mask.push(i < row.len());
-            }
-        }
-        (
-            Tensor::from_data(TensorData::new(data, [rows.len(), width]), &device),
-            Tensor::from_data(TensorData::new(mask, [rows.len(), width]), &device),
-        )
-    }
+    use crate::test_util::padded as ids;
 
     fn config(attention: Option<AlignmentKind>) -> TranslatorConfig {
         TranslatorConfig::new(30, 25)

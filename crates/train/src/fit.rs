@@ -197,6 +197,19 @@ pub fn pick_epoch(select: Select, history: &History) -> usize {
     }
 }
 
+/// Adam, with each parameter tensor's gradient rescaled to at most
+/// `clip_norm` (Burn's norm clipping, per tensor; 0 = none).
+pub fn adam(clip_norm: f64) -> burn::optim::AdamConfig {
+    let adam = burn::optim::AdamConfig::new();
+    if clip_norm > 0.0 {
+        adam.with_grad_clipping(Some(burn::grad_clipping::GradientClippingConfig::Norm(
+            clip_norm as f32,
+        )))
+    } else {
+        adam
+    }
+}
+
 /// Where burn-train's logs go inside an artifact's staging directory.
 pub fn log_dir(staging: &Path) -> std::path::PathBuf {
     staging.join(TRAINING_DIR)

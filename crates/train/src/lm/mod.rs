@@ -17,7 +17,7 @@ pub use bits::BitsPerCharMetric;
 pub use step::{LmOutput, LmStep, Pass};
 
 use crate::TrainBackend;
-use crate::fit::{EpochBatches, Plan, Start, fit, log_dir};
+use crate::fit::{EpochBatches, Plan, Start, adam, fit, log_dir};
 use crate::loader::EpochLoader;
 use anyhow::{Context, Result};
 use artifact::args::{dropout, non_negative_f64, open_unit_interval, positive_f64, positive_usize};
@@ -25,9 +25,7 @@ use artifact::metrics::build_profile;
 use artifact::{ArtifactWriter, LanguageModel, LmConfig, LmMetrics, LmTraining, Select};
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataset::Dataset;
-use burn::grad_clipping::GradientClippingConfig;
 use burn::module::Module;
-use burn::optim::AdamConfig;
 use burn::prelude::*;
 use burn::train::metric::{AccuracyMetric, LossMetric};
 use burn::train::{Learner, SupervisedTraining};
@@ -245,11 +243,7 @@ pub fn run<B: TrainBackend>(args: &LmArgs, device: &B::Device, backend: &str) ->
         data.vocab.len(),
         model.num_params()
     );
-    let mut optimizer = AdamConfig::new();
-    if args.clip_norm > 0.0 {
-        optimizer =
-            optimizer.with_grad_clipping(Some(GradientClippingConfig::Norm(args.clip_norm as f32)));
-    }
+    let optimizer = adam(args.clip_norm);
     let plan = Plan {
         epochs: args.epochs,
         lr: args.lr,

@@ -15,7 +15,7 @@ mod step;
 pub use step::{TranslateOutput, TranslateStep};
 
 use crate::TrainBackend;
-use crate::fit::{EpochBatches, Plan, Start, fit, log_dir};
+use crate::fit::{EpochBatches, Plan, Start, adam, fit, log_dir};
 use crate::loader::EpochLoader;
 use anyhow::{Context, Result};
 use artifact::args::{dropout, non_negative_f64, positive_f64, positive_usize};
@@ -28,9 +28,7 @@ use artifact::{
 };
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataset::InMemDataset;
-use burn::grad_clipping::GradientClippingConfig;
 use burn::module::Module;
-use burn::optim::AdamConfig;
 use burn::train::metric::{AccuracyMetric, LossMetric};
 use burn::train::{Learner, SupervisedTraining};
 use clap::{Args, ValueEnum};
@@ -322,11 +320,7 @@ pub fn run<B: TrainBackend>(args: &TranslateArgs, device: &B::Device, backend: &
         args.describe(),
         model.num_params()
     );
-    let mut optimizer = AdamConfig::new();
-    if args.clip_norm > 0.0 {
-        optimizer =
-            optimizer.with_grad_clipping(Some(GradientClippingConfig::Norm(args.clip_norm as f32)));
-    }
+    let optimizer = adam(args.clip_norm);
     let plan = Plan {
         epochs: args.epochs,
         lr: args.lr(),

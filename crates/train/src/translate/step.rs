@@ -6,7 +6,7 @@ use crate::token_output::TokenOutput;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::prelude::*;
 use burn::train::{InferenceStep, TrainOutput, TrainStep};
-use data::{PAD_ID, PairBatch};
+use data::PairBatch;
 use model::{LstmBackend, Seq2SeqModel};
 
 #[derive(Module, Debug)]
@@ -25,20 +25,10 @@ impl<B: LstmBackend> TranslateStep<B> {
             .model
             .forward(batch.source, batch.source_mask, batch.target_in); // [B, T, V]
         let [b, t, v] = logits.dims();
-        let targets = batch.target_out.reshape([b * t]);
-        // The positions to predict: every one whose target is not padding.
-        let real: Vec<i64> = targets
-            .clone()
-            .not_equal_elem(PAD_ID as i64)
-            .into_data()
-            .iter::<bool>()
-            .enumerate()
-            .filter_map(|(i, keep)| keep.then_some(i as i64))
-            .collect();
-        let n = real.len();
-        let real = Tensor::<B, 1, Int>::from_data(TensorData::new(real, [n]), &device);
+        // Only the real target tokens: the batcher lists their positions.
+        let real = batch.target_positions;
         let logits = logits.reshape([b * t, v]).select(0, real.clone()); // [N, V]
-        let targets = targets.select(0, real); // [N]
+        let targets = batch.target_out.reshape([b * t]).select(0, real); // [N]
         let loss = CrossEntropyLossConfig::new()
             .init(&device)
             .forward(logits.clone(), targets.clone());
