@@ -4,7 +4,7 @@
 use crate::files::{CONFIG_FILE, read_json};
 use crate::options::{ClassifierTraining, LmTraining, lenient};
 use anyhow::{Result, bail};
-use model::{CharLmConfig, Seq2SeqConfig, TextClassifierConfig};
+use model::{CellKind, CharLmConfig, Seq2SeqConfig, TextClassifierConfig};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -114,6 +114,22 @@ impl ClassifierConfig {
                 ("model.recurrent_dropout", model.recurrent_dropout),
             ],
         )?;
+        if model.cell == CellKind::Transformer {
+            if model.heads == 0 || model.d_hidden % model.heads != 0 || model.d_hidden % 2 != 0 {
+                bail!(
+                    "{}: model.d_hidden ({}) of a Transformer must be even and a multiple of model.heads ({})",
+                    path.display(),
+                    model.d_hidden,
+                    model.heads
+                );
+            }
+            if model.bidirectional || model.recurrent_dropout != 0.0 {
+                bail!(
+                    "{}: a Transformer encoder has no direction and no recurrence: model.bidirectional must be false and model.recurrent_dropout 0",
+                    path.display()
+                );
+            }
+        }
         for (i, label) in self.labels.iter().enumerate() {
             if label.trim().is_empty() || self.labels[..i].contains(label) {
                 bail!(
@@ -185,11 +201,15 @@ fn dropouts(path: &Path, fields: &[(&str, f64)]) -> Result<()> {
 
 /// Reads configs written before the classifier's single `dropout` became
 /// `embedding_dropout` and `output_dropout` (it applied to both) and
-/// `recurrent_dropout` was added (there was none).
+/// `recurrent_dropout` was added (there was none), and before the
+/// Transformer encoder brought `heads` (which recurrent encoders ignore).
 fn migrate(config: &mut serde_json::Value) {
     let Some(model) = config.get_mut("model").and_then(|m| m.as_object_mut()) else {
         return;
     };
+    model.entry("heads").or_insert(serde_json::json!(
+        TextClassifierConfig::new(1, 1).heads
+    ));
     if let Some(dropout) = model.remove("dropout") {
         for field in ["embedding_dropout", "output_dropout"] {
             model.entry(field).or_insert_with(|| dropout.clone());
@@ -218,6 +238,7 @@ mod tests {
         assert_eq!(config.model.embedding_dropout, 0.3);
         assert_eq!(config.model.output_dropout, 0.3);
         assert_eq!(config.model.recurrent_dropout, 0.0);
+        assert_eq!(config.model.heads, 4, "configs from before the Transformer");
         assert_eq!(config.training, None);
     }
 
@@ -244,5 +265,26 @@ mod tests {
                 .contains("3 labels for a model of 2 classes"),
             "{err}"
         );
+
+        let transformer = |d_hidden: usize, heads: usize, bidirectional: bool| ClassifierConfig {
+            model: TextClassifierConfig::new(10, 2)
+                .with_cell(CellKind::Transformer)
+                .with_d_hidden(d_hidden)
+                .with_heads(heads)
+                .with_bidirectional(bidirectional),
+            ..config(&["neg", "pos"], 64)
+        };
+        assert!(transformer(8, 4, false).check(path).is_ok());
+        for (bad, field) in [
+            (transformer(10, 4, false), "model.heads (4)"),
+            (transformer(8, 0, false), "model.heads (0)"),
+            (transformer(8, 4, true), "model.bidirectional"),
+        ] {
+            let err = bad.check(path).unwrap_err().to_string();
+            assert!(
+                err.starts_with("a/config.json: ") && err.contains(field),
+                "{err}"
+            );
+        }
     }
 }

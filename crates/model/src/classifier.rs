@@ -1,5 +1,5 @@
-//! The text classifier: Embedding -> recurrent encoder (LSTM by default) ->
-//! attention pooling -> Linear.
+//! The text classifier: Embedding -> encoder (an LSTM by default; any
+//! recurrent cell, or a Transformer) -> attention pooling -> Linear.
 
 use crate::{AttentionPooling, AttentionPoolingConfig, CellKind, Encoder, EncoderConfig};
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Linear, LinearConfig};
@@ -32,15 +32,19 @@ pub struct TextClassifierConfig {
     /// [`VariationalDropout`](crate::VariationalDropout)).
     #[config(default = 0.0)]
     pub recurrent_dropout: f64,
-    /// The recurrent cell of the encoder.
+    /// The recurrent cell of the encoder, or the Transformer's layers.
     #[config(default = "CellKind::Lstm")]
     pub cell: CellKind,
-    /// Stacked recurrent layers (dropout between them when more than one).
+    /// Stacked layers (for recurrent ones, dropout between them when more than one).
     #[config(default = 1)]
     pub layers: usize,
-    /// Read each sentence in both directions (outputs of size 2H).
+    /// Read each sentence in both directions (outputs of size 2H; not for
+    /// a Transformer, which sees both sides already).
     #[config(default = false)]
     pub bidirectional: bool,
+    /// Attention heads of a Transformer encoder (of d_hidden / heads each).
+    #[config(default = 4)]
+    pub heads: usize,
 }
 
 /// What the classifier computes for a batch.
@@ -69,6 +73,7 @@ impl TextClassifierConfig {
             .with_bidirectional(self.bidirectional)
             .with_dropout(self.output_dropout)
             .with_recurrent_dropout(self.recurrent_dropout)
+            .with_heads(self.heads)
     }
 
     /// Parameters of the model built from this config, without building it
@@ -111,15 +116,11 @@ impl<B: LstmBackend> TextClassifier<B> {
         let x = self.embedding.forward(tokens); // [B, T, E]
         let x = self.embedding_dropout.forward(x);
         // A forward-only encoder needs no mask: padding comes after every real token.
-        let encoder_mask = self.encoder_needs_mask().then(|| mask.clone());
+        let encoder_mask = self.encoder.needs_mask().then(|| mask.clone());
         let hidden = self.encoder.forward(x, encoder_mask).outputs; // [B, T, D]
         let (pooled, attention) = self.attention.forward(hidden, Some(mask)); // [B, D], [B, T]
         let logits = self.output.forward(self.output_dropout.forward(pooled)); // [B, C]
         ClassifierOutput { logits, attention }
-    }
-
-    fn encoder_needs_mask(&self) -> bool {
-        self.encoder.is_bidirectional()
     }
 }
 
@@ -149,6 +150,16 @@ mod tests {
                     "{cell} {layers} {bidirectional}"
                 );
             }
+        }
+        for (d_embed, layers) in [(5, 1), (8, 2)] {
+            let config = TextClassifierConfig::new(37, 3)
+                .with_d_embed(d_embed)
+                .with_d_hidden(8)
+                .with_cell(CellKind::Transformer)
+                .with_heads(2)
+                .with_layers(layers);
+            let built = config.init::<B>(&device).num_params();
+            assert_eq!(config.num_params(), built as f64, "transformer {layers}");
         }
         let lm = crate::CharLmConfig::new(29)
             .with_d_embed(6)
@@ -183,6 +194,7 @@ mod tests {
             (CellKind::Lstm, true),
             (CellKind::Gru, true),
             (CellKind::Rnn, false),
+            (CellKind::Transformer, false),
         ] {
             let config = TextClassifierConfig::new(50, 2)
                 .with_cell(cell)

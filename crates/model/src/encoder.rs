@@ -13,8 +13,14 @@
 //! So real positions and final states are the same whether a sequence comes
 //! alone or inside a padded batch; padded positions hold values that callers
 //! must mask (attention pooling does).
+//!
+//! `CellKind::Transformer` swaps the recurrence for self-attention layers
+//! ([`SelfAttentionEncoder`]): the same outputs and final state (read at the
+//! last real token, which has attended to the whole sequence), padding
+//! masked out of every attention.
 
 use crate::dropout::apply_per_sequence;
+use crate::self_attention::{SelfAttentionEncoder, SelfAttentionEncoderConfig};
 use crate::{Gru, GruConfig, Lstm, LstmConfig, Recurrent, Rnn, RnnConfig, VariationalDropout};
 use burn::nn::{Dropout, DropoutConfig};
 use burn::prelude::*;
@@ -22,7 +28,8 @@ use burn::prelude::*;
 use crate::LstmBackend;
 use serde::{Deserialize, Serialize};
 
-/// Which recurrent cell an encoder is built from.
+/// Which layers an encoder is built from: a recurrent cell, or the
+/// Transformer's self-attention.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CellKind {
@@ -30,6 +37,9 @@ pub enum CellKind {
     Rnn,
     Gru,
     Lstm,
+    /// Not a recurrence: self-attention layers (Vaswani et al. 2017), see
+    /// [`SelfAttentionEncoder`].
+    Transformer,
 }
 
 impl std::fmt::Display for CellKind {
@@ -38,6 +48,7 @@ impl std::fmt::Display for CellKind {
             CellKind::Rnn => "rnn",
             CellKind::Gru => "gru",
             CellKind::Lstm => "lstm",
+            CellKind::Transformer => "transformer",
         })
     }
 }
@@ -46,7 +57,7 @@ impl std::fmt::Display for CellKind {
 pub struct EncoderConfig {
     pub cell: CellKind,
     pub d_input: usize,
-    /// Hidden size of each direction.
+    /// Hidden size of each direction (the Transformer's width d).
     pub d_hidden: usize,
     #[config(default = 1)]
     pub layers: usize,
@@ -60,6 +71,14 @@ pub struct EncoderConfig {
     /// state, each reused at every time step.
     #[config(default = 0.0)]
     pub recurrent_dropout: f64,
+    /// Attention heads of a Transformer (d / heads each): 4, as in the
+    /// translator.
+    #[config(default = 4)]
+    pub heads: usize,
+    /// Dropout inside a Transformer's layers and on its input (training
+    /// only): Vaswani et al.'s 0.1.
+    #[config(default = 0.1)]
+    pub transformer_dropout: f64,
 }
 
 /// One recurrent layer of any kind.
@@ -96,7 +115,10 @@ pub struct EncoderLayer<B: Backend> {
 
 #[derive(Module, Debug)]
 pub struct Encoder<B: Backend> {
+    /// The recurrent layers (none for a Transformer).
     layers: Vec<EncoderLayer<B>>,
+    /// The Transformer's layers, for `CellKind::Transformer` only.
+    self_attention: Option<SelfAttentionEncoder<B>>,
     dropout: Dropout,
     recurrent_dropout: VariationalDropout,
 }
@@ -114,10 +136,16 @@ pub struct EncoderOutput<B: Backend> {
 
 impl CellKind {
     /// Parameters of one cell reading `d_input` into `d_hidden` units (as
-    /// `f64`: it is asked of configs too large to build, to refuse them).
+    /// `f64`: it is asked of configs too large to build, to refuse them);
+    /// for the Transformer, one layer of width `d_hidden` with its input
+    /// projection and final norm.
     pub fn num_params(self, d_input: usize, d_hidden: usize) -> f64 {
         let (i, h) = (d_input as f64, d_hidden as f64);
         match self {
+            CellKind::Transformer => EncoderConfig::new(self, d_input, d_hidden)
+                .self_attention()
+                .expect("a Transformer")
+                .num_params(),
             // W (with bias) and U (without).
             CellKind::Rnn => h * (i + h) + h,
             // Both linears carry biases: the reset gate multiplies U's.
@@ -128,8 +156,26 @@ impl CellKind {
 }
 
 impl EncoderConfig {
+    /// The Transformer this config describes (`None` for a recurrent cell):
+    /// d = `d_hidden`, feed-forward 4d as in the paper.
+    pub fn self_attention(&self) -> Option<SelfAttentionEncoderConfig> {
+        (self.cell == CellKind::Transformer).then(|| {
+            SelfAttentionEncoderConfig::new(
+                self.d_input,
+                self.d_hidden,
+                4 * self.d_hidden,
+                self.heads,
+                self.layers,
+                self.transformer_dropout,
+            )
+        })
+    }
+
     /// Parameters of the encoder built from this config, without building it.
     pub fn num_params(&self) -> f64 {
+        if let Some(transformer) = self.self_attention() {
+            return transformer.num_params();
+        }
         let directions = if self.bidirectional { 2.0 } else { 1.0 };
         (0..self.layers)
             .map(|l| {
@@ -145,7 +191,7 @@ impl EncoderConfig {
 
     /// Size of the encoder's output vectors.
     pub fn d_output(&self) -> usize {
-        if self.bidirectional {
+        if self.bidirectional && self.cell != CellKind::Transformer {
             2 * self.d_hidden
         } else {
             self.d_hidden
@@ -154,7 +200,20 @@ impl EncoderConfig {
 
     pub fn init<B: Backend>(&self, device: &B::Device) -> Encoder<B> {
         assert!(self.layers >= 1, "an encoder needs at least one layer");
+        if let Some(transformer) = self.self_attention() {
+            assert!(
+                !self.bidirectional && self.recurrent_dropout == 0.0,
+                "a Transformer is neither bidirectional nor recurrent: it already sees both sides"
+            );
+            return Encoder {
+                layers: Vec::new(),
+                self_attention: Some(transformer.init(device)),
+                dropout: DropoutConfig::new(0.0).init(),
+                recurrent_dropout: VariationalDropout::new(0.0),
+            };
+        }
         let cell = |d_input: usize| match self.cell {
+            CellKind::Transformer => unreachable!("built above"),
             CellKind::Rnn => {
                 RecurrentLayer::Rnn(RnnConfig::new(d_input, self.d_hidden).init(device))
             }
@@ -180,6 +239,7 @@ impl EncoderConfig {
             .collect();
         Encoder {
             layers,
+            self_attention: None,
             dropout: DropoutConfig::new(self.dropout).init(),
             recurrent_dropout: VariationalDropout::new(self.recurrent_dropout),
         }
@@ -208,6 +268,11 @@ impl<B: LstmBackend> Encoder<B> {
                 (lengths - 1, reversal)
             }
         };
+        if let Some(transformer) = &self.self_attention {
+            let outputs = transformer.forward(x, mask); // [B, T, d]
+            let last = gather_step(outputs.clone(), last_index); // [B, d]
+            return EncoderOutput { outputs, last };
+        }
 
         let mut input = x;
         let mut last = None;
@@ -244,6 +309,13 @@ impl<B: LstmBackend> Encoder<B> {
 
     pub fn is_bidirectional(&self) -> bool {
         self.layers.iter().any(|l| l.backward.is_some())
+    }
+
+    /// Whether the outputs at real positions depend on the padding unless
+    /// [`forward`](Self::forward) is given the mask: true when some layer
+    /// reads the sequence backwards or attends over all of it.
+    pub fn needs_mask(&self) -> bool {
+        self.is_bidirectional() || self.self_attention.is_some()
     }
 
     /// One direction of one layer, with fresh variational dropout masks for

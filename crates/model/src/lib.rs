@@ -7,7 +7,8 @@
 //!
 //! - Fundamentals: [`Mlp`] with hand-written [`backprop`] beside autodiff.
 //! - The recurrent family: [`Rnn`], [`Gru`], [`Lstm`] behind [`Recurrent`],
-//!   stacked and made bidirectional by [`Encoder`].
+//!   stacked and made bidirectional by [`Encoder`], which also takes the
+//!   Transformer's self-attention layers ([`SelfAttentionEncoder`]) instead.
 //! - Attention: [`AttentionPooling`], whose weights a person can inspect;
 //!   [`Alignment`], a decoder's attention over the encoder (Bahdanau, Luong).
 //! - Models: [`TextClassifier`], [`SequenceRegressor`], the character
@@ -42,6 +43,7 @@ mod mlp;
 mod param_counts;
 mod regressor;
 mod rnn;
+mod self_attention;
 mod seq2seq;
 mod transformer_translator;
 mod translator;
@@ -60,6 +62,7 @@ pub use mlp::{Activation, Loss, Mlp, MlpConfig, MlpGradients, Trace, backprop, s
 pub use param_counts::ParamCounts;
 pub use regressor::{SequenceRegressor, SequenceRegressorConfig};
 pub use rnn::{Gru, GruConfig, Rnn, RnnConfig};
+pub use self_attention::{SelfAttentionEncoder, SelfAttentionEncoderConfig};
 pub use seq2seq::{AnyEncoded, AnyState, Seq2Seq, Seq2SeqConfig, Seq2SeqModel};
 pub use transformer_translator::{
     EncodedMemory, TransformerTranslator, TransformerTranslatorConfig,

@@ -7,7 +7,9 @@ use burn::backend::{NdArray, Wgpu};
 use burn::prelude::*;
 use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::Tolerance;
-use model::{AlignmentKind, TextClassifierConfig, TransformerTranslatorConfig, TranslatorConfig};
+use model::{
+    AlignmentKind, CellKind, TextClassifierConfig, TransformerTranslatorConfig, TranslatorConfig,
+};
 
 /// Whether wgpu finds an adapter. Without one the test fails, saying what
 /// to install — unless `BURN_SEQ_WGPU=skip` (set by `cargo xtask test` only
@@ -48,39 +50,43 @@ where
     (cpu, gpu)
 }
 
+/// The classifier with its default LSTM encoder and with a Transformer.
 #[test]
 fn ndarray_and_wgpu_give_the_same_logits_from_one_record() {
     if !wgpu_available() {
         return;
     }
-    let config = TextClassifierConfig::new(300, 2)
-        .with_d_embed(32)
-        .with_d_hidden(24);
     let (cpu, gpu) = (Default::default(), WgpuDevice::default());
-    let (cpu_model, gpu_model) = on_both(
-        || config.init::<NdArray>(&cpu),
-        || config.init::<Wgpu>(&gpu),
-    );
+    for cell in [CellKind::Lstm, CellKind::Transformer] {
+        let config = TextClassifierConfig::new(300, 2)
+            .with_d_embed(32)
+            .with_d_hidden(24)
+            .with_cell(cell);
+        let (cpu_model, gpu_model) = on_both(
+            || config.init::<NdArray>(&cpu),
+            || config.init::<Wgpu>(&gpu),
+        );
 
-    let ids = [
-        [12, 45, 7, 299, 3, 18, 0, 0],
-        [5, 6, 7, 8, 9, 10, 11, 12],
-        [250, 0, 0, 0, 0, 0, 0, 0],
-    ];
-    let cpu_tokens = Tensor::<NdArray, 2, Int>::from_ints(ids, &cpu);
-    let gpu_tokens = Tensor::<Wgpu, 2, Int>::from_ints(ids, &gpu);
-    let cpu_out = cpu_model.forward(cpu_tokens.clone(), cpu_tokens.not_equal_elem(0));
-    let gpu_out = gpu_model.forward(gpu_tokens.clone(), gpu_tokens.not_equal_elem(0));
+        let ids = [
+            [12, 45, 7, 299, 3, 18, 0, 0],
+            [5, 6, 7, 8, 9, 10, 11, 12],
+            [250, 0, 0, 0, 0, 0, 0, 0],
+        ];
+        let cpu_tokens = Tensor::<NdArray, 2, Int>::from_ints(ids, &cpu);
+        let gpu_tokens = Tensor::<Wgpu, 2, Int>::from_ints(ids, &gpu);
+        let cpu_out = cpu_model.forward(cpu_tokens.clone(), cpu_tokens.not_equal_elem(0));
+        let gpu_out = gpu_model.forward(gpu_tokens.clone(), gpu_tokens.not_equal_elem(0));
 
-    let cpu_logits = cpu_out.logits.into_data();
-    let gpu_logits = gpu_out.logits.into_data();
-    let maxdiff = max_abs_diff(&cpu_logits, &gpu_logits);
-    println!("logits OK, maxdiff = {maxdiff:e}");
-    cpu_logits.assert_approx_eq::<f32>(&gpu_logits, Tolerance::absolute(1e-4));
-    cpu_out
-        .attention
-        .into_data()
-        .assert_approx_eq::<f32>(&gpu_out.attention.into_data(), Tolerance::absolute(1e-4));
+        let cpu_logits = cpu_out.logits.into_data();
+        let gpu_logits = gpu_out.logits.into_data();
+        let maxdiff = max_abs_diff(&cpu_logits, &gpu_logits);
+        println!("{cell}: logits OK, maxdiff = {maxdiff:e}");
+        cpu_logits.assert_approx_eq::<f32>(&gpu_logits, Tolerance::absolute(1e-4));
+        cpu_out
+            .attention
+            .into_data()
+            .assert_approx_eq::<f32>(&gpu_out.attention.into_data(), Tolerance::absolute(1e-4));
+    }
 }
 
 /// The translator's encoder and decoder steps, with each kind of attention:

@@ -72,6 +72,8 @@ pub enum CellChoice {
     Rnn,
     Gru,
     Lstm,
+    /// One self-attention layer (Vaswani et al. 2017), --d-hidden wide with 4 heads.
+    Transformer,
 }
 
 impl From<CellChoice> for CellKind {
@@ -80,6 +82,7 @@ impl From<CellChoice> for CellKind {
             CellChoice::Rnn => CellKind::Rnn,
             CellChoice::Gru => CellKind::Gru,
             CellChoice::Lstm => CellKind::Lstm,
+            CellChoice::Transformer => CellKind::Transformer,
         }
     }
 }
@@ -101,6 +104,13 @@ pub struct AddingResult {
 pub fn run<B: TrainBackend>(args: &AddingArgs, device: &B::Device) -> Result<AddingResult> {
     let seq_len = args.seq_len as usize;
     let batch_size = args.batch_size;
+    if let CellChoice::Transformer = args.encoder {
+        anyhow::ensure!(
+            args.d_hidden % 4 == 0,
+            "--d-hidden {} must be a multiple of 4 (the Transformer's heads) for --encoder transformer",
+            args.d_hidden
+        );
+    }
     let config =
         SequenceRegressorConfig::new(EncoderConfig::new(args.encoder.into(), 2, args.d_hidden))
             .with_attention(args.attention);

@@ -42,12 +42,16 @@ pub struct ClassifyArgs {
     /// before the update (Burn's norm clipping, per tensor; 0 = off).
     #[arg(long, default_value_t = 0.0, value_parser = non_negative_f64)]
     pub clip_norm: f64,
-    /// The recurrent encoder; bi* read each sentence in both directions.
+    /// The encoder: a recurrent one (bi* read each sentence in both
+    /// directions) or a Transformer's self-attention layers.
     #[arg(long, value_enum, default_value_t = EncoderChoice::Lstm)]
     pub encoder: EncoderChoice,
-    /// Stacked recurrent layers.
+    /// Stacked encoder layers.
     #[arg(long, default_value_t = 1, value_parser = positive_usize)]
     pub layers: usize,
+    /// Attention heads of --encoder transformer (--d-hidden must be a multiple).
+    #[arg(long, default_value_t = 4, value_parser = positive_usize)]
+    pub heads: usize,
     #[arg(long, default_value_t = 128, value_parser = positive_usize)]
     pub d_embed: usize,
     #[arg(long, default_value_t = 128, value_parser = positive_usize)]
@@ -90,6 +94,8 @@ pub enum EncoderChoice {
     Birnn,
     Bigru,
     Bilstm,
+    /// Self-attention layers (Vaswani et al. 2017), --d-hidden wide.
+    Transformer,
 }
 
 impl EncoderChoice {
@@ -98,6 +104,7 @@ impl EncoderChoice {
             EncoderChoice::Rnn | EncoderChoice::Birnn => CellKind::Rnn,
             EncoderChoice::Gru | EncoderChoice::Bigru => CellKind::Gru,
             EncoderChoice::Lstm | EncoderChoice::Bilstm => CellKind::Lstm,
+            EncoderChoice::Transformer => CellKind::Transformer,
         }
     }
 
@@ -133,6 +140,18 @@ impl ClassifyArgs {
 pub fn run<B: TrainBackend>(args: &ClassifyArgs, device: &B::Device, backend: &str) -> Result<()> {
     let plan = args.fit.plan(args.epochs, args.lr);
     plan.check()?;
+    if args.encoder == EncoderChoice::Transformer {
+        anyhow::ensure!(
+            args.d_hidden % args.heads == 0 && args.d_hidden % 2 == 0,
+            "--d-hidden {} must be even and a multiple of --heads {} for --encoder transformer",
+            args.d_hidden,
+            args.heads
+        );
+        anyhow::ensure!(
+            args.recurrent_dropout == 0.0,
+            "--recurrent-dropout needs a recurrent encoder, not --encoder transformer"
+        );
+    }
     let splits = Splits::read(&args.data_dir, args.labels.as_deref(), args.fit.limit)?;
 
     let tokenizer = WordTokenizer::train(
@@ -154,7 +173,8 @@ pub fn run<B: TrainBackend>(args: &ClassifyArgs, device: &B::Device, backend: &s
             .with_recurrent_dropout(args.recurrent_dropout)
             .with_cell(args.encoder.cell())
             .with_bidirectional(args.encoder.bidirectional())
-            .with_layers(args.layers),
+            .with_layers(args.layers)
+            .with_heads(args.heads),
         labels: splits.labels.clone(),
         max_seq_len: args.max_seq_len,
         training: Some(args.record()),

@@ -165,49 +165,74 @@ fn bad_data_gets_an_error_naming_file_and_line() {
 
 /// The encoder choice goes into the artifact's config, and `infer` rebuilds
 /// that encoder: loading gives the test accuracy that training reported.
+/// A config naming another encoder than the weights hold is refused.
 #[test]
 fn encoder_choice_round_trips_through_the_artifact() {
     let tmp = tempfile::tempdir().unwrap();
-    let artifact = tmp.path().join("bigru");
-    let out = one_epoch_on_mr(
-        &artifact,
-        &[
-            "--limit",
-            "320",
-            "--d-embed",
-            "16",
-            "--d-hidden",
-            "8",
-            "--encoder",
-            "bigru",
-            "--layers",
-            "2",
-        ],
-    );
-    assert!(out.status.success(), "train failed:\n{}", stderr(&out));
+    for (encoder, cell, other) in [
+        ("bigru", model::CellKind::Gru, "lstm"),
+        ("transformer", model::CellKind::Transformer, "gru"),
+    ] {
+        let artifact = tmp.path().join(encoder);
+        let out = one_epoch_on_mr(
+            &artifact,
+            &[
+                "--limit",
+                "320",
+                "--d-embed",
+                "16",
+                "--d-hidden",
+                "8",
+                "--encoder",
+                encoder,
+                "--layers",
+                "2",
+                "--heads",
+                "2",
+            ],
+        );
+        assert!(out.status.success(), "train failed:\n{}", stderr(&out));
 
-    let classifier = load(&artifact);
-    let config = &classifier.config.model;
-    assert_eq!(config.cell, model::CellKind::Gru);
-    assert!(config.bidirectional);
-    assert_eq!(config.layers, 2);
-    let metrics: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(artifact.join("metrics.json")).unwrap())
-            .unwrap();
-    let test = mr_split("test");
-    let evaluation = classifier.evaluate(&test, 256).unwrap();
-    assert!((evaluation.accuracy - metrics["test_accuracy"].as_f64().unwrap()).abs() < 1e-9);
+        let classifier = load(&artifact);
+        let config = &classifier.config.model;
+        assert_eq!(config.cell, cell);
+        assert_eq!(config.bidirectional, encoder == "bigru");
+        assert_eq!(config.layers, 2);
+        let metrics: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(artifact.join("metrics.json")).unwrap())
+                .unwrap();
+        let test = mr_split("test");
+        let evaluation = classifier.evaluate(&test, 256).unwrap();
+        assert!((evaluation.accuracy - metrics["test_accuracy"].as_f64().unwrap()).abs() < 1e-9);
 
-    // An LSTM built from the same weights file does not load: the shapes differ.
-    let mut config_json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(artifact.join("config.json")).unwrap())
-            .unwrap();
-    config_json["model"]["cell"] = "lstm".into();
-    std::fs::write(artifact.join("config.json"), config_json.to_string()).unwrap();
-    let err = artifact::Classifier::<burn::backend::NdArray>::load(&artifact, &Default::default())
-        .err()
-        .expect("a mismatched encoder must not load");
-    assert!(format!("{err:#}").contains("model.mpk"), "{err:#}");
+        // Another encoder built over the same weights file does not load:
+        // the shapes differ, or its layers are not in the file at all.
+        let mut config_json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(artifact.join("config.json")).unwrap())
+                .unwrap();
+        config_json["model"]["cell"] = other.into();
+        config_json["model"]["bidirectional"] = false.into();
+        std::fs::write(artifact.join("config.json"), config_json.to_string()).unwrap();
+        let err =
+            artifact::Classifier::<burn::backend::NdArray>::load(&artifact, &Default::default())
+                .err()
+                .expect("a mismatched encoder must not load");
+        assert!(format!("{err:#}").contains("model.mpk"), "{encoder}: {err:#}");
+        if encoder == "bigru" {
+            config_json["model"]["cell"] = "transformer".into();
+            std::fs::write(artifact.join("config.json"), config_json.to_string()).unwrap();
+            let err = artifact::Classifier::<burn::backend::NdArray>::load(
+                &artifact,
+                &Default::default(),
+            )
+            .err()
+            .expect("a Transformer config over GRU weights must not load");
+            assert!(
+                format!("{err:#}").contains("different model"),
+                "transformer over gru: {err:#}"
+            );
+        }
+    }
 }
 
 /// With early stopping on validation loss, training stops once the loss has

@@ -21,7 +21,7 @@ pub struct AddingArgs {
     /// Training steps per run (batch 32 each).
     #[arg(long, default_value_t = 1000)]
     steps: usize,
-    /// The T at which the input-gradient norms of rnn, gru and lstm are recorded.
+    /// The T at which the input-gradient norms of rnn, gru, lstm and the transformer are recorded.
     #[arg(long, default_value_t = 100)]
     gradient_seq_len: usize,
     #[arg(long, default_value = "docs/experiments/adding")]
@@ -44,12 +44,13 @@ const SOLVED_MSE: f64 = 0.01;
 const GRADIENTS_HEADER: &str = "model,seq_len,phase,distance_from_end,grad_norm";
 
 /// The models of the table, as `train adding` options.
-const MODELS: [(&str, &str, bool); 5] = [
+const MODELS: [(&str, &str, bool); 6] = [
     ("rnn", "rnn", false),
     ("gru", "gru", false),
     ("lstm", "lstm", false),
     ("rnn+attention", "rnn", true),
     ("lstm+attention", "lstm", true),
+    ("transformer", "transformer", false),
 ];
 
 /// One line of `train adding --json`, plus the model's name in the table.
