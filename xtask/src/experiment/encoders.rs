@@ -198,6 +198,23 @@ mod tests {
         assert_eq!(parameters("model: lstm encoder\n"), None);
     }
 
+    /// The committed results parse with this crate's types, one row per
+    /// encoder and seed.
+    #[test]
+    fn the_committed_results_parse() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../docs/experiments/encoders/results.jsonl");
+        let jsonl = std::fs::read_to_string(path).unwrap();
+        let results: Vec<RunResult> = jsonl
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        for encoder in ENCODERS {
+            assert!(results.iter().any(|r| r.encoder == encoder), "{encoder}");
+        }
+        assert!(markdown_table(&results).contains("| transformer |"));
+    }
+
     #[test]
     fn mean_and_sample_standard_deviation() {
         let (m, sd) = mean_sd(&[1.0, 2.0, 3.0]);
