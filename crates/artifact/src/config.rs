@@ -207,9 +207,9 @@ fn migrate(config: &mut serde_json::Value) {
     let Some(model) = config.get_mut("model").and_then(|m| m.as_object_mut()) else {
         return;
     };
-    model.entry("heads").or_insert(serde_json::json!(
-        TextClassifierConfig::new(1, 1).heads
-    ));
+    model
+        .entry("heads")
+        .or_insert(serde_json::json!(TextClassifierConfig::new(1, 1).heads));
     if let Some(dropout) = model.remove("dropout") {
         for field in ["embedding_dropout", "output_dropout"] {
             model.entry(field).or_insert_with(|| dropout.clone());

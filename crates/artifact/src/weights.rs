@@ -70,12 +70,22 @@ pub fn load_weights<B: Backend, M: Module<B>>(
     // Burn loads an optional or repeated submodule by zipping it with the
     // record: a module the weights lack is dropped without a word (a
     // Transformer config over an LSTM's weights loses its layers).
-    let names = |shapes: &ParamShapes| shapes.shapes.iter().map(|s| s.0.clone()).collect::<Vec<_>>();
+    let names = |shapes: &ParamShapes| {
+        shapes
+            .shapes
+            .iter()
+            .map(|s| s.0.clone())
+            .collect::<Vec<_>>()
+    };
     if names(&expected) != names(&found) {
         let (want, got) = (names(&expected), names(&found));
         let difference = match want.iter().find(|n| !got.contains(n)) {
             Some(name) => format!("the config's parameter `{name}` is not in them"),
-            None => format!("{} parameters where the config has {}", got.len(), want.len()),
+            None => format!(
+                "{} parameters where the config has {}",
+                got.len(),
+                want.len()
+            ),
         };
         bail!(
             "{} does not match {}: the weights are of a different model ({difference})",

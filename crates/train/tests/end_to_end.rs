@@ -217,7 +217,10 @@ fn encoder_choice_round_trips_through_the_artifact() {
             artifact::Classifier::<burn::backend::NdArray>::load(&artifact, &Default::default())
                 .err()
                 .expect("a mismatched encoder must not load");
-        assert!(format!("{err:#}").contains("model.mpk"), "{encoder}: {err:#}");
+        assert!(
+            format!("{err:#}").contains("model.mpk"),
+            "{encoder}: {err:#}"
+        );
         if encoder == "bigru" {
             config_json["model"]["cell"] = "transformer".into();
             std::fs::write(artifact.join("config.json"), config_json.to_string()).unwrap();
