@@ -69,7 +69,9 @@ pub mod writer;
 pub use metrics::{
     ClassifierMetrics, Compression, CompressionSettings, History, LmMetrics, TranslatorMetrics,
 };
-pub use options::{ClassifierTraining, Granularity, LmTraining, Scope, Select, TranslatorTraining};
+pub use options::{
+    ClassifierTraining, Granularity, LmTraining, LrSchedule, Scope, Select, TranslatorTraining,
+};
 
 #[cfg(feature = "model")]
 pub use classifier::{Classifier, Evaluation, Prediction, TokenWeight};

@@ -1,6 +1,6 @@
 //! `metrics.json`: what the run that produced an artifact measured.
 
-use crate::options::{Granularity, Scope, lenient};
+use crate::options::{Granularity, LrSchedule, Scope, lenient};
 use serde::{Deserialize, Serialize};
 
 /// The metrics of a classifier artifact.
@@ -108,6 +108,9 @@ pub enum CompressionSettings {
         /// Fine-tuning epochs after each round.
         epochs: usize,
         lr: f64,
+        /// The fine-tuning's schedule (absent before schedules existed: constant).
+        #[serde(default)]
+        lr_schedule: LrSchedule,
         /// The fraction of the prunable weights (the matrices) that are zero.
         weight_matrix_sparsity: f64,
         /// Validation accuracy after each round's pruning, before its fine-tuning.

@@ -33,6 +33,68 @@ impl Select {
     }
 }
 
+/// How the learning rate moves over a run, from the `--lr` it starts at.
+///
+/// On the command line (`--lr-schedule`): `constant`, `cosine`, or
+/// `exponential:G` with G in (0, 1].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LrSchedule {
+    /// The same rate at every step.
+    #[default]
+    Constant,
+    /// Half a cosine from the rate down to zero over all the planned
+    /// epochs' steps (Loshchilov & Hutter 2017, without restarts).
+    Cosine,
+    /// Multiplied by this factor per epoch, smoothly (a fraction of it per
+    /// step): it needs no planned length, so it suits a time budget.
+    Exponential(f64),
+}
+
+impl LrSchedule {
+    /// Parses `--lr-schedule`'s value.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        match value {
+            "constant" => Ok(Self::Constant),
+            "cosine" => Ok(Self::Cosine),
+            _ => {
+                let factor = value.strip_prefix("exponential:").ok_or_else(|| {
+                    format!("{value:?} is not a schedule: constant, cosine or exponential:G")
+                })?;
+                match factor.parse::<f64>() {
+                    Ok(g) if g > 0.0 && g <= 1.0 => Ok(Self::Exponential(g)),
+                    _ => Err(format!(
+                        "exponential:{factor}: the factor per epoch must be a number in (0, 1]"
+                    )),
+                }
+            }
+        }
+    }
+
+    /// The rate at `step` (0-based) of a run that starts at `lr`, with
+    /// `steps_per_epoch` steps per epoch and `total` steps planned.
+    pub fn lr_at(self, lr: f64, step: usize, steps_per_epoch: usize, total: usize) -> f64 {
+        match self {
+            Self::Constant => lr,
+            Self::Cosine => {
+                let done = step.min(total) as f64 / total.max(1) as f64;
+                0.5 * lr * (1.0 + (std::f64::consts::PI * done).cos())
+            }
+            Self::Exponential(g) => lr * g.powf(step as f64 / steps_per_epoch.max(1) as f64),
+        }
+    }
+}
+
+impl std::fmt::Display for LrSchedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Constant => write!(f, "constant"),
+            Self::Cosine => write!(f, "cosine"),
+            Self::Exponential(g) => write!(f, "exponential:{g}"),
+        }
+    }
+}
+
 /// How int8 quantization scales the weights.
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -62,6 +124,8 @@ pub struct ClassifierTraining {
     pub epochs: usize,
     pub batch_size: usize,
     pub lr: f64,
+    /// Absent before schedules existed: constant.
+    pub lr_schedule: LrSchedule,
     pub weight_decay: f64,
     pub clip_norm: f64,
     pub seed: u64,
@@ -87,6 +151,8 @@ pub struct LmTraining {
     pub batch_size: usize,
     pub seq_len: usize,
     pub lr: f64,
+    /// Absent before schedules existed: constant.
+    pub lr_schedule: LrSchedule,
     /// Per-tensor gradient norm clipping (0 = off).
     #[serde(alias = "clip")]
     pub clip_norm: f64,
@@ -126,4 +192,45 @@ where
 {
     let value = serde_json::Value::deserialize(deserializer)?;
     Ok(serde_json::from_value(value).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedules_parse_and_print_back() {
+        for text in ["constant", "cosine", "exponential:0.85"] {
+            assert_eq!(LrSchedule::parse(text).unwrap().to_string(), text);
+        }
+        for bad in ["linear", "exponential:0", "exponential:1.5", "exponential:x"] {
+            let err = LrSchedule::parse(bad).unwrap_err();
+            assert!(err.contains(bad.split(':').next_back().unwrap()), "{err}");
+        }
+    }
+
+    #[test]
+    fn cosine_falls_from_the_rate_to_zero_and_exponential_by_its_factor_per_epoch() {
+        let lr = 0.002;
+        let cosine = LrSchedule::Cosine;
+        assert_eq!(cosine.lr_at(lr, 0, 10, 100), lr);
+        assert!((cosine.lr_at(lr, 50, 10, 100) - lr / 2.0).abs() < 1e-12);
+        assert!(cosine.lr_at(lr, 99, 10, 100) < lr * 1e-3);
+        let exp = LrSchedule::Exponential(0.5);
+        assert!((exp.lr_at(lr, 10, 10, 100) - lr / 2.0).abs() < 1e-12);
+        assert!((exp.lr_at(lr, 25, 10, 100) - lr / 2f64.powf(2.5)).abs() < 1e-12);
+        assert_eq!(LrSchedule::Constant.lr_at(lr, 77, 10, 100), lr);
+    }
+
+    /// Training records written before schedules existed read as constant;
+    /// each schedule round-trips through JSON.
+    #[test]
+    fn schedules_on_disk() {
+        let old: ClassifierTraining = serde_json::from_str(r#"{"lr": 0.002}"#).unwrap();
+        assert_eq!(old.lr_schedule, LrSchedule::Constant);
+        for schedule in [LrSchedule::Cosine, LrSchedule::Exponential(0.9)] {
+            let json = serde_json::to_string(&schedule).unwrap();
+            assert_eq!(serde_json::from_str::<LrSchedule>(&json).unwrap(), schedule);
+        }
+    }
 }

@@ -193,7 +193,7 @@ where
         .metric_valid_numeric(AccuracyMetric::new());
     let fitted = fit(
         training,
-        Learner::new(step, optimizer, plan.lr),
+        Learner::new(step, optimizer, plan.scheduler(train_batches)),
         plan,
         start,
         EpochBatches {
@@ -271,6 +271,7 @@ impl crate::cli::FitArgs {
         Plan {
             epochs,
             lr,
+            schedule: self.lr_schedule,
             select: self.select,
             patience: self.patience,
             minutes: None,

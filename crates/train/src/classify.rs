@@ -124,6 +124,7 @@ impl ClassifyArgs {
             epochs: self.epochs,
             batch_size: self.fit.batch_size,
             lr: self.lr,
+            lr_schedule: self.fit.lr_schedule,
             weight_decay: self.weight_decay,
             clip_norm: self.clip_norm,
             seed: self.fit.seed,

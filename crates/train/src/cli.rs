@@ -8,7 +8,7 @@
 //! JSON instead of text; `--log-every` counts batches; `--seed` seeds
 //! everything random; `--limit` keeps the first N training examples.
 
-use artifact::Select;
+use artifact::{LrSchedule, Select};
 use artifact::args::positive_usize;
 use clap::Args;
 
@@ -17,6 +17,11 @@ use clap::Args;
 pub struct FitArgs {
     #[arg(long, default_value_t = 32, value_parser = positive_usize)]
     pub batch_size: usize,
+    /// How the learning rate moves from --lr over the run: constant, cosine
+    /// (down to zero at the last planned epoch) or exponential:G (times G
+    /// per epoch).
+    #[arg(long, default_value = "constant", value_parser = LrSchedule::parse)]
+    pub lr_schedule: LrSchedule,
     /// Seeds the weights, dropout and the shuffling: same seed, same result on ndarray.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,

@@ -18,13 +18,14 @@
 //! `AccuracyMetric` on both splits (the history is read from their logs).
 
 use crate::renderer::LineRenderer;
+use crate::schedule::Scheduler;
 pub use crate::resume::{EpochBatches, Start};
 use crate::resume::{logs_are_whole, put_first_epoch_back, read_progress, write_progress};
 use crate::watch::{self, Stop};
 use anyhow::{Context, Result, bail, ensure};
 use artifact::files::{PROGRESS_FILE, TRAINING_DIR};
 use artifact::weights::WeightsRecorder;
-use artifact::{History, Select};
+use artifact::{History, LrSchedule, Select};
 use burn::module::{AutodiffModule, Module};
 use burn::tensor::backend::AutodiffBackend;
 use burn::train::checkpoint::KeepLastNCheckpoints;
@@ -43,6 +44,8 @@ pub struct Plan {
     /// The most epochs to run.
     pub epochs: usize,
     pub lr: f64,
+    /// How the rate moves from `lr` over the run.
+    pub schedule: LrSchedule,
     pub select: Select,
     /// Stop when the `select` metric has not improved for this many epochs (0 = never).
     pub patience: usize,
@@ -71,6 +74,11 @@ pub struct RunInfo {
 }
 
 impl Plan {
+    /// The learning rate of every step, for a run of `steps_per_epoch` steps per epoch.
+    pub fn scheduler(&self, steps_per_epoch: usize) -> Scheduler {
+        Scheduler::new(self.schedule, self.lr, steps_per_epoch, self.epochs)
+    }
+
     pub fn check(&self) -> Result<()> {
         ensure!(self.epochs > 0, "--epochs must be at least 1");
         ensure!(

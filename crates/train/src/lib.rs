@@ -17,6 +17,7 @@
 //!   picks the kept epoch.
 //! - [`resume`]: continuing an interrupted run (`--resume`): the progress
 //!   record and the repairs of what a kill leaves half done.
+//! - [`schedule`]: the learning rate of every step (`--lr-schedule`).
 //! - [`loader`]: the training loader whose epochs depend on (seed, epoch) alone.
 //! - [`watch`]: Ctrl-C and a non-finite loss, stopping the loop from outside.
 //! - [`classifier`]: what every classifier run shares (splits, optimizer,
@@ -46,6 +47,7 @@ pub mod loader;
 pub mod mlp;
 pub mod renderer;
 pub mod resume;
+pub mod schedule;
 pub mod step;
 pub mod token_output;
 pub mod translate;

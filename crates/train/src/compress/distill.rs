@@ -86,6 +86,7 @@ pub fn run<B: TrainBackend>(args: &DistillArgs, device: &B::Device, backend: &st
             epochs: args.epochs,
             batch_size: args.fit.batch_size,
             lr: args.lr,
+            lr_schedule: args.fit.lr_schedule,
             weight_decay: 0.0,
             clip_norm: 0.0,
             seed: args.fit.seed,

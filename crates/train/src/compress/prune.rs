@@ -82,8 +82,10 @@ pub fn run<B: TrainBackend>(args: &PruneArgs, device: &B::Device, backend: &str)
         "from": &args.paths.from,
         "sparsity": args.sparsity,
         "scope": format!("{:?}", args.scope),
+        "rounds": args.rounds,
         "epochs": args.epochs,
         "lr": args.lr,
+        "lr_schedule": args.fit.lr_schedule,
         "batch_size": args.fit.batch_size,
         "seed": args.fit.seed,
         "select": args.fit.select,
@@ -188,6 +190,7 @@ pub fn run<B: TrainBackend>(args: &PruneArgs, device: &B::Device, backend: &str)
         rounds: args.rounds,
         epochs: args.epochs,
         lr: args.lr,
+        lr_schedule: args.fit.lr_schedule,
         weight_matrix_sparsity: masks.pruned() as f64 / masks.prunable() as f64,
         valid_accuracy_before_fine_tuning: before_fine_tuning,
     };

@@ -22,7 +22,9 @@ use crate::loader::EpochLoader;
 use anyhow::{Context, Result};
 use artifact::args::{dropout, non_negative_f64, open_unit_interval, positive_f64, positive_usize};
 use artifact::metrics::build_profile;
-use artifact::{ArtifactWriter, LanguageModel, LmConfig, LmMetrics, LmTraining, Select};
+use artifact::{
+    ArtifactWriter, LanguageModel, LmConfig, LmMetrics, LmTraining, LrSchedule, Select,
+};
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataset::Dataset;
 use burn::module::Module;
@@ -62,6 +64,11 @@ pub struct LmArgs {
     /// Adam's learning rate.
     #[arg(long, default_value_t = 2e-3, value_parser = positive_f64)]
     pub lr: f64,
+    /// How the learning rate moves from --lr: constant, cosine (down to zero
+    /// at --epochs, which a time budget may cut short) or exponential:G
+    /// (times G per epoch, whatever the budget).
+    #[arg(long, default_value = "constant", value_parser = LrSchedule::parse)]
+    pub lr_schedule: LrSchedule,
     /// Rescale each parameter tensor's gradient to at most this L2 norm
     /// (Burn's norm clipping, per tensor; 0 = off). char-rnn clips at 5.
     #[arg(long, alias = "clip", default_value_t = 5.0, value_parser = non_negative_f64)]
@@ -104,6 +111,7 @@ impl LmArgs {
             batch_size: self.batch_size,
             seq_len: self.seq_len,
             lr: self.lr,
+            lr_schedule: self.lr_schedule,
             clip_norm: self.clip_norm,
             patience: self.patience,
             seed: self.seed,
@@ -247,6 +255,7 @@ pub fn run<B: TrainBackend>(args: &LmArgs, device: &B::Device, backend: &str) ->
     let plan = Plan {
         epochs: args.epochs,
         lr: args.lr,
+        schedule: args.lr_schedule,
         select: Select::Loss,
         patience: args.patience,
         minutes: (args.minutes > 0.0).then_some(args.minutes),
@@ -281,11 +290,11 @@ pub fn run<B: TrainBackend>(args: &LmArgs, device: &B::Device, backend: &str) ->
         .metric_valid_numeric(BitsPerCharMetric::default())
         .metric_train_numeric(AccuracyMetric::new())
         .metric_valid_numeric(AccuracyMetric::new());
-    let learner = Learner::new(model, optimizer.init(), plan.lr);
     let batches = EpochBatches {
         train: Dataset::len(&data.train).div_ceil(batch),
         valid: valid_windows.div_ceil(batch),
     };
+    let learner = Learner::new(model, optimizer.init(), plan.scheduler(batches.train));
     let fitted = fit(training, learner, &plan, &start, batches, device)?;
 
     let run = fitted.run;

@@ -23,7 +23,7 @@ use artifact::bleu::{Bleu, corpus_bleu};
 use artifact::chrf::{CHRF_SIGNATURE, corpus_chrf};
 use artifact::metrics::build_profile;
 use artifact::{
-    ArtifactWriter, Select, TranslationConfig, TranslationModel, TranslatorMetrics,
+    ArtifactWriter, LrSchedule, Select, TranslationConfig, TranslationModel, TranslatorMetrics,
     TranslatorTraining,
 };
 use burn::data::dataloader::DataLoaderBuilder;
@@ -324,6 +324,7 @@ pub fn run<B: TrainBackend>(args: &TranslateArgs, device: &B::Device, backend: &
     let plan = Plan {
         epochs: args.epochs,
         lr: args.lr(),
+        schedule: LrSchedule::Constant,
         select: Select::Loss,
         patience: args.patience,
         minutes: (args.minutes > 0.0).then_some(args.minutes),
