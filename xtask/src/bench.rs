@@ -35,6 +35,8 @@ struct Measurement {
     #[serde(rename = "impl")]
     implementation: String,
     case: String,
+    /// Absent from the language model's reference.
+    #[serde(default)]
     backend: String,
     threads: usize,
     median_ms: f64,
@@ -115,9 +117,48 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         script.display(),
         output.status
     );
-    let theirs = measurements(&output.stdout);
+    let mut theirs = measurements(&output.stdout);
+    if cases.contains(&LM_CASE) {
+        theirs.extend(pytorch_char_lm(threads, args.quick)?);
+    }
     println!("\n{}", comparison(&ours, &theirs));
     Ok(())
+}
+
+/// Our language-model case; `pytorch_char_lm.py` calls it `char_lm_train_b32_t64`.
+const LM_CASE: &str = "train_lm_b32_t64";
+
+/// Runs xtask/pytorch_char_lm.py (the same model, batch and optimizer as
+/// `train lm`) with `threads`, and returns its measurement under our case name.
+fn pytorch_char_lm(threads: usize, quick: bool) -> Result<Vec<Measurement>> {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("pytorch_char_lm.py");
+    let mut python = Command::new("python3");
+    python
+        .arg(&script)
+        .args(["--threads", &threads.to_string()]);
+    if quick {
+        python.args(["--steps", "3", "--warmup", "1"]);
+    }
+    let output = python
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {}", script.display()))?;
+    print!("{}", String::from_utf8_lossy(&output.stdout));
+    ensure!(
+        output.status.success(),
+        "{} failed ({})",
+        script.display(),
+        output.status
+    );
+    Ok(measurements(&output.stdout)
+        .into_iter()
+        .map(|mut m| {
+            if m.case == "char_lm_train_b32_t64" {
+                m.case = LM_CASE.to_string();
+            }
+            m
+        })
+        .collect())
 }
 
 /// The JSON lines of SPEC.md's output; the table after them is skipped.

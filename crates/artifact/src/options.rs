@@ -203,7 +203,12 @@ mod tests {
         for text in ["constant", "cosine", "exponential:0.85"] {
             assert_eq!(LrSchedule::parse(text).unwrap().to_string(), text);
         }
-        for bad in ["linear", "exponential:0", "exponential:1.5", "exponential:x"] {
+        for bad in [
+            "linear",
+            "exponential:0",
+            "exponential:1.5",
+            "exponential:x",
+        ] {
             let err = LrSchedule::parse(bad).unwrap_err();
             assert!(err.contains(bad.split(':').next_back().unwrap()), "{err}");
         }

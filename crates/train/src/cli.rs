@@ -8,8 +8,8 @@
 //! JSON instead of text; `--log-every` counts batches; `--seed` seeds
 //! everything random; `--limit` keeps the first N training examples.
 
-use artifact::{LrSchedule, Select};
 use artifact::args::positive_usize;
+use artifact::{LrSchedule, Select};
 use clap::Args;
 
 /// How a classifier run batches, seeds, selects and stops.

@@ -18,9 +18,9 @@
 //! `AccuracyMetric` on both splits (the history is read from their logs).
 
 use crate::renderer::LineRenderer;
-use crate::schedule::Scheduler;
 pub use crate::resume::{EpochBatches, Start};
 use crate::resume::{logs_are_whole, put_first_epoch_back, read_progress, write_progress};
+use crate::schedule::Scheduler;
 use crate::watch::{self, Stop};
 use anyhow::{Context, Result, bail, ensure};
 use artifact::files::{PROGRESS_FILE, TRAINING_DIR};

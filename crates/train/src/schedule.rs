@@ -70,6 +70,9 @@ mod tests {
         for _ in 0..13 {
             assert_eq!(resumed.step(), scheduler.step());
         }
-        assert!(scheduler.step() == 0.0, "past the planned steps the cosine stays at zero");
+        assert!(
+            scheduler.step() == 0.0,
+            "past the planned steps the cosine stays at zero"
+        );
     }
 }

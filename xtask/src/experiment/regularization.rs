@@ -3,19 +3,20 @@
 //! the release `train` binary, and writes the table and the loss plot under
 //! `docs/experiments/regularization/`.
 
-use crate::cargo::release_binary;
+use super::seeds::{
+    SeedArgs, SeedRun, Variant, kept_epochs, mean_sd, mean_seconds, percent, run_variants, runs_of,
+};
 use crate::plot::{self, Chart, Series, per_epoch};
-use anyhow::{Context, Result, ensure};
+use anyhow::{Result, ensure};
 use artifact::ClassifierMetrics;
-use artifact::files::{METRICS_FILE, read_json};
 use clap::Args;
 use plotters::prelude::{BLUE, RED, SeriesLabelPosition};
-use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 #[derive(Args)]
 pub struct RegularizationArgs {
+    #[command(flatten)]
+    seeds: SeedArgs,
     /// Epochs of every run (early stopping may end a run sooner).
     #[arg(long, default_value_t = 12)]
     epochs: usize,
@@ -24,16 +25,6 @@ pub struct RegularizationArgs {
     /// Where the runs' artifacts go, one directory per run.
     #[arg(long, default_value = "artifacts/regularization")]
     artifacts: PathBuf,
-    /// Rerun only these runs (by their short names), keeping the other rows
-    /// from the previous results.jsonl.
-    #[arg(long, value_delimiter = ',')]
-    runs: Vec<String>,
-    /// Use the release train binary as it is instead of building it first.
-    #[arg(long)]
-    no_build: bool,
-    /// Train nothing: redraw the table and the plot from results.jsonl.
-    #[arg(long)]
-    plot_only: bool,
 }
 
 /// No regularization at all: no dropout, no decay, no clipping, and the
@@ -95,69 +86,16 @@ const RUNS: [(&str, &str, &[&str]); 8] = [
     ),
 ];
 
-/// A run's metrics.json, with the run's short name (one line of results.jsonl).
-#[derive(Deserialize, Serialize, Clone)]
-struct RunResult {
-    #[serde(default)]
-    run: String,
-    #[serde(flatten)]
-    metrics: ClassifierMetrics,
-}
-
 pub fn run(args: &RegularizationArgs) -> Result<()> {
-    std::fs::create_dir_all(&args.out)?;
-    let jsonl = args.out.join("results.jsonl");
-    let mut results: Vec<RunResult> = if jsonl.exists() {
-        std::fs::read_to_string(&jsonl)?
-            .lines()
-            .map(serde_json::from_str)
-            .collect::<Result<_, _>>()
-            .with_context(|| format!("{} is not a results file", jsonl.display()))?
-    } else {
-        Vec::new()
-    };
-    if !args.plot_only {
-        let train = release_binary("train", "train", args.no_build)?;
-        for (name, label, options) in RUNS {
-            if !args.runs.is_empty() && !args.runs.iter().any(|r| r == name) {
-                continue;
-            }
-            let artifact = args.artifacts.join(name);
-            let log = args.artifacts.join(format!("{name}.log"));
-            std::fs::create_dir_all(&args.artifacts)?;
-            println!("{label}: training, log in {}", log.display());
-            let status = Command::new(&train)
-                .arg("--artifact-dir")
-                .arg(&artifact)
-                .args(["--epochs", &args.epochs.to_string()])
-                .args(merged(options))
-                .stdout(std::fs::File::create(&log)?)
-                .status()?;
-            ensure!(
-                status.success(),
-                "{label}: train failed, see {}",
-                log.display()
-            );
-            let result = RunResult {
-                run: name.to_string(),
-                metrics: read_json(&artifact.join(METRICS_FILE), "a classifier's metrics")?,
-            };
-            println!(
-                "  test {:.2}%, kept epoch {} of {}",
-                100.0 * result.metrics.test_accuracy,
-                result.metrics.best_epoch,
-                result.metrics.epochs_run
-            );
-            results.retain(|r| r.run != name);
-            results.push(result);
-            let lines: Vec<String> = RUNS
-                .iter()
-                .filter_map(|(n, _, _)| results.iter().find(|r| r.run == *n))
-                .map(serde_json::to_string)
-                .collect::<Result<_, _>>()?;
-            std::fs::write(&jsonl, lines.join("\n") + "\n")?;
-        }
-    }
+    let variants: Vec<Variant> = RUNS
+        .iter()
+        .map(|(name, _, options)| {
+            let mut all = vec!["--epochs".to_string(), args.epochs.to_string()];
+            all.extend(merged(options).iter().map(|o| o.to_string()));
+            (*name, all)
+        })
+        .collect();
+    let results = run_variants(&args.seeds, &variants, &args.out, &args.artifacts)?;
     let table = markdown_table(args.epochs, &results);
     std::fs::write(args.out.join("results.md"), &table)?;
     print!("{table}");
@@ -180,50 +118,55 @@ fn merged(options: &[&'static str]) -> Vec<&'static str> {
     merged.concat()
 }
 
-fn markdown_table(epochs: usize, results: &[RunResult]) -> String {
+fn markdown_table(epochs: usize, results: &[SeedRun]) -> String {
     let mut out = format!(
-        "Command: `cargo xtask experiment regularization` ({epochs} epochs at most, seed 42, \
-         ndarray). Accuracies are of the weights the run kept, on each whole split with \
-         dropout off; the gap is train minus test.\n\n\
-         | run | options | train | valid | test | gap | epoch kept | seconds |\n\
-         |---|---|---:|---:|---:|---:|---:|---:|\n"
+        "Command: `cargo xtask experiment regularization` ({epochs} epochs at most, seeds 1..=N, \
+         ndarray). Accuracies are of the weights each run kept, on each whole split with \
+         dropout off, as mean ± sample standard deviation over the seeds, in %; the gap is \
+         the mean train minus the mean test accuracy.\n\n\
+         | run | options | seeds | train | valid | test | gap | epochs kept | seconds (mean) |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|\n"
     );
     for (name, label, options) in RUNS {
-        let Some(r) = results.iter().find(|r| r.run == name).map(|r| &r.metrics) else {
+        let runs = runs_of(results, name);
+        if runs.is_empty() {
             continue;
-        };
-        let train = r.train_accuracy.unwrap_or(f64::NAN);
+        }
+        let train = |m: &ClassifierMetrics| m.train_accuracy.unwrap_or(f64::NAN);
+        let gap = 100.0
+            * (mean_sd(&runs.iter().map(|r| train(&r.metrics)).collect::<Vec<_>>()).0
+                - mean_sd(
+                    &runs
+                        .iter()
+                        .map(|r| r.metrics.test_accuracy)
+                        .collect::<Vec<_>>(),
+                )
+                .0);
         let options = if options.is_empty() {
             "`".to_string() + &NONE.join(" ") + "`"
         } else {
             "`".to_string() + &options.join(" ") + "`"
         };
         out += &format!(
-            "| {label} | {options} | {:.2}% | {:.2}% | {:.2}% | {:+.2} | {} of {} | {:.0} |\n",
-            100.0 * train,
-            100.0 * r.valid_accuracy,
-            100.0 * r.test_accuracy,
-            100.0 * (train - r.test_accuracy),
-            r.best_epoch,
-            r.epochs_run,
-            r.train_seconds,
+            "| {label} | {options} | {} | {} | {} | {} | {gap:+.2} | {} | {:.0} |\n",
+            runs.len(),
+            percent(&runs, train),
+            percent(&runs, |m| m.valid_accuracy),
+            percent(&runs, |m| m.test_accuracy),
+            kept_epochs(&runs),
+            mean_seconds(&runs),
         );
     }
     out
 }
 
 /// Training and validation loss per epoch of the unregularized and the fully
-/// regularized runs.
-fn plot(results: &[RunResult], png: &Path) -> Result<()> {
+/// regularized runs of the first seed.
+fn plot(results: &[SeedRun], png: &Path) -> Result<()> {
     let runs: Vec<(&str, &ClassifierMetrics)> =
         [("none", "no regularization"), ("all", "all together")]
             .into_iter()
-            .filter_map(|(name, label)| {
-                results
-                    .iter()
-                    .find(|r| r.run == name)
-                    .map(|r| (label, &r.metrics))
-            })
+            .filter_map(|(name, label)| runs_of(results, name).first().map(|r| (label, &r.metrics)))
             .collect();
     ensure!(
         !runs.is_empty(),
@@ -267,6 +210,7 @@ fn plot(results: &[RunResult], png: &Path) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::seeds::read_jsonl;
     use super::*;
 
     /// The committed results parse as the classifier's metrics of today.
@@ -274,10 +218,12 @@ mod tests {
     fn the_committed_results_parse() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../docs/experiments/regularization/results.jsonl");
-        let text = std::fs::read_to_string(path).unwrap();
-        for line in text.lines() {
-            let result: RunResult = serde_json::from_str(line).unwrap();
-            assert!(RUNS.iter().any(|r| r.0 == result.run), "{line}");
+        for result in read_jsonl(&path).unwrap() {
+            assert!(
+                RUNS.iter().any(|r| r.0 == result.variant),
+                "{}",
+                result.variant
+            );
             assert_eq!(
                 result.metrics.history.valid_loss.len(),
                 result.metrics.epochs_run

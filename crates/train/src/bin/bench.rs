@@ -1,13 +1,15 @@
 //! The benchmark cases of the team's spec (`../shared/bench/SPEC.md`, beside
 //! this repository; `docs/perf/README.md` lists them): one training step (forward,
-//! cross-entropy, backward, Adam) and inference (forward, argmax read back),
+//! cross-entropy, backward, Adam), inference (forward, argmax read back) and
+//! one training step of the character language model (`train_lm_b32_t64`),
 //! timed per iteration after warm-up; the median is reported as one JSON line
 //! per case, then a markdown table. Run it through `cargo xtask bench`.
 
 use burn::optim::{GradientsParams, Optimizer};
 use burn::prelude::*;
 use clap::Parser;
-use model::{LstmBackend, LstmKernel, TextClassifierConfig};
+use data::CharBatch;
+use model::{CharLmConfig, LstmBackend, LstmKernel, TextClassifierConfig};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::time::Instant;
@@ -16,6 +18,7 @@ use std::time::Instant;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use train::adamw::{AdamWKernel, FusedAdamWConfig};
+use train::lm::{LmStep, Pass};
 use train::step::{ClassifierStep, TrainBatch};
 
 /// Runs the benchmark cases of SPEC.md.
@@ -33,39 +36,61 @@ struct Case {
     name: &'static str,
     batch: usize,
     seq_len: usize,
-    train: bool,
+    kind: Kind,
 }
 
-const CASES: [Case; 4] = [
+/// What a case times.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    /// One training step of the classifier.
+    Train,
+    /// The classifier's forward pass without autodiff, argmax read back.
+    Infer,
+    /// One training step of the character language model, state carried.
+    TrainLm,
+}
+
+const CASES: [Case; 5] = [
     Case {
         name: "train_b32_t64",
         batch: 32,
         seq_len: 64,
-        train: true,
+        kind: Kind::Train,
     },
     Case {
         name: "train_b64_t256",
         batch: 64,
         seq_len: 256,
-        train: true,
+        kind: Kind::Train,
     },
     Case {
         name: "infer_b1_t32",
         batch: 1,
         seq_len: 32,
-        train: false,
+        kind: Kind::Infer,
     },
     Case {
         name: "infer_b256_t64",
         batch: 256,
         seq_len: 64,
-        train: false,
+        kind: Kind::Infer,
+    },
+    Case {
+        name: "train_lm_b32_t64",
+        batch: 32,
+        seq_len: 64,
+        kind: Kind::TrainLm,
     },
 ];
 const VOCAB: usize = 20_000;
 const EMBED: usize = 128;
 const HIDDEN: usize = 128;
 const CLASSES: usize = 2;
+/// The characters of datasets/shakespeare/input.txt, as SPEC.md's LM case says.
+const LM_VOCAB: usize = 76;
+/// The language model's defaults (`train lm`): Adam's rate and the clipping norm.
+const LM_LR: f64 = 2e-3;
+const LM_CLIP: f64 = 5.0;
 
 struct Measurement {
     case: &'static str,
@@ -155,10 +180,10 @@ fn run_case<B: LstmKernel + LstmBackend + AdamWKernel>(
     backend: &'static str,
     quick: bool,
 ) -> Measurement {
-    let (warmup, iters) = match (quick, case.train) {
+    let (warmup, iters) = match (quick, case.kind) {
         (true, _) => (1, 3),
-        (false, true) => (3, 20),
-        (false, false) => (5, 50),
+        (false, Kind::Train | Kind::TrainLm) => (3, 20),
+        (false, Kind::Infer) => (5, 50),
     };
     let device: B::Device = Default::default();
     B::seed(&device, 0);
@@ -173,8 +198,41 @@ fn run_case<B: LstmKernel + LstmBackend + AdamWKernel>(
     // Forward with the loss, backward, optimizer step: on the CPU backends,
     // which run each operation as it is issued, where a step's time goes.
     let mut phases: Vec<[f64; 3]> = Vec::new();
-    if case.train {
-        type AD<B> = burn::backend::Autodiff<B>;
+    type AD<B> = burn::backend::Autodiff<B>;
+    if case.kind == Kind::TrainLm {
+        // The default `train lm` model (embedding 64, 2 × LSTM 256, dropout
+        // 0.2) and its optimizer: Adam with each tensor's gradient clipped.
+        let mut step = LmStep::new(CharLmConfig::new(LM_VOCAB).init::<AD<B>>(&device));
+        let mut optim = train::fit::adam(LM_CLIP).init::<AD<B>, LmStep<AD<B>>>();
+        let mut rng = StdRng::seed_from_u64(0);
+        let ids = |rng: &mut StdRng| -> Tensor<AD<B>, 2, Int> {
+            let values: Vec<i64> = (0..case.batch * case.seq_len)
+                .map(|_| rng.random_range(0..LM_VOCAB as i64))
+                .collect();
+            Tensor::from_data(TensorData::new(values, [case.batch, case.seq_len]), &device)
+        };
+        for window in 0..warmup + iters {
+            let batch = CharBatch {
+                inputs: ids(&mut rng),
+                targets: ids(&mut rng),
+                window,
+            };
+            let start = Instant::now();
+            // Window > 0 starts from the state the previous one left, detached.
+            let output = step.forward_window(batch, Pass::Train);
+            let forward = start.elapsed();
+            let grads = GradientsParams::from_grads(output.loss.backward(), &step);
+            let backward = start.elapsed();
+            step = optim.step(LM_LR, step, grads);
+            let _loss: f32 = output.loss.into_scalar().elem();
+            if window >= warmup {
+                let total = start.elapsed();
+                times.push(total.as_secs_f64());
+                phases
+                    .push([forward, backward - forward, total - backward].map(|d| d.as_secs_f64()));
+            }
+        }
+    } else if case.kind == Kind::Train {
         let mut step = ClassifierStep::new(config.init::<AD<B>>(&device));
         // What training uses: AdamW, here with no decay, which is Adam.
         let mut optim = FusedAdamWConfig::new(0.0).init::<AD<B>, ClassifierStep<AD<B>>>();
@@ -218,15 +276,21 @@ fn run_case<B: LstmKernel + LstmBackend + AdamWKernel>(
     times.sort_by(f64::total_cmp);
     let median_ms = 1e3 * times[times.len() / 2];
     let seqs = case.batch as f64 / (median_ms / 1e3);
+    let tokens = seqs * case.seq_len as f64;
+    // The language model's throughput is characters: every position is one.
+    let chars = if case.kind == Kind::TrainLm {
+        format!(", \"chars_per_s\": {tokens:.1}")
+    } else {
+        String::new()
+    };
     println!(
-        "{{\"impl\": \"{}-{}\", \"case\": \"{}\", \"backend\": \"{backend}\", \"threads\": {}, \"batch\": {}, \"seq_len\": {}, \"median_ms\": {median_ms:.3}, \"sequences_per_s\": {seqs:.1}, \"tokens_per_s\": {:.1}}}",
+        "{{\"impl\": \"{}-{}\", \"case\": \"{}\", \"backend\": \"{backend}\", \"threads\": {}, \"batch\": {}, \"seq_len\": {}, \"median_ms\": {median_ms:.3}, \"sequences_per_s\": {seqs:.1}, \"tokens_per_s\": {tokens:.1}{chars}}}",
         "burn-seq",
         env!("CARGO_PKG_VERSION"),
         case.name,
         model::kernel_threads(),
         case.batch,
         case.seq_len,
-        seqs * case.seq_len as f64
     );
     let phases_ms = (!phases.is_empty()).then(|| {
         [0, 1, 2].map(|k| {
