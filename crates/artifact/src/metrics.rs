@@ -31,6 +31,11 @@ pub struct ClassifierMetrics {
     /// What a `train compress` step did to the model, if one made it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compression: Option<Compression>,
+    /// With checkpoint averaging (`--average`), the first of the epochs
+    /// whose mean weights were kept (the last is `best_epoch`); the
+    /// validation accuracy is then that of the mean weights, evaluated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub averaged_from: Option<usize>,
 }
 
 /// The metrics of a translation artifact. BLEU and chrF are corpus scores

@@ -136,6 +136,9 @@ pub struct ClassifierTraining {
     pub max_vocab: usize,
     /// Only the first this many training examples were used.
     pub limit: Option<usize>,
+    /// Checkpoint averaging: the mean of this many epochs' weights was kept
+    /// (0 where written before averaging existed, which kept one).
+    pub average: usize,
 }
 
 /// How a character language model was trained.

@@ -34,6 +34,7 @@ fn metrics() -> ClassifierMetrics {
         selected_by: "accuracy".into(),
         history: Default::default(),
         compression: None,
+        averaged_from: None,
     }
 }
 

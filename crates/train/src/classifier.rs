@@ -228,11 +228,23 @@ pub fn evaluate_and_write<B: LstmBackend>(
         run.best_epoch,
         100.0 * train_accuracy,
     );
-    let valid_accuracy = run
-        .history
-        .valid_accuracy
-        .get(run.best_epoch.wrapping_sub(1))
-        .map_or(f64::NAN, |percent| percent / 100.0);
+    let averaged = run.averaged_from < run.best_epoch;
+    // The logged history knows single epochs only: mean weights are evaluated.
+    let valid_accuracy = if averaged {
+        let valid = classifier.evaluate(&splits.valid, 256)?.accuracy;
+        println!(
+            "validation accuracy {:.2}% with the mean weights of epochs {} to {}",
+            100.0 * valid,
+            run.averaged_from,
+            run.best_epoch
+        );
+        valid
+    } else {
+        run.history
+            .valid_accuracy
+            .get(run.best_epoch.wrapping_sub(1))
+            .map_or(f64::NAN, |percent| percent / 100.0)
+    };
     classifier.write_into(&writer)?;
     writer.write_metrics(&ClassifierMetrics {
         test_accuracy: evaluation.accuracy,
@@ -246,6 +258,7 @@ pub fn evaluate_and_write<B: LstmBackend>(
         selected_by: run.selected_by,
         history: run.history,
         compression,
+        averaged_from: averaged.then_some(run.averaged_from),
     })?;
     let path = writer.commit()?;
     println!("artifact written to {}", path.display());
@@ -257,6 +270,7 @@ impl RunInfo {
     pub fn of(metrics: &ClassifierMetrics) -> Self {
         Self {
             best_epoch: metrics.best_epoch,
+            averaged_from: metrics.averaged_from.unwrap_or(metrics.best_epoch),
             epochs_run: metrics.epochs_run,
             train_seconds: metrics.train_seconds,
             selected_by: metrics.selected_by.clone(),
@@ -275,6 +289,7 @@ impl crate::cli::FitArgs {
             select: self.select,
             patience: self.patience,
             minutes: None,
+            average: self.average,
             log_every: self.log_every,
         }
     }

@@ -130,6 +130,7 @@ impl ClassifyArgs {
             seed: self.fit.seed,
             select: self.fit.select,
             patience: self.fit.patience,
+            average: self.fit.average,
             bucket: self.bucket,
             min_freq: self.min_freq,
             max_vocab: self.max_vocab,

@@ -33,6 +33,10 @@ pub struct FitArgs {
     /// this many epochs (0 = never; needs --select loss or accuracy).
     #[arg(long, default_value_t = 0)]
     pub patience: usize,
+    /// Checkpoint averaging: keep the mean of the weights of this many
+    /// epochs ending at the selected one (1 = that epoch's weights alone).
+    #[arg(long, default_value_t = 1, value_parser = positive_usize)]
+    pub average: usize,
     /// Without a terminal, print a progress line every this many batches.
     #[arg(long, default_value_t = 50, value_parser = positive_usize)]
     pub log_every: usize,

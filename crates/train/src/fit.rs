@@ -17,6 +17,7 @@
 //! metrics, which must include burn-train's `LossMetric` and
 //! `AccuracyMetric` on both splits (the history is read from their logs).
 
+use crate::average::average;
 use crate::renderer::LineRenderer;
 pub use crate::resume::{EpochBatches, Start};
 use crate::resume::{logs_are_whole, put_first_epoch_back, read_progress, write_progress};
@@ -51,6 +52,9 @@ pub struct Plan {
     pub patience: usize,
     /// Start no epoch that would end past this many minutes, judged by the last one.
     pub minutes: Option<f64>,
+    /// Keep the mean of the weights of this many epochs ending at the
+    /// selected one (1 = that epoch's weights alone).
+    pub average: usize,
     /// Without a terminal, print a progress line every this many batches.
     pub log_every: usize,
 }
@@ -67,6 +71,9 @@ pub struct Fitted<M> {
 pub struct RunInfo {
     /// 1-based.
     pub best_epoch: usize,
+    /// The weights are the mean of the epochs from this one (1-based) to
+    /// `best_epoch`; equal to it when nothing was averaged.
+    pub averaged_from: usize,
     pub epochs_run: usize,
     pub train_seconds: f64,
     pub selected_by: String,
@@ -164,12 +171,26 @@ where
         history.valid_loss[best_epoch - 1],
         history.valid_accuracy[best_epoch - 1],
     );
-    let checkpoint = checkpoints.join(format!("model-{best_epoch}"));
     // Records are backend-agnostic: the checkpoint of the autodiff model loads
     // straight into the inference model.
-    let model = fresh
-        .load_file(checkpoint.clone(), &WeightsRecorder::new(), device)
-        .with_context(|| format!("cannot load the kept checkpoint {}", checkpoint.display()))?;
+    let load = |epoch: usize| {
+        let checkpoint = checkpoints.join(format!("model-{epoch}"));
+        fresh
+            .clone()
+            .load_file(checkpoint.clone(), &WeightsRecorder::new(), device)
+            .with_context(|| format!("cannot load the checkpoint {}", checkpoint.display()))
+    };
+    let averaged_from = best_epoch.saturating_sub(plan.average.max(1) - 1).max(1);
+    let model = if averaged_from < best_epoch {
+        println!("the weights kept are the mean of epochs {averaged_from} to {best_epoch}");
+        average(
+            (averaged_from..=best_epoch)
+                .map(load)
+                .collect::<Result<Vec<_>>>()?,
+        )
+    } else {
+        load(best_epoch)?
+    };
     std::fs::remove_dir_all(&checkpoints).context("removing the training checkpoints")?;
     // The run is over: nothing is left to resume.
     std::fs::remove_file(log_dir.join(PROGRESS_FILE)).context("removing the progress record")?;
@@ -177,6 +198,7 @@ where
         model,
         run: RunInfo {
             best_epoch,
+            averaged_from,
             epochs_run,
             train_seconds,
             selected_by: plan.select.name().to_string(),

@@ -145,6 +145,7 @@ pub fn run<B: LstmBackend>(args: &ImportArgs, device: &B::Device, backend: &str)
         selected_by: format!("imported from {file}"),
         history: Default::default(),
         compression: None,
+        averaged_from: None,
     })?;
     let path = writer.commit()?;
     println!("artifact written to {}", path.display());

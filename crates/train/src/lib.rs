@@ -24,6 +24,7 @@
 //!   the training with loss and accuracy, the evaluation into an artifact).
 //! - [`cli`]: the argument groups several commands share.
 //! - [`step`]: the classifier's Learner glue (`TrainStep`/`InferenceStep`), kept out of `model`.
+//! - [`average`]: checkpoint averaging (`--average K`).
 //! - [`adamw`]: AdamW as one pass over memory on the CPU backends.
 //! - [`token_output`]: the loss, logits and targets the token-predicting steps hand the metrics.
 //! - [`renderer`]: short progress lines when stdout is not a terminal.
@@ -36,6 +37,7 @@
 
 pub mod adamw;
 pub mod adding;
+pub mod average;
 pub mod classifier;
 pub mod classify;
 pub mod cli;

@@ -293,3 +293,52 @@ fn early_stopping_keeps_the_epoch_of_lowest_validation_loss() {
     let last = metrics.history.valid_accuracy[metrics.epochs_run - 1];
     println!("kept epoch {lowest}: {accuracy:.2}%; last epoch: {last:.2}%");
 }
+
+/// `--average 3` keeps the mean weights of the last three epochs: the
+/// metrics say so, and their validation accuracy is that of the weights in
+/// the artifact (evaluated, since no logged epoch had them). The schedule
+/// and the averaging are recorded with the training options.
+#[test]
+fn checkpoint_averaging_keeps_and_evaluates_the_mean_weights() {
+    let tmp = tempfile::tempdir().unwrap();
+    let artifact = tmp.path().join("mr");
+    let data = mr_dir();
+    let out = train(&[
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--artifact-dir",
+        artifact.to_str().unwrap(),
+        "--limit",
+        "320",
+        "--d-embed",
+        "16",
+        "--d-hidden",
+        "16",
+        "--epochs",
+        "3",
+        "--select",
+        "last",
+        "--average",
+        "3",
+        "--lr-schedule",
+        "cosine",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let metrics = metrics(&artifact);
+    assert_eq!((metrics.averaged_from, metrics.best_epoch), (Some(1), 3));
+    let classifier = load(&artifact);
+    let accuracy = classifier
+        .evaluate(&mr_split("valid"), 256)
+        .unwrap()
+        .accuracy;
+    assert!(
+        (accuracy - metrics.valid_accuracy).abs() < 1e-12,
+        "{accuracy} vs {}",
+        metrics.valid_accuracy
+    );
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(artifact.join("config.json")).unwrap())
+            .unwrap();
+    assert_eq!(config["training"]["average"], 3);
+    assert_eq!(config["training"]["lr_schedule"], "cosine");
+}

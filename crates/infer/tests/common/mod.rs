@@ -53,6 +53,7 @@ pub fn make_artifact(dir: &Path) {
             selected_by: "accuracy".into(),
             history: Default::default(),
             compression: None,
+            averaged_from: None,
         })
         .unwrap();
     writer.commit().unwrap();

@@ -92,6 +92,7 @@ pub fn run<B: TrainBackend>(args: &DistillArgs, device: &B::Device, backend: &st
             seed: args.fit.seed,
             select: args.fit.select,
             patience: args.fit.patience,
+            average: args.fit.average,
             bucket: false,
             min_freq: args.min_freq,
             max_vocab: args.max_vocab,

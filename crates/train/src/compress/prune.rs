@@ -90,6 +90,7 @@ pub fn run<B: TrainBackend>(args: &PruneArgs, device: &B::Device, backend: &str)
         "seed": args.fit.seed,
         "select": args.fit.select,
         "patience": args.fit.patience,
+        "average": args.fit.average,
         "limit": args.fit.limit,
     });
     let mut masks = None;
@@ -166,6 +167,7 @@ pub fn run<B: TrainBackend>(args: &PruneArgs, device: &B::Device, backend: &str)
             // last round's choice.
             let mut run = RunInfo {
                 best_epoch: 0,
+                averaged_from: 0,
                 epochs_run: 0,
                 train_seconds: 0.0,
                 selected_by: last.selected_by.clone(),
@@ -181,6 +183,7 @@ pub fn run<B: TrainBackend>(args: &PruneArgs, device: &B::Device, backend: &str)
                 to.valid_accuracy.extend(&from.valid_accuracy);
             }
             run.best_epoch = run.epochs_run - last.epochs_run + last.best_epoch;
+            run.averaged_from = run.best_epoch - (last.best_epoch - last.averaged_from);
             run
         }
     };

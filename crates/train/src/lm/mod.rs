@@ -259,6 +259,7 @@ pub fn run<B: TrainBackend>(args: &LmArgs, device: &B::Device, backend: &str) ->
         select: Select::Loss,
         patience: args.patience,
         minutes: (args.minutes > 0.0).then_some(args.minutes),
+        average: 1,
         log_every: args.log_every,
     };
     plan.check()?;
