@@ -42,6 +42,7 @@ fn markdown_table(results: &[SeedRun]) -> String {
          Command: `cargo xtask experiment encoders`.",
         &rows,
         results,
+        true,
     )
 }
 

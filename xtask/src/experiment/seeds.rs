@@ -218,26 +218,41 @@ pub fn mean_seconds(runs: &[&SeedRun]) -> f64 {
 
 /// The table of `rows` (short name, what the first column shows): the
 /// parameter count, the seeds, validation and test accuracy as mean ± sd,
-/// the kept epochs and the mean training time. `intro` goes above it.
-pub fn accuracy_table(intro: &str, rows: &[(&str, String)], results: &[SeedRun]) -> String {
+/// the kept epochs and (with `seconds`) the mean training time. `intro`
+/// goes above it.
+pub fn accuracy_table(
+    intro: &str,
+    rows: &[(&str, String)],
+    results: &[SeedRun],
+    seconds: bool,
+) -> String {
+    let (time_head, time_rule) = if seconds {
+        (" training s (mean) |", "---:|")
+    } else {
+        ("", "")
+    };
     let mut s = format!(
         "{intro}\n\n\
-         | run | parameters | seeds | valid accuracy | test accuracy | kept epochs | training s (mean) |\n\
-         |---|---:|---:|---:|---:|---|---:|\n"
+         | run | parameters | seeds | valid accuracy | test accuracy | kept epochs |{time_head}\n\
+         |---|---:|---:|---:|---:|---|{time_rule}\n"
     );
     for (name, label) in rows {
         let runs = runs_of(results, name);
         if runs.is_empty() {
             continue;
         }
+        let time = if seconds {
+            format!(" {:.0} |", mean_seconds(&runs))
+        } else {
+            String::new()
+        };
         s.push_str(&format!(
-            "| {label} | {} | {} | {} | {} | {} | {:.0} |\n",
+            "| {label} | {} | {} | {} | {} | {} |{time}\n",
             runs[0].parameters,
             runs.len(),
             percent(&runs, |m| m.valid_accuracy),
             percent(&runs, |m| m.test_accuracy),
             kept_epochs(&runs),
-            mean_seconds(&runs),
         ));
     }
     s
