@@ -3,6 +3,7 @@
 //! release `train` binary, and writes the table, the gradient-norm CSV and
 //! its plot under `docs/experiments/adding/`.
 
+use super::seeds::mean_sd;
 use crate::cargo::release_binary;
 use crate::plot::{self, Chart, Series};
 use anyhow::{Context, Result, bail, ensure};
@@ -21,6 +22,10 @@ pub struct AddingArgs {
     /// Training steps per run (batch 32 each).
     #[arg(long, default_value_t = 1000)]
     steps: usize,
+    /// Run every model at every T with seeds 1..=N (the gradient norms are
+    /// recorded for seed 1).
+    #[arg(long, default_value_t = 3)]
+    seeds: u64,
     /// The T at which the input-gradient norms of rnn, gru, lstm and the transformer are recorded.
     #[arg(long, default_value_t = 100)]
     gradient_seq_len: usize,
@@ -61,13 +66,24 @@ const MODELS: [(&str, &str, bool); 6] = [
 struct RunResult {
     #[serde(default)]
     model: String,
+    /// Absent from results written before seeds: `train adding`'s default, 1.
+    #[serde(default = "first_seed")]
+    seed: u64,
     seq_len: usize,
     test_mse: f64,
     steps_to_solve: Option<usize>,
     seconds: f64,
 }
 
+fn first_seed() -> u64 {
+    1
+}
+
+/// Results by (T, model, seed).
+type Results = BTreeMap<(usize, String, u64), RunResult>;
+
 pub fn run(args: &AddingArgs) -> Result<()> {
+    ensure!(args.seeds >= 1, "--seeds must be at least 1");
     let train = if args.plot_only {
         PathBuf::new()
     } else {
@@ -86,12 +102,12 @@ pub fn run(args: &AddingArgs) -> Result<()> {
         !args.plot_only && (args.models.is_empty() || args.models.iter().any(|m| m == name))
     };
     let jsonl = args.out.join("results.jsonl");
-    let mut results: BTreeMap<(usize, String), RunResult> = BTreeMap::new();
+    let mut results: Results = BTreeMap::new();
     if (args.plot_only || !args.models.is_empty()) && jsonl.exists() {
         for (i, line) in std::fs::read_to_string(&jsonl)?.lines().enumerate() {
             let r: RunResult = serde_json::from_str(line)
                 .with_context(|| format!("{}:{}", jsonl.display(), i + 1))?;
-            results.insert((r.seq_len, r.model.clone()), r);
+            results.insert((r.seq_len, r.model.clone(), r.seed), r);
         }
     }
     // Gradient norms are rewritten only for the models rerun.
@@ -112,39 +128,44 @@ pub fn run(args: &AddingArgs) -> Result<()> {
             if !rerun(name) {
                 continue;
             }
-            let mut cmd = Command::new(&train);
-            cmd.args(["adding", "--json", "--encoder", cell])
-                .args(["--seq-len", &seq_len.to_string()])
-                .args(["--steps", &args.steps.to_string()]);
-            if attention {
-                cmd.arg("--attention");
-            }
-            if !attention && seq_len == args.gradient_seq_len {
-                cmd.arg("--grad-norms").arg(&csv);
-            }
-            let output = cmd.output().context("running train adding")?;
-            let stdout = String::from_utf8_lossy(&output.stdout);
-            if !output.status.success() {
-                bail!(
-                    "train adding failed for {name} at T = {seq_len}:\n{stdout}{}",
-                    String::from_utf8_lossy(&output.stderr)
+            results.retain(|(t, model, _), _| !(*t == seq_len && model == name));
+            for seed in 1..=args.seeds {
+                let mut cmd = Command::new(&train);
+                cmd.args(["adding", "--json", "--encoder", cell])
+                    .args(["--seq-len", &seq_len.to_string()])
+                    .args(["--steps", &args.steps.to_string()])
+                    .args(["--seed", &seed.to_string()]);
+                if attention {
+                    cmd.arg("--attention");
+                }
+                if !attention && seq_len == args.gradient_seq_len && seed == 1 {
+                    cmd.arg("--grad-norms").arg(&csv);
+                }
+                let output = cmd.output().context("running train adding")?;
+                let stdout = String::from_utf8_lossy(&output.stdout);
+                if !output.status.success() {
+                    bail!(
+                        "train adding failed for {name} at T = {seq_len}:\n{stdout}{}",
+                        String::from_utf8_lossy(&output.stderr)
+                    );
+                }
+                let json = stdout.lines().last().unwrap_or_default();
+                let mut result: RunResult = serde_json::from_str(json)
+                    .with_context(|| format!("unexpected output of train adding: {json}"))?;
+                result.model = name.to_string();
+                result.seed = seed;
+                println!(
+                    "T = {seq_len:>3} {name:<15} seed {seed}: test MSE {:.5}, {} ({:.0} s)",
+                    result.test_mse,
+                    result
+                        .steps_to_solve
+                        .map_or(format!("never below {SOLVED_MSE}"), |s| format!(
+                            "below {SOLVED_MSE} after {s} steps"
+                        )),
+                    result.seconds
                 );
+                results.insert((seq_len, name.to_string(), seed), result);
             }
-            let json = stdout.lines().last().unwrap_or_default();
-            let mut result: RunResult = serde_json::from_str(json)
-                .with_context(|| format!("unexpected output of train adding: {json}"))?;
-            result.model = name.to_string();
-            println!(
-                "T = {seq_len:>3} {name:<15} test MSE {:.5}, {} ({:.0} s)",
-                result.test_mse,
-                result
-                    .steps_to_solve
-                    .map_or(format!("never below {SOLVED_MSE}"), |s| format!(
-                        "below {SOLVED_MSE} after {s} steps"
-                    )),
-                result.seconds
-            );
-            results.insert((seq_len, name.to_string()), result);
         }
     }
     if !kept_csv.is_empty() {
@@ -178,10 +199,11 @@ pub fn run(args: &AddingArgs) -> Result<()> {
     Ok(())
 }
 
-fn markdown_table(args: &AddingArgs, results: &BTreeMap<(usize, String), RunResult>) -> String {
+fn markdown_table(args: &AddingArgs, results: &Results) -> String {
     let mut s = format!(
-        "Test MSE after {} steps of batch 32 (steps until test MSE < 0.01, or — if never). \
-         Predicting 1 always gives 0.167.\n\n| model |",
+        "Command: `cargo xtask experiment adding`. Test MSE after {} steps of batch 32, mean ± \
+         sample standard deviation over the seeds, and how many seeds solved it (test MSE < \
+         {SOLVED_MSE}) with the mean steps they took. Predicting 1 always gives 0.167.\n\n| model |",
         args.steps
     );
     // Every T run, this time or (with --models) before.
@@ -195,13 +217,30 @@ fn markdown_table(args: &AddingArgs, results: &BTreeMap<(usize, String), RunResu
     for (name, _, _) in MODELS {
         s.push_str(&format!("| {name} |"));
         for &t in &seq_lens {
-            match results.get(&(t, name.to_string())) {
-                Some(r) => {
-                    let solved = r.steps_to_solve.map_or("—".to_string(), |s| s.to_string());
-                    s.push_str(&format!(" {:.4} ({solved}) |", r.test_mse));
-                }
-                None => s.push_str(" not run |"),
+            let runs: Vec<&RunResult> = results
+                .iter()
+                .filter(|((seq_len, model, _), _)| *seq_len == t && model == name)
+                .map(|(_, r)| r)
+                .collect();
+            if runs.is_empty() {
+                s.push_str(" not run |");
+                continue;
             }
+            let (mean, sd) = mean_sd(&runs.iter().map(|r| r.test_mse).collect::<Vec<_>>());
+            let solved: Vec<f64> = runs
+                .iter()
+                .filter_map(|r| r.steps_to_solve.map(|s| s as f64))
+                .collect();
+            let steps = if solved.is_empty() {
+                String::new()
+            } else {
+                format!(", {:.0} steps", mean_sd(&solved).0)
+            };
+            s.push_str(&format!(
+                " {mean:.4} ± {sd:.4} ({}/{} solved{steps}) |",
+                solved.len(),
+                runs.len()
+            ));
         }
         s.push('\n');
     }

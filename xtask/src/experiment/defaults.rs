@@ -45,7 +45,11 @@ const VARIANTS: [(&str, &str, &[&str]); 14] = [
         "learning rate 1e-3, 15 epochs",
         &["--lr", "0.001", "--epochs", "15"],
     ),
-    ("cosine", "cosine learning-rate decay", &["--lr-schedule", "cosine"]),
+    (
+        "cosine",
+        "cosine learning-rate decay",
+        &["--lr-schedule", "cosine"],
+    ),
     (
         "cosine3e3",
         "cosine decay from 3e-3",
