@@ -95,6 +95,7 @@ pub struct AddingResult {
     pub seq_len: usize,
     pub steps: usize,
     pub batch_size: usize,
+    pub seed: u64,
     pub test_mse: f64,
     /// The first evaluated step with test MSE below [`SOLVED_MSE`].
     pub steps_to_solve: Option<usize>,
@@ -174,6 +175,7 @@ pub fn run<B: TrainBackend>(args: &AddingArgs, device: &B::Device) -> Result<Add
         seq_len,
         steps: args.steps,
         batch_size,
+        seed: args.seed,
         test_mse,
         steps_to_solve,
         seconds,
@@ -277,6 +279,7 @@ mod tests {
             seq_len: 10,
             steps: 1,
             batch_size: 1,
+            seed: 1,
             test_mse: 0.5,
             steps_to_solve: None,
             seconds: 1.0,
