@@ -93,31 +93,16 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         );
         return Ok(());
     }
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("pytorch_reference.py");
-    let mut python = Command::new("python3");
-    python
-        .arg(&script)
-        .args(["--threads", &threads.to_string()]);
+    let mut reference = vec!["--threads".to_string(), threads.to_string()];
     if args.quick {
-        python.arg("--quick");
+        reference.push("--quick".into());
     }
     let mut cases: Vec<&str> = ours.iter().map(|m| m.case.as_str()).collect();
     cases.dedup();
     for case in &cases {
-        python.args(["--case", case]);
+        reference.extend(["--case".to_string(), case.to_string()]);
     }
-    let output = python
-        .stderr(Stdio::inherit())
-        .output()
-        .with_context(|| format!("running {}", script.display()))?;
-    print!("{}", String::from_utf8_lossy(&output.stdout));
-    ensure!(
-        output.status.success(),
-        "{} failed ({})",
-        script.display(),
-        output.status
-    );
-    let mut theirs = measurements(&output.stdout);
+    let mut theirs = run_python("pytorch_reference.py", &reference)?;
     if cases.contains(&LM_CASE) {
         theirs.extend(pytorch_char_lm(threads, args.quick)?);
     }
@@ -131,15 +116,28 @@ const LM_CASE: &str = "train_lm_b32_t64";
 /// Runs xtask/pytorch_char_lm.py (the same model, batch and optimizer as
 /// `train lm`) with `threads`, and returns its measurement under our case name.
 fn pytorch_char_lm(threads: usize, quick: bool) -> Result<Vec<Measurement>> {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("pytorch_char_lm.py");
-    let mut python = Command::new("python3");
-    python
-        .arg(&script)
-        .args(["--threads", &threads.to_string()]);
+    let mut options = vec!["--threads".to_string(), threads.to_string()];
     if quick {
-        python.args(["--steps", "3", "--warmup", "1"]);
+        options.extend(["--steps", "3", "--warmup", "1"].map(String::from));
     }
-    let output = python
+    Ok(run_python("pytorch_char_lm.py", &options)?
+        .into_iter()
+        .map(|mut m| {
+            if m.case == "char_lm_train_b32_t64" {
+                m.case = LM_CASE.to_string();
+            }
+            m
+        })
+        .collect())
+}
+
+/// Runs the PyTorch script `name` beside this crate's manifest with
+/// `options`, echoes what it prints, and returns its measurements.
+fn run_python(name: &str, options: &[String]) -> Result<Vec<Measurement>> {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(name);
+    let output = Command::new("python3")
+        .arg(&script)
+        .args(options)
         .stderr(Stdio::inherit())
         .output()
         .with_context(|| format!("running {}", script.display()))?;
@@ -150,15 +148,7 @@ fn pytorch_char_lm(threads: usize, quick: bool) -> Result<Vec<Measurement>> {
         script.display(),
         output.status
     );
-    Ok(measurements(&output.stdout)
-        .into_iter()
-        .map(|mut m| {
-            if m.case == "char_lm_train_b32_t64" {
-                m.case = LM_CASE.to_string();
-            }
-            m
-        })
-        .collect())
+    Ok(measurements(&output.stdout))
 }
 
 /// The JSON lines of SPEC.md's output; the table after them is skipped.
