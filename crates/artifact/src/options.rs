@@ -37,6 +37,7 @@ impl Select {
 ///
 /// On the command line (`--lr-schedule`): `constant`, `cosine`, or
 /// `exponential:G` with G in (0, 1].
+/// The curves themselves are `train::schedule`'s.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum LrSchedule {
@@ -68,19 +69,6 @@ impl LrSchedule {
                     )),
                 }
             }
-        }
-    }
-
-    /// The rate at `step` (0-based) of a run that starts at `lr`, with
-    /// `steps_per_epoch` steps per epoch and `total` steps planned.
-    pub fn lr_at(self, lr: f64, step: usize, steps_per_epoch: usize, total: usize) -> f64 {
-        match self {
-            Self::Constant => lr,
-            Self::Cosine => {
-                let done = step.min(total) as f64 / total.max(1) as f64;
-                0.5 * lr * (1.0 + (std::f64::consts::PI * done).cos())
-            }
-            Self::Exponential(g) => lr * g.powf(step as f64 / steps_per_epoch.max(1) as f64),
         }
     }
 }
@@ -215,19 +203,6 @@ mod tests {
             let err = LrSchedule::parse(bad).unwrap_err();
             assert!(err.contains(bad.split(':').next_back().unwrap()), "{err}");
         }
-    }
-
-    #[test]
-    fn cosine_falls_from_the_rate_to_zero_and_exponential_by_its_factor_per_epoch() {
-        let lr = 0.002;
-        let cosine = LrSchedule::Cosine;
-        assert_eq!(cosine.lr_at(lr, 0, 10, 100), lr);
-        assert!((cosine.lr_at(lr, 50, 10, 100) - lr / 2.0).abs() < 1e-12);
-        assert!(cosine.lr_at(lr, 99, 10, 100) < lr * 1e-3);
-        let exp = LrSchedule::Exponential(0.5);
-        assert!((exp.lr_at(lr, 10, 10, 100) - lr / 2.0).abs() < 1e-12);
-        assert!((exp.lr_at(lr, 25, 10, 100) - lr / 2f64.powf(2.5)).abs() < 1e-12);
-        assert_eq!(LrSchedule::Constant.lr_at(lr, 77, 10, 100), lr);
     }
 
     /// Training records written before schedules existed read as constant;

@@ -31,13 +31,36 @@ impl Scheduler {
     }
 }
 
+/// The rate of `schedule` at `step` (0-based) of a run that starts at `lr`,
+/// with `steps_per_epoch` steps per epoch and `total` steps planned.
+pub fn lr_at(
+    schedule: LrSchedule,
+    lr: f64,
+    step: usize,
+    steps_per_epoch: usize,
+    total: usize,
+) -> f64 {
+    match schedule {
+        LrSchedule::Constant => lr,
+        LrSchedule::Cosine => {
+            let done = step.min(total) as f64 / total.max(1) as f64;
+            0.5 * lr * (1.0 + (std::f64::consts::PI * done).cos())
+        }
+        LrSchedule::Exponential(g) => lr * g.powf(step as f64 / steps_per_epoch.max(1) as f64),
+    }
+}
+
 impl LrScheduler for Scheduler {
     type Record<B: Backend> = usize;
 
     fn step(&mut self) -> f64 {
-        let lr = self
-            .schedule
-            .lr_at(self.lr, self.step, self.steps_per_epoch, self.total);
+        let lr = lr_at(
+            self.schedule,
+            self.lr,
+            self.step,
+            self.steps_per_epoch,
+            self.total,
+        );
         self.step += 1;
         lr
     }
@@ -56,6 +79,19 @@ impl LrScheduler for Scheduler {
 mod tests {
     use super::*;
     type B = burn::backend::NdArray;
+
+    #[test]
+    fn cosine_falls_from_the_rate_to_zero_and_exponential_by_its_factor_per_epoch() {
+        let lr = 0.002;
+        let cosine = LrSchedule::Cosine;
+        assert_eq!(lr_at(cosine, lr, 0, 10, 100), lr);
+        assert!((lr_at(cosine, lr, 50, 10, 100) - lr / 2.0).abs() < 1e-12);
+        assert!(lr_at(cosine, lr, 99, 10, 100) < lr * 1e-3);
+        let exp = LrSchedule::Exponential(0.5);
+        assert!((lr_at(exp, lr, 10, 10, 100) - lr / 2.0).abs() < 1e-12);
+        assert!((lr_at(exp, lr, 25, 10, 100) - lr / 2f64.powf(2.5)).abs() < 1e-12);
+        assert_eq!(lr_at(LrSchedule::Constant, lr, 77, 10, 100), lr);
+    }
 
     /// The steps follow the schedule's curve, and a scheduler restored from
     /// its record continues where the saved one was.

@@ -4,7 +4,9 @@
 //! `docs/experiments/defaults/`. The default is chosen by the validation
 //! mean, never by test.
 
-use super::seeds::{SeedArgs, SeedRun, Variant, accuracy_table, mean_sd, run_variants, runs_of};
+use super::seeds::{
+    SeedArgs, SeedRun, Variant, accuracy_table, mean_sd, run_and_tabulate, runs_of,
+};
 use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
@@ -64,10 +66,13 @@ pub fn run(args: &DefaultsArgs) -> Result<()> {
         .iter()
         .map(|(name, _, options)| (*name, options.iter().map(|o| o.to_string()).collect()))
         .collect();
-    let results = run_variants(&args.seeds, &variants, &args.out, &args.artifacts)?;
-    let table = markdown_table(&results);
-    std::fs::write(args.out.join("results.md"), &table)?;
-    print!("{table}");
+    run_and_tabulate(
+        &args.seeds,
+        &variants,
+        &args.out,
+        &args.artifacts,
+        markdown_table,
+    )?;
     Ok(())
 }
 

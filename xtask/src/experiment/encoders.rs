@@ -3,7 +3,7 @@
 //! seeds, through the release `train` binary; writes the table of mean and
 //! spread under `docs/experiments/encoders/`.
 
-use super::seeds::{SeedArgs, SeedRun, Variant, accuracy_table, run_variants};
+use super::seeds::{SeedArgs, SeedRun, Variant, accuracy_table, run_and_tabulate};
 use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
@@ -27,10 +27,13 @@ pub fn run(args: &EncodersArgs) -> Result<()> {
         .iter()
         .map(|e| (*e, vec!["--encoder".to_string(), e.to_string()]))
         .collect();
-    let results = run_variants(&args.seeds, &variants, &args.out, &args.artifacts)?;
-    let table = markdown_table(&results);
-    std::fs::write(args.out.join("results.md"), &table)?;
-    print!("{table}");
+    run_and_tabulate(
+        &args.seeds,
+        &variants,
+        &args.out,
+        &args.artifacts,
+        markdown_table,
+    )?;
     Ok(())
 }
 

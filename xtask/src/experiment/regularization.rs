@@ -4,7 +4,8 @@
 //! `docs/experiments/regularization/`.
 
 use super::seeds::{
-    SeedArgs, SeedRun, Variant, kept_epochs, mean_sd, mean_seconds, percent, run_variants, runs_of,
+    SeedArgs, SeedRun, Variant, kept_epochs, mean_sd, mean_seconds, percent, run_and_tabulate,
+    runs_of,
 };
 use crate::plot::{self, Chart, Series, per_epoch};
 use anyhow::{Result, ensure};
@@ -95,10 +96,9 @@ pub fn run(args: &RegularizationArgs) -> Result<()> {
             (*name, all)
         })
         .collect();
-    let results = run_variants(&args.seeds, &variants, &args.out, &args.artifacts)?;
-    let table = markdown_table(args.epochs, &results);
-    std::fs::write(args.out.join("results.md"), &table)?;
-    print!("{table}");
+    let results = run_and_tabulate(&args.seeds, &variants, &args.out, &args.artifacts, |r| {
+        markdown_table(args.epochs, r)
+    })?;
     let png = args.out.join("loss.png");
     plot(&results, &png)?;
     println!("wrote {}", png.display());

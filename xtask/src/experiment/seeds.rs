@@ -48,7 +48,7 @@ pub type Variant<'a> = (&'a str, Vec<String>);
 /// Runs every variant (or those of `--only`) over the seeds, through the
 /// release `train`, into `artifacts/<name>-seed<s>`; keeps `out/results.jsonl`
 /// current after every run, and returns all the runs, old rows included.
-pub fn run_variants(
+fn run_variants(
     args: &SeedArgs,
     variants: &[Variant],
     out: &Path,
@@ -98,6 +98,23 @@ pub fn run_variants(
             write_jsonl(&jsonl, &results)?;
         }
     }
+    Ok(results)
+}
+
+/// [`run_variants`], then `table` of all the runs written to `out/results.md`
+/// and printed. Returns the runs.
+pub fn run_and_tabulate(
+    args: &SeedArgs,
+    variants: &[Variant],
+    out: &Path,
+    artifacts: &Path,
+    table: impl Fn(&[SeedRun]) -> String,
+) -> Result<Vec<SeedRun>> {
+    let results = run_variants(args, variants, out, artifacts)?;
+    let table = table(&results);
+    let path = out.join("results.md");
+    std::fs::write(&path, &table).with_context(|| format!("cannot write {}", path.display()))?;
+    print!("{table}");
     Ok(results)
 }
 

@@ -12,7 +12,7 @@ use data::CharBatch;
 use model::{CharLmConfig, LstmBackend, LstmKernel, TextClassifierConfig};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// As in the train and infer binaries (see the workspace Cargo.toml).
 #[global_allocator]
@@ -175,6 +175,22 @@ fn make_batch<B: Backend>(
     )
 }
 
+/// Records a training step that started at `start` and had finished its
+/// forward pass (with the loss) after `forward` and its backward pass after
+/// `backward`: the whole step's seconds, and those of its three phases
+/// (forward, backward, optimizer step with the loss read back).
+fn record_step(
+    start: Instant,
+    forward: Duration,
+    backward: Duration,
+    times: &mut Vec<f64>,
+    phases: &mut Vec<[f64; 3]>,
+) {
+    let total = start.elapsed();
+    times.push(total.as_secs_f64());
+    phases.push([forward, backward - forward, total - backward].map(|d| d.as_secs_f64()));
+}
+
 fn run_case<B: LstmKernel + LstmBackend + AdamWKernel>(
     case: &Case,
     backend: &'static str,
@@ -226,10 +242,7 @@ fn run_case<B: LstmKernel + LstmBackend + AdamWKernel>(
             step = optim.step(LM_LR, step, grads);
             let _loss: f32 = output.loss.into_scalar().elem();
             if window >= warmup {
-                let total = start.elapsed();
-                times.push(total.as_secs_f64());
-                phases
-                    .push([forward, backward - forward, total - backward].map(|d| d.as_secs_f64()));
+                record_step(start, forward, backward, &mut times, &mut phases);
             }
         }
     } else if case.kind == Kind::Train {
@@ -255,10 +268,7 @@ fn run_case<B: LstmKernel + LstmBackend + AdamWKernel>(
             step = optim.step(1e-3, step, grads);
             let _loss: f32 = output.loss.into_scalar().elem();
             if i >= warmup {
-                let total = start.elapsed();
-                times.push(total.as_secs_f64());
-                phases
-                    .push([forward, backward - forward, total - backward].map(|d| d.as_secs_f64()));
+                record_step(start, forward, backward, &mut times, &mut phases);
             }
         }
     } else {
