@@ -310,6 +310,10 @@ fn backward(trace: CpuTrace, grad: Vec<f32>) -> [Vec<f32>; 6] {
     let mut dc_next = grad[batch * seq * h..].to_vec();
     let grad = &grad[..batch * seq * h];
     let parallel = batch * g4 >= PARALLEL_ROWS;
+    // Uᵀ `[4H, H]`, row-major: the step's product below reads it 8–10× faster
+    // than U read through transposed strides, which gemm would otherwise
+    // repack on every step (`docs/perf/README.md`).
+    let recurrent_t = transpose(&weights.recurrent, h, g4);
 
     for t in (0..seq).rev() {
         let step =
@@ -359,7 +363,7 @@ fn backward(trace: CpuTrace, grad: Vec<f32>) -> [Vec<f32>; 6] {
                 row_stride: seq * g4,
                 col_stride: 1,
             },
-            View::rows(&weights.recurrent, h, g4).transposed(),
+            View::rows(&recurrent_t, g4, h),
             false,
         );
         if let Some(mask) = &state_mask {
@@ -399,6 +403,17 @@ fn backward(trace: CpuTrace, grad: Vec<f32>) -> [Vec<f32>; 6] {
         false,
     );
     [d_x, d_input_weight, d_bias, d_recurrent, dh_next, dc_next]
+}
+
+/// The transpose of a row-major `rows × cols` matrix, row-major.
+fn transpose(matrix: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0.0; rows * cols];
+    for (r, row) in matrix.chunks_exact(cols).enumerate() {
+        for (c, &v) in row.iter().enumerate() {
+            out[c * rows + r] = v;
+        }
+    }
+    out
 }
 
 /// One step of one sequence backwards: turns `gate` `[4H]` from the
