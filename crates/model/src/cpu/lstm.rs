@@ -10,11 +10,13 @@
 //! with exp-based sigmoid and tanh that the compiler vectorizes (compiled for
 //! the best instruction set the CPU has: AVX-512 or AVX2, chosen when it runs).
 //!
-//! The buffers live for the whole sequence. The forward pass turns the
-//! pre-activations `[B, T, 4H]` into the gate activations in place, and the
-//! backward pass turns those into their gradients in place; everything is
-//! kept batch-major, as the tensors are, so no transposes are needed.
-//! The equations are those of `crate::lstm::op`.
+//! In training the buffers live for the whole sequence. The forward pass
+//! turns the pre-activations `[B, T, 4H]` into the gate activations in place,
+//! and the backward pass turns those into their gradients in place;
+//! everything is kept batch-major, as the tensors are, so no transposes are
+//! needed. Without a backward pass to serve, the forward pass keeps one
+//! step's pre-activations at a time. The equations are those of
+//! `crate::lstm::op`.
 
 use super::host::CpuBackend;
 use super::matmul::{View, matmul};
@@ -95,7 +97,14 @@ pub(crate) fn lstm_forward<B: CpuBackend>(
         B::into_vec(inputs.c0),
     );
     let state_mask = inputs.state_mask.as_ref().map(B::to_vec);
-    let (out, trace) = pool().install(|| forward(x, weights, h0, c0, state_mask, dims, keep_trace));
+    let (out, trace) = pool().install(|| {
+        if keep_trace {
+            let (out, trace) = forward(x, weights, h0, c0, state_mask, dims);
+            (out, Some(trace))
+        } else {
+            (forward_untraced(x, weights, h0, c0, state_mask, dims), None)
+        }
+    });
     (
         B::from_vec(out, [batch * (seq + 1), hidden].into(), &device),
         trace,
@@ -128,9 +137,9 @@ pub(crate) fn lstm_backward<B: CpuBackend>(
     ]
 }
 
-/// The forward pass on plain buffers: x `[B, T, E]`, `hidden` and `cell`
-/// the start state `[B, H]`. Returns `[B·T + B, H]` (the hidden states, then
-/// the final cells) and, when asked, the trace.
+/// The forward pass for training, on plain buffers: x `[B, T, E]`,
+/// `hidden` and `cell` the start state `[B, H]`. Returns `[B·T + B, H]` (the
+/// hidden states, then the final cells) and the trace.
 fn forward(
     x: Vec<f32>,
     weights: Weights,
@@ -138,8 +147,7 @@ fn forward(
     mut cell: Vec<f32>,
     state_mask: Option<Vec<f32>>,
     dims: Dims,
-    keep_trace: bool,
-) -> (Vec<f32>, Option<CpuTrace>) {
+) -> (Vec<f32>, CpuTrace) {
     let Dims {
         batch,
         seq,
@@ -159,65 +167,48 @@ fn forward(
         View::rows(&weights.input, d_input, g4),
         true,
     );
-    let recurrent = &weights.recurrent;
     let mut out = vec![0.0; batch * (seq + 1) * h];
-    let traced = |len| {
-        if keep_trace {
-            vec![0.0; len]
-        } else {
-            Vec::new()
-        }
-    };
-    let mut hiddens = traced(batch * seq * h);
-    let mut prev_cells = traced(batch * seq * h);
-    // tanh(c_t): every step's when tracing, else only the current step's.
-    let mut tanh_cells = vec![
-        0.0;
-        if keep_trace {
-            batch * seq * h
-        } else {
-            batch * h
-        }
-    ];
-    let (tanh_row_len, tanh_at) = if keep_trace { (seq * h, h) } else { (h, 0) };
+    let mut hiddens = vec![0.0; batch * seq * h];
+    let mut prev_cells = vec![0.0; batch * seq * h];
+    let mut tanh_cells = vec![0.0; batch * seq * h];
     let parallel = batch * g4 >= PARALLEL_ROWS;
 
     for t in 0..seq {
         if let Some(mask) = &state_mask {
             hidden.iter_mut().zip(mask).for_each(|(v, m)| *v *= m);
         }
-        if keep_trace {
-            for row in 0..batch {
-                let at = (row * seq + t) * h;
-                hiddens[at..at + h].copy_from_slice(&hidden[row * h..(row + 1) * h]);
-                prev_cells[at..at + h].copy_from_slice(&cell[row * h..(row + 1) * h]);
-            }
+        for row in 0..batch {
+            let at = (row * seq + t) * h;
+            hiddens[at..at + h].copy_from_slice(&hidden[row * h..(row + 1) * h]);
+            prev_cells[at..at + h].copy_from_slice(&cell[row * h..(row + 1) * h]);
         }
         // gates[:, t, :] += h U
         matmul(
             &mut gates[t * g4..],
             seq * g4,
             View::rows(&hidden, batch, h),
-            View::rows(recurrent, h, g4),
+            View::rows(&weights.recurrent, h, g4),
             true,
         );
         let step =
             |gate: &mut [f32], c: &mut [f32], hid: &mut [f32], o: &mut [f32], tc: &mut [f32]| {
+                let at = t * h..(t + 1) * h;
                 cell_forward_best(
                     &mut gate[t * g4..(t + 1) * g4],
                     c,
                     hid,
-                    &mut tc[tanh_at * t..tanh_at * t + h],
-                    &mut o[t * h..(t + 1) * h],
+                    &mut tc[at.clone()],
+                    &mut o[at],
                 )
             };
+        let row = seq * h;
         if parallel {
             (
                 gates.par_chunks_mut(seq * g4),
                 cell.par_chunks_mut(h),
                 hidden.par_chunks_mut(h),
-                out[..batch * seq * h].par_chunks_mut(seq * h),
-                tanh_cells.par_chunks_mut(tanh_row_len),
+                out[..batch * seq * h].par_chunks_mut(row),
+                tanh_cells.par_chunks_mut(row),
             )
                 .into_par_iter()
                 .for_each(|(gate, c, hid, o, tc)| step(gate, c, hid, o, tc));
@@ -226,15 +217,15 @@ fn forward(
                 .chunks_mut(seq * g4)
                 .zip(cell.chunks_mut(h))
                 .zip(hidden.chunks_mut(h))
-                .zip(out[..batch * seq * h].chunks_mut(seq * h))
-                .zip(tanh_cells.chunks_mut(tanh_row_len))
+                .zip(out[..batch * seq * h].chunks_mut(row))
+                .zip(tanh_cells.chunks_mut(row))
             {
                 step(gate, c, hid, o, tc);
             }
         }
     }
     out[batch * seq * h..].copy_from_slice(&cell);
-    let trace = keep_trace.then(|| CpuTrace {
+    let trace = CpuTrace {
         dims,
         x,
         gates,
@@ -243,8 +234,92 @@ fn forward(
         hiddens,
         weights,
         state_mask,
-    });
+    };
     (out, trace)
+}
+
+/// The forward pass for inference: what [`forward`] returns, without the
+/// trace. One step's pre-activations at a time, b + x_t W + h U in a
+/// `[B, 4H]` buffer that stays in cache, instead of all `[B, T, 4H]` at once:
+/// at batch 256 × 64 that array is 33 MB of fresh memory, written, then read
+/// back, on every call.
+fn forward_untraced(
+    x: Vec<f32>,
+    weights: Weights,
+    mut hidden: Vec<f32>,
+    mut cell: Vec<f32>,
+    state_mask: Option<Vec<f32>>,
+    dims: Dims,
+) -> Vec<f32> {
+    let Dims {
+        batch,
+        seq,
+        d_input,
+        hidden: h,
+    } = dims;
+    let g4 = 4 * h;
+    let mut gates = vec![0.0; batch * g4];
+    let mut out = vec![0.0; batch * (seq + 1) * h];
+    let mut tanh_cells = vec![0.0; batch * h];
+    let parallel = batch * g4 >= PARALLEL_ROWS;
+
+    for t in 0..seq {
+        if let Some(mask) = &state_mask {
+            hidden.iter_mut().zip(mask).for_each(|(v, m)| *v *= m);
+        }
+        // gates = b + x[:, t, :] W + h U
+        gates
+            .chunks_mut(g4)
+            .for_each(|row| row.copy_from_slice(&weights.bias));
+        let x_t = View {
+            data: &x[t * d_input..],
+            rows: batch,
+            cols: d_input,
+            row_stride: seq * d_input,
+            col_stride: 1,
+        };
+        matmul(
+            &mut gates,
+            g4,
+            x_t,
+            View::rows(&weights.input, d_input, g4),
+            true,
+        );
+        matmul(
+            &mut gates,
+            g4,
+            View::rows(&hidden, batch, h),
+            View::rows(&weights.recurrent, h, g4),
+            true,
+        );
+        let step =
+            |gate: &mut [f32], c: &mut [f32], hid: &mut [f32], o: &mut [f32], tc: &mut [f32]| {
+                cell_forward_best(gate, c, hid, tc, &mut o[t * h..(t + 1) * h])
+            };
+        if parallel {
+            (
+                gates.par_chunks_mut(g4),
+                cell.par_chunks_mut(h),
+                hidden.par_chunks_mut(h),
+                out[..batch * seq * h].par_chunks_mut(seq * h),
+                tanh_cells.par_chunks_mut(h),
+            )
+                .into_par_iter()
+                .for_each(|(gate, c, hid, o, tc)| step(gate, c, hid, o, tc));
+        } else {
+            for ((((gate, c), hid), o), tc) in gates
+                .chunks_mut(g4)
+                .zip(cell.chunks_mut(h))
+                .zip(hidden.chunks_mut(h))
+                .zip(out[..batch * seq * h].chunks_mut(seq * h))
+                .zip(tanh_cells.chunks_mut(h))
+            {
+                step(gate, c, hid, o, tc);
+            }
+        }
+    }
+    out[batch * seq * h..].copy_from_slice(&cell);
+    out
 }
 
 best_instructions!(fn cell_forward_best = cell_forward(
@@ -456,10 +531,41 @@ mod tests {
     use burn::prelude::*;
     use burn::tensor::TensorPrimitive;
 
-    /// The kernel against the tensor-operation version, forward and every
-    /// gradient, at a batch large enough for gemm, threads on the matmuls and
-    /// the rows split across threads (72 × 4·128 gate values per step), and
-    /// with a state mask.
+    /// The kernel against the tensor-operation version, forward (traced and
+    /// untraced) and every gradient, at a batch large enough for gemm,
+    /// threads on the matmuls and the rows split across threads (72 × 4·128
+    /// gate values per step), and with a state mask.
+    /// The inference forward at a batch of one (the few-rows matmul) and
+    /// of a few rows on one thread, with and without a state mask.
+    #[test]
+    fn the_untraced_forward_equals_the_reference_at_small_batches() {
+        for (batch, masked) in [(1, false), (3, true), (6, false)] {
+            let (seq, d_input, h) = (7, 10, 16);
+            let mask: Vec<f32> = (0..batch * h)
+                .map(|i| if i % 4 == 1 { 0.0 } else { 1.25 })
+                .collect();
+            let inputs = LstmInputs::<NdArray> {
+                x: random([batch, seq, d_input], 1.0),
+                input_weight: random([d_input, 4 * h], 0.3),
+                input_bias: random([4 * h], 0.5),
+                recurrent: random([h, 4 * h], 0.3),
+                h0: random([batch, h], 1.0),
+                c0: random([batch, h], 1.0),
+                state_mask: masked
+                    .then(|| NdArray::from_vec(mask, [batch, h].into(), &Default::default())),
+            };
+            let (out, _) = lstm_forward::<NdArray>(inputs.clone(), false);
+            let (reference, _) = tensor_ops::forward::<NdArray>(inputs, false);
+            let (ours, theirs) = (values(out), values(reference.into_primitive().tensor()));
+            assert_eq!(ours.len(), batch * (seq + 1) * h);
+            let diff = ours
+                .iter()
+                .zip(&theirs)
+                .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(diff < 1e-5, "batch {batch}: differs by {diff}");
+        }
+    }
+
     #[test]
     fn the_kernel_equals_the_tensor_operation_version() {
         let (batch, seq, d_input, h) = (72, 9, 24, 128);
@@ -482,7 +588,9 @@ mod tests {
         };
         let grad = random([batch * (seq + 1), h], 1.0);
 
+        let inputs_untraced = inputs.clone();
         let (out, trace) = lstm_forward::<NdArray>(inputs.clone(), true);
+        let out_again = out.clone();
         let (reference, reference_trace) = tensor_ops::forward::<NdArray>(inputs, true);
         let worst = |a: Vec<f32>, b: Vec<f32>| {
             assert_eq!(a.len(), b.len());
@@ -495,6 +603,11 @@ mod tests {
         };
         let (diff, _) = worst(values(out), values(reference.into_primitive().tensor()));
         assert!(diff < 1e-5, "outputs differ by {diff}");
+
+        let (untraced, none) = lstm_forward::<NdArray>(inputs_untraced, false);
+        assert!(none.is_none());
+        let (diff, _) = worst(values(untraced), values(out_again));
+        assert!(diff < 1e-5, "the untraced forward differs by {diff}");
 
         let grads = lstm_backward::<NdArray>(trace.unwrap(), grad.clone());
         let reference = tensor_ops::backward(
