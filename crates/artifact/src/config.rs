@@ -4,7 +4,7 @@
 use crate::files::{CONFIG_FILE, read_json};
 use crate::options::{ClassifierTraining, LmTraining, lenient};
 use anyhow::{Result, bail};
-use model::{CellKind, CharLmConfig, Seq2SeqConfig, TextClassifierConfig};
+use model::{CellKind, CharLmConfig, Seq2SeqConfig, TextClassifierConfig, transformer_width_fits};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -65,7 +65,7 @@ impl TranslationConfig {
         positive(&path, &sizes)?;
         dropouts(&path, &[("model.dropout", dropout)])?;
         if let Seq2SeqConfig::Transformer(t) = &config.model {
-            if t.d_model % t.n_heads != 0 || t.d_model % 2 != 0 {
+            if !transformer_width_fits(t.d_model, t.n_heads) {
                 bail!(
                     "{}: model.d_model ({}) must be even and a multiple of model.n_heads ({})",
                     path.display(),
@@ -115,7 +115,7 @@ impl ClassifierConfig {
             ],
         )?;
         if model.cell == CellKind::Transformer {
-            if model.heads == 0 || model.d_hidden % model.heads != 0 || model.d_hidden % 2 != 0 {
+            if !transformer_width_fits(model.d_hidden, model.heads) {
                 bail!(
                     "{}: model.d_hidden ({}) of a Transformer must be even and a multiple of model.heads ({})",
                     path.display(),

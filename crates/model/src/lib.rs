@@ -62,7 +62,9 @@ pub use mlp::{Activation, Loss, Mlp, MlpConfig, MlpGradients, Trace, backprop, s
 pub use param_counts::ParamCounts;
 pub use regressor::{SequenceRegressor, SequenceRegressorConfig};
 pub use rnn::{Gru, GruConfig, Rnn, RnnConfig};
-pub use self_attention::{SelfAttentionEncoder, SelfAttentionEncoderConfig};
+pub use self_attention::{
+    SelfAttentionEncoder, SelfAttentionEncoderConfig, transformer_width_fits,
+};
 pub use seq2seq::{AnyEncoded, AnyState, Seq2Seq, Seq2SeqConfig, Seq2SeqModel};
 pub use transformer_translator::{
     EncodedMemory, TransformerTranslator, TransformerTranslatorConfig,

@@ -27,6 +27,14 @@ use burn::prelude::*;
 /// The sinusoids' longest period (Vaswani et al.'s 10,000).
 const MAX_TIMESCALE: usize = 10_000;
 
+/// Whether a Transformer can be `width` wide with `heads` heads: each head
+/// gets width / heads dimensions, and the positional sinusoids come in
+/// sine–cosine pairs, so the width must be a multiple of the heads and even.
+/// The one rule that the models assert and the options and configs check.
+pub fn transformer_width_fits(width: usize, heads: usize) -> bool {
+    heads > 0 && width % heads == 0 && width % 2 == 0
+}
+
 #[derive(Config, Debug)]
 pub struct SelfAttentionEncoderConfig {
     pub d_input: usize,
@@ -66,7 +74,7 @@ impl SelfAttentionEncoderConfig {
 
     pub fn init<B: Backend>(&self, device: &B::Device) -> SelfAttentionEncoder<B> {
         assert!(
-            self.d_model % self.heads == 0 && self.d_model % 2 == 0,
+            transformer_width_fits(self.d_model, self.heads),
             "the Transformer's width ({}) must be even and a multiple of its heads ({})",
             self.d_model,
             self.heads
@@ -122,6 +130,15 @@ mod tests {
     use burn::tensor::Distribution;
 
     type B = NdArray;
+
+    #[test]
+    fn the_width_must_be_even_and_a_multiple_of_the_heads() {
+        assert!(transformer_width_fits(128, 4));
+        assert!(transformer_width_fits(6, 3));
+        assert!(!transformer_width_fits(6, 4), "not a multiple of the heads");
+        assert!(!transformer_width_fits(9, 3), "odd");
+        assert!(!transformer_width_fits(8, 0), "no heads");
+    }
 
     fn config(d_input: usize) -> SelfAttentionEncoderConfig {
         SelfAttentionEncoderConfig::new(d_input, 8, 16, 2, 2, 0.0)

@@ -80,7 +80,7 @@ impl<B: Backend> EncodedMemory<B> {
 impl TransformerTranslatorConfig {
     pub fn init<B: Backend>(&self, device: &B::Device) -> TransformerTranslator<B> {
         assert!(
-            self.d_model % self.n_heads == 0 && self.d_model % 2 == 0,
+            crate::transformer_width_fits(self.d_model, self.n_heads),
             "d_model must be even and a multiple of n_heads"
         );
         // Pre-LN layers (norm_first): see the module's doc.

@@ -11,7 +11,9 @@ use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
 use clap::{Args, ValueEnum};
 use data::synthetic::{AddingBatch, adding_batch};
-use model::{CellKind, EncoderConfig, SequenceRegressor, SequenceRegressorConfig};
+use model::{
+    CellKind, EncoderConfig, SequenceRegressor, SequenceRegressorConfig, transformer_width_fits,
+};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -105,16 +107,16 @@ pub struct AddingResult {
 pub fn run<B: TrainBackend>(args: &AddingArgs, device: &B::Device) -> Result<AddingResult> {
     let seq_len = args.seq_len as usize;
     let batch_size = args.batch_size;
+    let encoder = EncoderConfig::new(args.encoder.into(), 2, args.d_hidden);
     if let CellChoice::Transformer = args.encoder {
         anyhow::ensure!(
-            args.d_hidden % 4 == 0,
-            "--d-hidden {} must be a multiple of 4 (the Transformer's heads) for --encoder transformer",
-            args.d_hidden
+            transformer_width_fits(args.d_hidden, encoder.heads),
+            "--d-hidden {} must be even and a multiple of {} (the Transformer's heads) for --encoder transformer",
+            args.d_hidden,
+            encoder.heads
         );
     }
-    let config =
-        SequenceRegressorConfig::new(EncoderConfig::new(args.encoder.into(), 2, args.d_hidden))
-            .with_attention(args.attention);
+    let config = SequenceRegressorConfig::new(encoder).with_attention(args.attention);
     B::seed(device, args.seed);
     let mut model = config.init::<B>(device);
     let name = format!(

@@ -144,7 +144,7 @@ pub fn run<B: TrainBackend>(args: &ClassifyArgs, device: &B::Device, backend: &s
     plan.check()?;
     if args.encoder == EncoderChoice::Transformer {
         anyhow::ensure!(
-            args.d_hidden % args.heads == 0 && args.d_hidden % 2 == 0,
+            model::transformer_width_fits(args.d_hidden, args.heads),
             "--d-hidden {} must be even and a multiple of --heads {} for --encoder transformer",
             args.d_hidden,
             args.heads

@@ -203,7 +203,7 @@ impl TranslateArgs {
                     "--no-attention is for --arch lstm: the Transformer is made of attention"
                 );
                 anyhow::ensure!(
-                    self.d_model % self.heads == 0 && self.d_model % 2 == 0,
+                    model::transformer_width_fits(self.d_model, self.heads),
                     "--d-model ({}) must be even and a multiple of --heads ({})",
                     self.d_model,
                     self.heads
