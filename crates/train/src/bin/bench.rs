@@ -216,8 +216,9 @@ fn run_case<B: LstmKernel + LstmBackend + AdamWKernel>(
     let mut phases: Vec<[f64; 3]> = Vec::new();
     type AD<B> = burn::backend::Autodiff<B>;
     if case.kind == Kind::TrainLm {
-        // The default `train lm` model (embedding 64, 2 × LSTM 256, dropout
-        // 0.2) and its optimizer: Adam with each tensor's gradient clipped.
+        // SPEC.md's model (embedding 64, 2 × LSTM 256, dropout 0.2: the
+        // model's own defaults, and `train lm`'s until it went to 512 wide)
+        // and `train lm`'s optimizer: Adam with each tensor's gradient clipped.
         let mut step = LmStep::new(CharLmConfig::new(LM_VOCAB).init::<AD<B>>(&device));
         let mut optim = train::fit::adam(LM_CLIP).init::<AD<B>, LmStep<AD<B>>>();
         let mut rng = StdRng::seed_from_u64(0);
