@@ -531,10 +531,26 @@ mod tests {
     use burn::prelude::*;
     use burn::tensor::TensorPrimitive;
 
-    /// The kernel against the tensor-operation version, forward (traced and
-    /// untraced) and every gradient, at a batch large enough for gemm,
-    /// threads on the matmuls and the rows split across threads (72 × 4·128
-    /// gate values per step), and with a state mask.
+    /// Deterministic inputs: x and the start state spread over ±√3, the
+    /// input and recurrent weights over ±√3 times `scales`, and a state mask
+    /// `[B, H]` if given.
+    fn inputs(
+        [batch, seq, d_input, h]: [usize; 4],
+        scales: [f32; 2],
+        mask: Option<Vec<f32>>,
+    ) -> LstmInputs<NdArray> {
+        LstmInputs {
+            x: random([batch, seq, d_input], 1.0),
+            input_weight: random([d_input, 4 * h], scales[0]),
+            input_bias: random([4 * h], 0.5),
+            recurrent: random([h, 4 * h], scales[1]),
+            h0: random([batch, h], 1.0),
+            c0: random([batch, h], 1.0),
+            state_mask: mask
+                .map(|mask| NdArray::from_vec(mask, [batch, h].into(), &Default::default())),
+        }
+    }
+
     /// The inference forward at a batch of one (the few-rows matmul) and
     /// of a few rows on one thread, with and without a state mask.
     #[test]
@@ -544,16 +560,7 @@ mod tests {
             let mask: Vec<f32> = (0..batch * h)
                 .map(|i| if i % 4 == 1 { 0.0 } else { 1.25 })
                 .collect();
-            let inputs = LstmInputs::<NdArray> {
-                x: random([batch, seq, d_input], 1.0),
-                input_weight: random([d_input, 4 * h], 0.3),
-                input_bias: random([4 * h], 0.5),
-                recurrent: random([h, 4 * h], 0.3),
-                h0: random([batch, h], 1.0),
-                c0: random([batch, h], 1.0),
-                state_mask: masked
-                    .then(|| NdArray::from_vec(mask, [batch, h].into(), &Default::default())),
-            };
+            let inputs = inputs([batch, seq, d_input, h], [0.3, 0.3], masked.then_some(mask));
             let (out, _) = lstm_forward::<NdArray>(inputs.clone(), false);
             let (reference, _) = tensor_ops::forward::<NdArray>(inputs, false);
             let (ours, theirs) = (values(out), values(reference.into_primitive().tensor()));
@@ -566,6 +573,10 @@ mod tests {
         }
     }
 
+    /// The kernel against the tensor-operation version, forward (traced and
+    /// untraced) and every gradient, at a batch large enough for gemm,
+    /// threads on the matmuls and the rows split across threads (72 × 4·128
+    /// gate values per step), and with a state mask.
     #[test]
     fn the_kernel_equals_the_tensor_operation_version() {
         let (batch, seq, d_input, h) = (72, 9, 24, 128);
@@ -573,19 +584,7 @@ mod tests {
         let mask: Vec<f32> = (0..batch * h)
             .map(|i| if i % 3 == 0 { 0.0 } else { 1.5 })
             .collect();
-        let inputs = LstmInputs::<NdArray> {
-            x: random([batch, seq, d_input], 1.0),
-            input_weight: random([d_input, 4 * h], 0.2),
-            input_bias: random([4 * h], 0.5),
-            recurrent: random([h, 4 * h], 0.1),
-            h0: random([batch, h], 1.0),
-            c0: random([batch, h], 1.0),
-            state_mask: Some(NdArray::from_vec(
-                mask,
-                [batch, h].into(),
-                &Default::default(),
-            )),
-        };
+        let inputs = inputs([batch, seq, d_input, h], [0.2, 0.1], Some(mask));
         let grad = random([batch * (seq + 1), h], 1.0);
 
         let inputs_untraced = inputs.clone();
