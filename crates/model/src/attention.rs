@@ -57,6 +57,21 @@ impl<B: Backend> AttentionPooling<B> {
     }
 }
 
+impl<B: Backend> AttentionPooling<B> {
+    /// The scoring layer's weight `[H]` and bias, as values.
+    pub(crate) fn score_weights(&self) -> (Vec<f32>, f32) {
+        let weight = self.score.weight.val().dequantize().into_data();
+        let bias = match &self.score.bias {
+            Some(bias) => bias.val().dequantize().into_data().to_vec::<f32>(),
+            None => Ok(vec![0.0]),
+        };
+        (
+            weight.to_vec::<f32>().expect("f32 weights"),
+            bias.expect("an f32 bias")[0],
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -246,6 +246,33 @@ impl EncoderConfig {
     }
 }
 
+impl<B: Backend> Encoder<B> {
+    /// Each layer's forward and backward LSTM, when every layer is an LSTM
+    /// (what the int8 inference path runs); `None` for other cells.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn lstm_layers(&self) -> Option<Vec<(&Lstm<B>, Option<&Lstm<B>>)>> {
+        fn lstm<B: Backend>(layer: &RecurrentLayer<B>) -> Option<&Lstm<B>> {
+            match layer {
+                RecurrentLayer::Lstm(lstm) => Some(lstm),
+                _ => None,
+            }
+        }
+        if self.self_attention.is_some() {
+            return None;
+        }
+        self.layers
+            .iter()
+            .map(|layer| {
+                let backward = match &layer.backward {
+                    Some(backward) => Some(lstm(backward)?),
+                    None => None,
+                };
+                Some((lstm(&layer.forward)?, backward))
+            })
+            .collect()
+    }
+}
+
 impl<B: LstmBackend> Encoder<B> {
     /// Encodes `x` `[B, T, E]`. `mask` `[B, T]` is true at real tokens of a
     /// right-padded batch (every row needs at least one); `None` means every

@@ -52,6 +52,7 @@ pub use alignment::{Alignment, AlignmentConfig, AlignmentKind, Keys};
 pub use attention::{AttentionPooling, AttentionPoolingConfig};
 pub use char_lm::{CharLm, CharLmConfig, CharLmOutput};
 pub use classifier::{ClassifierOutput, TextClassifier, TextClassifierConfig};
+pub use cpu::int8::{Int8Classifier, Int8Output};
 pub use cpu::{CpuBackend, configure_threads, kernel_threads};
 pub use decode::{Hypothesis, SearchOptions, translate};
 pub use dropout::VariationalDropout;

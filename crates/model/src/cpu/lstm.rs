@@ -322,7 +322,7 @@ fn forward_untraced(
     out
 }
 
-best_instructions!(fn cell_forward_best = cell_forward(
+best_instructions!(pub(crate) fn cell_forward_best = cell_forward(
     gate: &mut [f32],
     c: &mut [f32],
     hid: &mut [f32],

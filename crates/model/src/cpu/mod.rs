@@ -7,8 +7,10 @@
 //! - [`simd`]: code compiled for AVX-512 or AVX2 when the CPU has them, and
 //!   the exp-based sigmoid and tanh.
 //! - [`lstm`]: the LSTM layer's forward and backward passes.
+//! - [`int8`]: int8 inference (the classifier with int8 weights).
 
 mod host;
+pub mod int8;
 pub(crate) mod lstm;
 mod matmul;
 mod simd;

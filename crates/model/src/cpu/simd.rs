@@ -8,8 +8,8 @@
 /// `#[inline(always)]`, so that its loops are compiled inside each
 /// `#[target_feature]` copy and vectorized for it.
 macro_rules! best_instructions {
-    (fn $name:ident = $inner:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?) => {
-        fn $name($($arg: $ty),*) $(-> $ret)? {
+    ($vis:vis fn $name:ident = $inner:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?) => {
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f")]

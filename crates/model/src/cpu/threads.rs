@@ -35,6 +35,9 @@ pub fn configure_threads() {
 }
 
 /// How many threads the CPU LSTM kernel runs its matmuls on: one per core.
+/// Asked once: `available_parallelism` reads the cgroup files on every call,
+/// which at a few microseconds is more than a batch-1 step's whole matmul.
 pub fn kernel_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }

@@ -173,6 +173,19 @@ impl<B: LstmBackend> Lstm<B> {
     }
 }
 
+impl<B: Backend> Lstm<B> {
+    /// W `[E, 4H]`, b `[4H]` and U `[H, 4H]` as float tensors (int8 weights
+    /// dequantized): what the int8 inference path quantizes its own way.
+    pub(crate) fn weights(&self) -> (Tensor<B, 2>, Tensor<B, 1>, Tensor<B, 2>) {
+        let input = self.input.weight.val().dequantize();
+        let bias = match &self.input.bias {
+            Some(bias) => bias.val().dequantize(),
+            None => Tensor::zeros([4 * self.d_hidden], &input.device()),
+        };
+        (input, bias, self.recurrent.weight.val().dequantize())
+    }
+}
+
 /// What the tests need: the reference implementation, and U.
 #[cfg(test)]
 impl<B: Backend> Lstm<B> {

@@ -113,6 +113,9 @@ fn main() {
         results.push(run_case::<burn::backend::NdArray>(
             case, "ndarray", cli.quick,
         ));
+        if case.kind == Kind::Infer {
+            results.push(run_int8_case(case, cli.quick));
+        }
         #[cfg(feature = "flex")]
         results.push(run_case::<burn::backend::Flex>(case, "flex", cli.quick));
         #[cfg(feature = "wgpu")]
@@ -284,6 +287,61 @@ fn run_case<B: LstmKernel + LstmBackend + AdamWKernel>(
             }
         }
     }
+    measurement(case, backend, times, &phases)
+}
+
+/// An inference case through the int8 path (`model::Int8Classifier`, what a
+/// `train compress quantize` artifact runs on), reported as backend
+/// `ndarray-int8`: the same model, quantized from its f32 weights, and the
+/// same batch and argmax read back as the f32 case.
+fn run_int8_case(case: &Case, quick: bool) -> Measurement {
+    let (warmup, iters) = if quick { (1, 3) } else { (5, 50) };
+    let device = Default::default();
+    <burn::backend::NdArray as Backend>::seed(&device, 0);
+    let config = TextClassifierConfig::new(VOCAB, CLASSES)
+        .with_d_embed(EMBED)
+        .with_d_hidden(HIDDEN)
+        .with_embedding_dropout(0.0)
+        .with_output_dropout(0.0);
+    let float = config.init::<burn::backend::NdArray>(&device);
+    let model = model::Int8Classifier::from_model(&float).expect("an LSTM classifier");
+    let (tokens, mask, _) = make_batch::<burn::backend::NdArray>(case.batch, case.seq_len, &device);
+    let ids: Vec<u32> = tokens
+        .into_data()
+        .iter::<i64>()
+        .map(|id| id as u32)
+        .collect();
+    let lengths: Vec<usize> = mask
+        .int()
+        .sum_dim(1)
+        .into_data()
+        .iter::<i64>()
+        .map(|len| len as usize)
+        .collect();
+    let mut times = Vec::with_capacity(iters);
+    for i in 0..warmup + iters {
+        let start = Instant::now();
+        let out = model.forward(&ids, case.seq_len, &lengths);
+        let _classes: Vec<usize> = out
+            .logits
+            .chunks(CLASSES)
+            .map(|row| (0..CLASSES).fold(0, |best, c| if row[c] > row[best] { c } else { best }))
+            .collect();
+        if i >= warmup {
+            times.push(start.elapsed().as_secs_f64());
+        }
+    }
+    measurement(case, "ndarray-int8", times, &[])
+}
+
+/// The median of `times` (seconds) and of each phase, printed as SPEC.md's
+/// JSON line.
+fn measurement(
+    case: &Case,
+    backend: &'static str,
+    mut times: Vec<f64>,
+    phases: &[[f64; 3]],
+) -> Measurement {
     times.sort_by(f64::total_cmp);
     let median_ms = 1e3 * times[times.len() / 2];
     let seqs = case.batch as f64 / (median_ms / 1e3);

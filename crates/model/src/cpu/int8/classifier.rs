@@ -1,0 +1,335 @@
+//! The text classifier for int8 inference on the CPU: the same function as
+//! [`TextClassifier::forward`](crate::TextClassifier) — embedding, stacked
+//! (bi)directional LSTM, attention pooling, output layer — with the weights
+//! held as int8 and the products computed in integers.
+//!
+//! What is int8: the embedding rows (one scale per row, dequantized only for
+//! the tokens of the batch), every LSTM's W and U and the output layer (one
+//! scale per output column), and the activations entering each of those
+//! products (one scale per row, at every step). What stays f32: the biases,
+//! the cell state, the gates' nonlinearities, and attention pooling, whose
+//! single scoring vector is cheap and whose weights a person reads.
+//!
+//! Weights are quantized here from the model's values, whatever they were
+//! stored as: f32 weights directly (PyTorch's `quantize_dynamic` does the
+//! same), and the int8 weights of a `train compress quantize` artifact after
+//! dequantizing them — re-quantizing per column a tensor that had one scale
+//! changes no value when the column holds the tensor's largest magnitude,
+//! and otherwise moves it by less than half a step of the finer grid.
+
+use super::lstm::{Int8Lstm, Packed};
+use super::matmul::{Int8Matrix, Int8Rows, matmul};
+use crate::TextClassifier;
+use burn::prelude::*;
+
+/// A classifier whose encoder this path cannot run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsupported;
+
+impl std::fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("int8 inference runs classifiers whose encoder is made of LSTM layers only")
+    }
+}
+
+impl std::error::Error for Unsupported {}
+
+/// A [`TextClassifier`]'s weights as int8, ready for [`forward`](Self::forward).
+#[derive(Debug, Clone)]
+pub struct Int8Classifier {
+    /// One row per token id. `[V, E]`
+    embedding: Vec<i8>,
+    /// One scale per row. `[V]`
+    embedding_scales: Vec<f32>,
+    d_embed: usize,
+    /// Each layer's forward LSTM and, when bidirectional, its backward one.
+    layers: Vec<(Int8Lstm, Option<Int8Lstm>)>,
+    /// Attention's scoring vector `[D]` and bias, in f32.
+    score: Vec<f32>,
+    score_bias: f32,
+    /// `[D, C]`
+    output: Int8Matrix,
+    /// `[C]`
+    output_bias: Vec<f32>,
+}
+
+/// What [`Int8Classifier::forward`] computes for a batch, as
+/// [`ClassifierOutput`](crate::ClassifierOutput) does.
+#[derive(Debug, Clone)]
+pub struct Int8Output {
+    /// Unnormalized class scores. `[B, C]`
+    pub logits: Vec<f32>,
+    /// Attention weight of each position (zero at padding). `[B, T]`
+    pub attention: Vec<f32>,
+}
+
+fn values<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Vec<f32> {
+    tensor
+        .dequantize()
+        .into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .expect("f32 values")
+}
+
+impl Int8Classifier {
+    /// Quantizes `model`'s weights (see the module's documentation). Fails
+    /// for an encoder that is not made of LSTM layers.
+    pub fn from_model<B: Backend>(model: &TextClassifier<B>) -> Result<Self, Unsupported> {
+        let (embedding, encoder, attention, output) = model.parts();
+        let lstms = encoder.lstm_layers().ok_or(Unsupported)?;
+        let [vocab, d_embed] = embedding.weight.val().dims();
+        let table = values(embedding.weight.val());
+        let mut codes = Int8Rows::default();
+        codes.quantize(&table, vocab, d_embed);
+        let (embedding, embedding_scales) = codes.into_signed(d_embed);
+        let quantize = |lstm: &crate::Lstm<B>| {
+            let (w, b, u) = lstm.weights();
+            let d_input = w.dims()[0];
+            Int8Lstm::quantize(&values(w), &values(b), &values(u), d_input)
+        };
+        let layers = lstms
+            .into_iter()
+            .map(|(forward, backward)| (quantize(forward), backward.map(quantize)))
+            .collect();
+        let (score, score_bias) = attention.score_weights();
+        let [d, classes] = output.weight.val().dims();
+        let output_bias = match &output.bias {
+            Some(bias) => values(bias.val()),
+            None => vec![0.0; classes],
+        };
+        Ok(Self {
+            embedding,
+            embedding_scales,
+            d_embed,
+            layers,
+            score,
+            score_bias,
+            output: Int8Matrix::quantize(&values(output.weight.val()), d, classes),
+            output_bias,
+        })
+    }
+
+    pub fn num_classes(&self) -> usize {
+        self.output_bias.len()
+    }
+
+    /// Token ids this model has embeddings for.
+    pub fn vocab_size(&self) -> usize {
+        self.embedding_scales.len()
+    }
+
+    /// Classifies right-padded token ids `tokens` `[B, T]` (row-major, T =
+    /// `seq`), sequence b holding `lengths[b]` real tokens (at least one).
+    ///
+    /// # Panics
+    /// If the shapes disagree, a length is 0 or above T, or an id is not
+    /// below [`vocab_size`](Self::vocab_size).
+    pub fn forward(&self, tokens: &[u32], seq: usize, lengths: &[usize]) -> Int8Output {
+        let batch = lengths.len();
+        assert_eq!(tokens.len(), batch * seq, "[{batch}, {seq}] token ids");
+        assert!(
+            lengths.iter().all(|&len| (1..=seq).contains(&len)),
+            "every length must be in 1..={seq}"
+        );
+        // The batch packed by length: longest first, and how many sequences
+        // are still running at each step.
+        let mut order: Vec<usize> = (0..batch).collect();
+        order.sort_by_key(|&b| std::cmp::Reverse(lengths[b]));
+        let longest = lengths.iter().copied().max().unwrap_or(0);
+        let packed = Packed {
+            steps: (0..longest)
+                .map(|s| lengths.iter().filter(|&&len| len > s).count())
+                .collect(),
+        };
+
+        // Embeddings of the real positions, `[B, T, E]` (zeros at padding).
+        let e = self.d_embed;
+        let mut input = vec![0.0; batch * seq * e];
+        for b in 0..batch {
+            for t in 0..lengths[b] {
+                let id = tokens[b * seq + t] as usize;
+                assert!(id < self.vocab_size(), "token id {id} out of the vocabulary");
+                let scale = self.embedding_scales[id];
+                let codes = &self.embedding[id * e..(id + 1) * e];
+                for (x, &q) in input[(b * seq + t) * e..].iter_mut().zip(codes) {
+                    *x = q as f32 * scale;
+                }
+            }
+        }
+
+        // The encoder, layer by layer; each direction over the packed batch.
+        let mut d_in = e;
+        for (forward, backward) in &self.layers {
+            let h = forward.d_hidden();
+            let d_out = if backward.is_some() { 2 * h } else { h };
+            let mut output = vec![0.0; batch * seq * d_out];
+            for (direction, lstm) in std::iter::once(forward).chain(backward).enumerate() {
+                // Row (s, i) of the packed batch is sequence order[i] at step
+                // s: position s forwards, L − 1 − s backwards (the backward
+                // direction starts at each sequence's own last token).
+                let position = |s: usize, i: usize| {
+                    let b = order[i];
+                    let t = if direction == 0 { s } else { lengths[b] - 1 - s };
+                    b * seq + t
+                };
+                let mut rows = Vec::with_capacity(packed.rows() * d_in);
+                for (s, &n) in packed.steps.iter().enumerate() {
+                    for i in 0..n {
+                        let at = position(s, i) * d_in;
+                        rows.extend_from_slice(&input[at..at + d_in]);
+                    }
+                }
+                let hidden = lstm.forward(&rows, &packed); // [rows, H]
+                let mut row = 0;
+                for (s, &n) in packed.steps.iter().enumerate() {
+                    for i in 0..n {
+                        let at = position(s, i) * d_out + direction * h;
+                        output[at..at + h].copy_from_slice(&hidden[row * h..(row + 1) * h]);
+                        row += 1;
+                    }
+                }
+            }
+            input = output;
+            d_in = d_out;
+        }
+
+        // Attention pooling over the real positions.
+        let d = d_in;
+        let mut attention = vec![0.0; batch * seq];
+        let mut pooled = vec![0.0; batch * d];
+        for b in 0..batch {
+            let weights = &mut attention[b * seq..b * seq + lengths[b]];
+            for (t, w) in weights.iter_mut().enumerate() {
+                let h = &input[(b * seq + t) * d..(b * seq + t + 1) * d];
+                *w = h.iter().zip(&self.score).map(|(h, s)| h * s).sum::<f32>() + self.score_bias;
+            }
+            let max = weights.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            weights.iter_mut().for_each(|w| *w = (*w - max).exp());
+            let sum: f32 = weights.iter().sum();
+            weights.iter_mut().for_each(|w| *w /= sum);
+            let pooled = &mut pooled[b * d..(b + 1) * d];
+            for (t, &w) in weights.iter().enumerate() {
+                let h = &input[(b * seq + t) * d..(b * seq + t + 1) * d];
+                pooled.iter_mut().zip(h).for_each(|(p, h)| *p += w * h);
+            }
+        }
+
+        // The output layer.
+        let classes = self.num_classes();
+        let mut logits: Vec<f32> = (0..batch).flat_map(|_| self.output_bias.clone()).collect();
+        let mut rows = Int8Rows::default();
+        rows.quantize(&pooled, batch, d);
+        matmul(&rows, &self.output, &mut logits, true);
+        debug_assert_eq!(logits.len(), batch * classes);
+        Int8Output { logits, attention }
+    }
+
+    /// Bytes of the int8 weights and their scales (what this path holds in
+    /// memory, against 4 bytes per parameter in f32).
+    pub fn weight_bytes(&self) -> usize {
+        let lstm_bytes = |lstm: &Int8Lstm| lstm.weight_bytes();
+        self.embedding.len()
+            + 4 * self.embedding_scales.len()
+            + self
+                .layers
+                .iter()
+                .map(|(f, b)| lstm_bytes(f) + b.as_ref().map_or(0, lstm_bytes))
+                .sum::<usize>()
+            + 4 * (self.score.len() + 1)
+            + self.output.weight_bytes()
+            + 4 * self.output_bias.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{CellKind, TextClassifierConfig};
+    use burn::backend::NdArray;
+
+    type B = NdArray;
+
+    fn batch() -> (Vec<u32>, usize, Vec<usize>) {
+        let lengths = vec![3, 8, 1, 5];
+        let seq = 8;
+        let mut tokens = vec![0u32; lengths.len() * seq];
+        for (b, &len) in lengths.iter().enumerate() {
+            for t in 0..len {
+                tokens[b * seq + t] = (2 + (b * 7 + t * 13) % 45) as u32;
+            }
+        }
+        (tokens, seq, lengths)
+    }
+
+    fn float_forward(
+        model: &TextClassifier<B>,
+        tokens: &[u32],
+        seq: usize,
+        lengths: &[usize],
+    ) -> (Vec<f32>, Vec<f32>) {
+        let device = Default::default();
+        let batch = lengths.len();
+        let ids: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
+        let tokens = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [batch, seq]), &device);
+        let mask = tokens.clone().not_equal_elem(0);
+        let out = model.forward(tokens, mask);
+        (
+            out.logits.into_data().to_vec::<f32>().unwrap(),
+            out.attention.into_data().to_vec::<f32>().unwrap(),
+        )
+    }
+
+    /// One layer and two bidirectional ones: the logits within 0.05 of the
+    /// f32 model's and the attention within 0.02, zero at padding; and a
+    /// sequence gets the same answer alone as in the padded batch.
+    #[test]
+    fn the_int8_classifier_follows_the_f32_one() {
+        let device = Default::default();
+        for (layers, bidirectional) in [(1, false), (2, true)] {
+            <B as Backend>::seed(&device, 11);
+            let model = TextClassifierConfig::new(50, 3)
+                .with_d_embed(24)
+                .with_d_hidden(20)
+                .with_layers(layers)
+                .with_bidirectional(bidirectional)
+                .init::<B>(&device);
+            let int8 = Int8Classifier::from_model(&model).unwrap();
+            let (tokens, seq, lengths) = batch();
+            let out = int8.forward(&tokens, seq, &lengths);
+            let (logits, attention) = float_forward(&model, &tokens, seq, &lengths);
+            let worst = |a: &[f32], b: &[f32]| {
+                a.iter()
+                    .zip(b)
+                    .map(|(x, y)| (x - y).abs())
+                    .fold(0.0f32, f32::max)
+            };
+            let (dl, da) = (worst(&out.logits, &logits), worst(&out.attention, &attention));
+            println!("{layers} layers, bidirectional {bidirectional}: logits {dl}, attention {da}");
+            assert!(dl < 0.05 && dl > 0.0, "logits moved by {dl}");
+            assert!(da < 0.02, "attention moved by {da}");
+            for (b, &len) in lengths.iter().enumerate() {
+                let row = &out.attention[b * seq..(b + 1) * seq];
+                assert!(row[len..].iter().all(|&w| w == 0.0), "padding got weight");
+                assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+            }
+            // Sequence 0 alone, unpadded.
+            let alone = int8.forward(&tokens[..lengths[0]], lengths[0], &lengths[..1]);
+            assert_eq!(alone.logits, out.logits[..3].to_vec());
+        }
+    }
+
+    #[test]
+    fn other_encoders_are_refused() {
+        let device = Default::default();
+        for cell in [CellKind::Gru, CellKind::Rnn, CellKind::Transformer] {
+            let model = TextClassifierConfig::new(20, 2)
+                .with_d_embed(8)
+                .with_d_hidden(8)
+                .with_heads(2)
+                .with_cell(cell)
+                .init::<B>(&device);
+            assert_eq!(Int8Classifier::from_model(&model).unwrap_err(), Unsupported);
+        }
+    }
+}
