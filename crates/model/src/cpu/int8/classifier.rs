@@ -20,7 +20,15 @@
 use super::lstm::{Int8Lstm, Packed};
 use super::matmul::{Int8Matrix, Int8Rows, matmul};
 use crate::TextClassifier;
+use crate::cpu::kernel_threads;
+use crate::cpu::threads::pool;
 use burn::prelude::*;
+use rayon::prelude::*;
+use std::ops::Range;
+
+/// Batches of fewer tokens run on one thread: a batch-1 sentence of 32
+/// tokens takes about 60 µs, of the order of waking a second thread.
+const PARALLEL_TOKENS: usize = 128;
 
 /// A classifier whose encoder this path cannot run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,6 +130,11 @@ impl Int8Classifier {
     /// Classifies right-padded token ids `tokens` `[B, T]` (row-major, T =
     /// `seq`), sequence b holding `lengths[b]` real tokens (at least one).
     ///
+    /// Sequences are independent, so a batch runs as one group of
+    /// consecutive sequences per core, each group on its own thread from
+    /// start to end (no hand-off at every step), the groups cut to hold
+    /// about as many tokens each.
+    ///
     /// # Panics
     /// If the shapes disagree, a length is 0 or above T, or an id is not
     /// below [`vocab_size`](Self::vocab_size).
@@ -132,6 +145,47 @@ impl Int8Classifier {
             lengths.iter().all(|&len| (1..=seq).contains(&len)),
             "every length must be in 1..={seq}"
         );
+        assert!(
+            tokens.iter().all(|&id| (id as usize) < self.vocab_size()),
+            "a token id is out of the vocabulary ({} ids)",
+            self.vocab_size()
+        );
+        let classes = self.num_classes();
+        let mut logits = vec![0.0; batch * classes];
+        let mut attention = vec![0.0; batch * seq];
+        let mut jobs = Vec::new();
+        let (mut logits_rest, mut attention_rest) = (&mut logits[..], &mut attention[..]);
+        for group in groups(lengths, kernel_threads()) {
+            let n = group.len();
+            let (l, rest) = logits_rest.split_at_mut(n * classes);
+            logits_rest = rest;
+            let (a, rest) = attention_rest.split_at_mut(n * seq);
+            attention_rest = rest;
+            jobs.push((group, l, a));
+        }
+        let run = |(group, logits, attention): (Range<usize>, &mut [f32], &mut [f32])| {
+            let tokens = &tokens[group.start * seq..group.end * seq];
+            self.forward_group(tokens, seq, &lengths[group], logits, attention);
+        };
+        if jobs.len() == 1 {
+            jobs.into_iter().for_each(run);
+        } else {
+            pool().install(|| jobs.into_par_iter().for_each(run));
+        }
+        Int8Output { logits, attention }
+    }
+
+    /// [`forward`](Self::forward) for a group of sequences, on the calling
+    /// thread, into `logits` `[B, C]` and `attention` `[B, T]`.
+    fn forward_group(
+        &self,
+        tokens: &[u32],
+        seq: usize,
+        lengths: &[usize],
+        logits: &mut [f32],
+        attention: &mut [f32],
+    ) {
+        let batch = lengths.len();
         // The batch packed by length: longest first, and how many sequences
         // are still running at each step.
         let mut order: Vec<usize> = (0..batch).collect();
@@ -149,7 +203,6 @@ impl Int8Classifier {
         for b in 0..batch {
             for t in 0..lengths[b] {
                 let id = tokens[b * seq + t] as usize;
-                assert!(id < self.vocab_size(), "token id {id} out of the vocabulary");
                 let scale = self.embedding_scales[id];
                 let codes = &self.embedding[id * e..(id + 1) * e];
                 for (x, &q) in input[(b * seq + t) * e..].iter_mut().zip(codes) {
@@ -165,30 +218,22 @@ impl Int8Classifier {
             let d_out = if backward.is_some() { 2 * h } else { h };
             let mut output = vec![0.0; batch * seq * d_out];
             for (direction, lstm) in std::iter::once(forward).chain(backward).enumerate() {
-                // Row (s, i) of the packed batch is sequence order[i] at step
-                // s: position s forwards, L − 1 − s backwards (the backward
+                // Row i of the packed batch at step s is sequence order[i] at
+                // position s forwards, L − 1 − s backwards (the backward
                 // direction starts at each sequence's own last token).
                 let position = |s: usize, i: usize| {
                     let b = order[i];
                     let t = if direction == 0 { s } else { lengths[b] - 1 - s };
                     b * seq + t
                 };
-                let mut rows = Vec::with_capacity(packed.rows() * d_in);
-                for (s, &n) in packed.steps.iter().enumerate() {
-                    for i in 0..n {
-                        let at = position(s, i) * d_in;
-                        rows.extend_from_slice(&input[at..at + d_in]);
-                    }
-                }
-                let hidden = lstm.forward(&rows, &packed); // [rows, H]
-                let mut row = 0;
-                for (s, &n) in packed.steps.iter().enumerate() {
-                    for i in 0..n {
+                lstm.forward(
+                    &packed,
+                    |s, i| &input[position(s, i) * d_in..][..d_in],
+                    |s, i, hidden| {
                         let at = position(s, i) * d_out + direction * h;
-                        output[at..at + h].copy_from_slice(&hidden[row * h..(row + 1) * h]);
-                        row += 1;
-                    }
-                }
+                        output[at..at + h].copy_from_slice(hidden);
+                    },
+                );
             }
             input = output;
             d_in = d_out;
@@ -196,7 +241,6 @@ impl Int8Classifier {
 
         // Attention pooling over the real positions.
         let d = d_in;
-        let mut attention = vec![0.0; batch * seq];
         let mut pooled = vec![0.0; batch * d];
         for b in 0..batch {
             let weights = &mut attention[b * seq..b * seq + lengths[b]];
@@ -216,13 +260,12 @@ impl Int8Classifier {
         }
 
         // The output layer.
-        let classes = self.num_classes();
-        let mut logits: Vec<f32> = (0..batch).flat_map(|_| self.output_bias.clone()).collect();
+        logits
+            .chunks_mut(self.num_classes())
+            .for_each(|row| row.copy_from_slice(&self.output_bias));
         let mut rows = Int8Rows::default();
         rows.quantize(&pooled, batch, d);
-        matmul(&rows, &self.output, &mut logits, true);
-        debug_assert_eq!(logits.len(), batch * classes);
-        Int8Output { logits, attention }
+        matmul(&rows, &self.output, logits, true);
     }
 
     /// Bytes of the int8 weights and their scales (what this path holds in
@@ -240,6 +283,29 @@ impl Int8Classifier {
             + self.output.weight_bytes()
             + 4 * self.output_bias.len()
     }
+}
+
+/// Consecutive groups of sequences, at most one per thread, each holding
+/// about the same number of tokens; one group for a small batch.
+fn groups(lengths: &[usize], threads: usize) -> Vec<Range<usize>> {
+    let total: usize = lengths.iter().sum();
+    let count = threads.min(lengths.len()).max(1);
+    if count == 1 || total < PARALLEL_TOKENS {
+        return vec![0..lengths.len()];
+    }
+    let mut groups = Vec::with_capacity(count);
+    let (mut start, mut seen) = (0, 0);
+    for (b, &len) in lengths.iter().enumerate() {
+        seen += len;
+        // Cut once this group holds its share of the tokens.
+        if seen * count >= total * (groups.len() + 1) && groups.len() + 1 < count {
+            groups.push(start..b + 1);
+            start = b + 1;
+        }
+    }
+    groups.push(start..lengths.len());
+    groups.retain(|g| !g.is_empty());
+    groups
 }
 
 #[cfg(test)]
@@ -317,6 +383,46 @@ mod tests {
             let alone = int8.forward(&tokens[..lengths[0]], lengths[0], &lengths[..1]);
             assert_eq!(alone.logits, out.logits[..3].to_vec());
         }
+    }
+
+    /// A batch large enough to run as several groups on several threads
+    /// gives each sequence exactly what it gets alone.
+    #[test]
+    fn a_batch_answers_what_each_sequence_answers_alone() {
+        let device = Default::default();
+        let model = TextClassifierConfig::new(50, 2)
+            .with_d_embed(16)
+            .with_d_hidden(12)
+            .with_bidirectional(true)
+            .init::<B>(&device);
+        let int8 = Int8Classifier::from_model(&model).unwrap();
+        let seq = 12;
+        let lengths: Vec<usize> = (0..40).map(|b| 1 + (b * 5) % seq).collect();
+        assert!(lengths.iter().sum::<usize>() >= PARALLEL_TOKENS);
+        let tokens: Vec<u32> = (0..40 * seq)
+            .map(|k| if k % seq < lengths[k / seq] { (2 + k % 47) as u32 } else { 0 })
+            .collect();
+        let out = int8.forward(&tokens, seq, &lengths);
+        for (b, &len) in lengths.iter().enumerate() {
+            let alone = int8.forward(&tokens[b * seq..b * seq + len], len, &[len]);
+            assert_eq!(alone.logits, out.logits[2 * b..2 * b + 2].to_vec(), "sequence {b}");
+            assert_eq!(alone.attention, out.attention[b * seq..b * seq + len].to_vec());
+        }
+    }
+
+    /// Groups cover the batch in order, hold similar numbers of tokens, and
+    /// a small batch is one group.
+    #[test]
+    fn groups_split_the_tokens_evenly() {
+        assert_eq!(groups(&[32], 2), vec![0..1]);
+        assert_eq!(groups(&[10, 10, 10], 2), vec![0..3]);
+        let lengths: Vec<usize> = (0..256).map(|b| 32 + (b * 37) % 33).collect();
+        let cut = groups(&lengths, 2);
+        assert_eq!(cut.len(), 2);
+        assert_eq!((cut[0].start, cut[0].end, cut[1].end), (0, cut[1].start, 256));
+        let tokens = |g: &Range<usize>| lengths[g.clone()].iter().sum::<usize>() as f64;
+        let share = tokens(&cut[0]) / (tokens(&cut[0]) + tokens(&cut[1]));
+        assert!((share - 0.5).abs() < 0.01, "{share}");
     }
 
     #[test]

@@ -6,16 +6,11 @@
 //! It runs over a batch packed by length, as PyTorch's
 //! `pack_padded_sequence` does: the sequences sorted longest first, so that
 //! the ones still running at step s are the first n_s rows, and no step
-//! computes a padded position.
+//! computes a padded position. The input projection x W is computed step
+//! by step with the recurrent one, so nothing of size T × 4H is allocated.
 
 use super::matmul::{Int8Matrix, Int8Rows, matmul};
 use crate::cpu::lstm::cell_forward_best;
-use crate::cpu::threads::pool;
-use rayon::prelude::*;
-
-/// Steps with at least this many gate values apply the gates on several
-/// threads (as the f32 kernel does).
-const PARALLEL_GATES: usize = 1 << 15;
 
 /// The layer's weights: W `[E, 4H]` and U `[H, 4H]` as int8, b `[4H]` in f32.
 #[derive(Debug, Clone)]
@@ -31,12 +26,6 @@ pub(crate) struct Int8Lstm {
 pub(crate) struct Packed {
     /// Rows at each step, non-increasing.
     pub steps: Vec<usize>,
-}
-
-impl Packed {
-    pub(crate) fn rows(&self) -> usize {
-        self.steps.iter().sum()
-    }
 }
 
 impl Int8Lstm {
@@ -65,62 +54,49 @@ impl Int8Lstm {
         self.input.rows()
     }
 
-    /// Runs from a zero state over `x` `[rows, E]` in packed order. Returns
-    /// the hidden state of every step `[rows, H]`, in the same order.
-    pub(crate) fn forward(&self, x: &[f32], packed: &Packed) -> Vec<f32> {
-        let h = self.d_hidden();
+    /// Runs from a zero state over a packed batch: `input(s, i)` is the
+    /// input `[E]` of row i at step s, and `emit(s, i, h)` receives its
+    /// hidden state `[H]`. One step at a time, on the calling thread: the
+    /// classifier runs groups of sequences on several threads instead.
+    pub(crate) fn forward<'a>(
+        &self,
+        packed: &Packed,
+        input: impl Fn(usize, usize) -> &'a [f32],
+        mut emit: impl FnMut(usize, usize, &[f32]),
+    ) {
+        let (e, h) = (self.d_input(), self.d_hidden());
         let g4 = 4 * h;
-        let rows = packed.rows();
-        assert_eq!(x.len(), rows * self.d_input(), "[{rows}, E] inputs");
-        // The pre-activations of every step at once: b + x W. `[rows, 4H]`
-        let mut gates = vec![0.0; rows * g4];
-        gates
-            .chunks_mut(g4)
-            .for_each(|row| row.copy_from_slice(&self.bias));
-        let mut quantized = Int8Rows::default();
-        quantized.quantize(x, rows, self.d_input());
-        matmul(&quantized, &self.input, &mut gates, true);
-
         let first = packed.steps.first().copied().unwrap_or(0);
-        let mut out = vec![0.0; rows * h];
+        let mut x = Vec::with_capacity(first * e);
+        let mut gates = vec![0.0; first * g4];
         let mut cells = vec![0.0; first * h];
-        let (mut start, mut previous) = (0, 0);
-        for &n in &packed.steps {
-            let (done, rest) = out.split_at_mut(start * h);
-            let step_gates = &mut gates[start * g4..(start + n) * g4];
-            if start > 0 {
-                // gates += h_{t−1} U, for the rows still running.
-                quantized.quantize(&done[previous * h..(previous + n) * h], n, h);
-                matmul(&quantized, &self.recurrent, step_gates, true);
+        let mut hidden = vec![0.0; first * h];
+        let mut scratch = vec![0.0; 2 * h];
+        let mut quantized = Int8Rows::default();
+        for (s, &n) in packed.steps.iter().enumerate() {
+            // gates = b + x_t W + h_{t−1} U, for the n rows still running.
+            x.clear();
+            (0..n).for_each(|i| x.extend_from_slice(input(s, i)));
+            let gates = &mut gates[..n * g4];
+            gates
+                .chunks_mut(g4)
+                .for_each(|row| row.copy_from_slice(&self.bias));
+            quantized.quantize(&x, n, e);
+            matmul(&quantized, &self.input, gates, true);
+            if s > 0 {
+                quantized.quantize(&hidden[..n * h], n, h);
+                matmul(&quantized, &self.recurrent, gates, true);
             }
-            let step_out = &mut rest[..n * h];
-            let cells = &mut cells[..n * h];
-            let apply = |gate: &mut [f32], c: &mut [f32], o: &mut [f32]| {
-                let mut hid = vec![0.0; h];
-                let mut tanh_cell = vec![0.0; h];
-                for ((gate, c), o) in gate.chunks_mut(g4).zip(c.chunks_mut(h)).zip(o.chunks_mut(h))
-                {
-                    cell_forward_best(gate, c, &mut hid, &mut tanh_cell, o);
-                }
-            };
-            if n * g4 >= PARALLEL_GATES {
-                let per_thread = n.div_ceil(crate::cpu::kernel_threads());
-                pool().install(|| {
-                    (
-                        step_gates.par_chunks_mut(per_thread * g4),
-                        cells.par_chunks_mut(per_thread * h),
-                        step_out.par_chunks_mut(per_thread * h),
-                    )
-                        .into_par_iter()
-                        .for_each(|(gate, c, o)| apply(gate, c, o));
-                });
-            } else {
-                apply(step_gates, cells, step_out);
+            let (tanh_cell, out) = scratch.split_at_mut(h);
+            let rows = gates
+                .chunks_mut(g4)
+                .zip(cells.chunks_mut(h))
+                .zip(hidden.chunks_mut(h));
+            for (i, ((gate, c), hid)) in rows.enumerate() {
+                cell_forward_best(gate, c, hid, tanh_cell, out);
+                emit(s, i, hid);
             }
-            previous = start;
-            start += n;
         }
-        out
     }
 }
 
@@ -153,13 +129,12 @@ mod tests {
         let packed = Packed {
             steps: vec![3, 3, 2, 1, 1],
         };
-        let mut rows = Vec::new();
-        for (s, &n) in packed.steps.iter().enumerate() {
-            for seq in 0..n {
-                rows.extend_from_slice(&x[(seq * 5 + s) * e..(seq * 5 + s + 1) * e]);
-            }
-        }
-        let out = int8.forward(&rows, &packed);
+        let mut out = vec![0.0; 3 * 5 * h];
+        int8.forward(
+            &packed,
+            |s, seq| &x[(seq * 5 + s) * e..(seq * 5 + s + 1) * e],
+            |s, seq, hidden| out[(seq * 5 + s) * h..(seq * 5 + s + 1) * h].copy_from_slice(hidden),
+        );
         let mut worst = 0.0f32;
         for (seq, &len) in lengths.iter().enumerate() {
             let alone = Tensor::<NdArray, 3>::from_data(
@@ -168,13 +143,11 @@ mod tests {
             );
             let (reference, _) = lstm.forward_from(alone, None::<LstmState<NdArray>>);
             let reference = reference.into_data().to_vec::<f32>().unwrap();
-            let mut row = 0;
-            for (s, &n) in packed.steps.iter().enumerate().take(len) {
-                let at = (row + seq) * h;
+            for s in 0..len {
                 for j in 0..h {
-                    worst = worst.max((out[at + j] - reference[s * h + j]).abs());
+                    let at = (seq * 5 + s) * h + j;
+                    worst = worst.max((out[at] - reference[s * h + j]).abs());
                 }
-                row += n;
             }
         }
         println!("largest difference from f32: {worst}");

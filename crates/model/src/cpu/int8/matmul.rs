@@ -21,14 +21,9 @@
 //! the same integers, so every CPU computes the same result.
 
 use crate::cpu::simd::best_instructions;
-use crate::cpu::threads::pool;
-use rayon::prelude::*;
 
 /// Columns per panel: one 512-bit vector of 32-bit sums.
 const PANEL: usize = 16;
-/// Products below this many multiply-adds run on one thread: waking the
-/// pool costs about as much as 2¹⁹ of them.
-const PARALLEL_MACS: usize = 1 << 20;
 
 /// A weight matrix `[K, N]` as int8, packed for the kernel.
 #[derive(Debug, Clone)]
@@ -177,8 +172,7 @@ fn quantize_rows(values: &[f32], k: usize, stride: usize, codes: &mut [u8], scal
 }
 
 /// `out` `[M, N]` = (or += when `accumulate`) `rows` `[M, K]` × `matrix`
-/// `[K, N]`, dequantized. Large products run on the kernel's thread pool,
-/// a block of rows per thread.
+/// `[K, N]`, dequantized, on the calling thread.
 pub(crate) fn matmul(rows: &Int8Rows, matrix: &Int8Matrix, out: &mut [f32], accumulate: bool) {
     let (m, n) = (rows.m, matrix.n);
     assert_eq!(rows.stride, matrix.k4 * 4, "the inner dimensions differ");
@@ -186,26 +180,10 @@ pub(crate) fn matmul(rows: &Int8Rows, matrix: &Int8Matrix, out: &mut [f32], accu
     if m == 0 || n == 0 {
         return;
     }
-    let run = |first: usize, out: &mut [f32]| {
-        let count = out.len() / n;
-        let codes = &rows.codes[first * rows.stride..(first + count) * rows.stride];
-        let scales = &rows.scales[first..first + count];
-        block(codes, scales, rows.stride, matrix, out, accumulate);
-    };
-    let threads = crate::cpu::kernel_threads();
-    if threads > 1 && m >= 2 && m * n * matrix.k >= PARALLEL_MACS {
-        let per_thread = m.div_ceil(threads);
-        pool().install(|| {
-            out.par_chunks_mut(per_thread * n)
-                .enumerate()
-                .for_each(|(i, out)| run(i * per_thread, out));
-        });
-    } else {
-        run(0, out);
-    }
+    block(&rows.codes, &rows.scales, rows.stride, matrix, out, accumulate);
 }
 
-/// One thread's rows: the VNNI kernel when the CPU has it, else the
+/// The VNNI kernel when the CPU has it, else the
 /// portable loop.
 fn block(
     codes: &[u8],
@@ -455,7 +433,7 @@ mod tests {
     }
 
     /// Odd sizes (K not a multiple of 4, N not of 16, rows not of 4) and
-    /// sizes large enough for the thread pool: the product is that of the
+    /// the LSTM's: the product is that of the
     /// dequantized operands to within float rounding, and within a few
     /// quantization steps of the f32 product.
     #[test]
