@@ -7,13 +7,13 @@ use crate::config::ClassifierConfig;
 use crate::files::{
     CONFIG_FILE, TOKENIZER_FILE, TRAIN_CLASSIFIER, VOCAB_FILE, WEIGHTS_FILE, check_dir,
 };
-use crate::weights::{check_params_fit, load_weights};
+use crate::weights::{check_params_fit, is_quantized, load_weights};
 use crate::writer::ArtifactWriter;
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 use data::{LabelledText, TextBatcher, UNK_TOKEN, WordTokenizer};
-use model::{ClassifierOutput, LstmBackend, TextClassifier};
+use model::{ClassifierOutput, Int8Classifier, LstmBackend, TextClassifier};
 use serde::Serialize;
 use std::path::Path;
 
@@ -22,6 +22,10 @@ pub struct Classifier<B: Backend> {
     pub model: TextClassifier<B>,
     pub tokenizer: WordTokenizer,
     pub config: ClassifierConfig,
+    /// The int8 kernels' copy of the weights, which every prediction then
+    /// goes through: for a model whose weights are int8 (`train compress
+    /// quantize`) and whose encoder is made of LSTMs.
+    int8: Option<Int8Classifier>,
     device: B::Device,
 }
 
@@ -98,18 +102,30 @@ impl<B: LstmBackend> Classifier<B> {
         Ok(Self::new(model, tokenizer, config, device))
     }
 
+    /// A classifier of `model`. With int8 weights and an LSTM encoder, it
+    /// predicts through the int8 kernels ([`runs_int8`](Self::runs_int8));
+    /// Burn would dequantize every weight on every read.
     pub fn new(
         model: TextClassifier<B>,
         tokenizer: WordTokenizer,
         config: ClassifierConfig,
         device: &B::Device,
     ) -> Self {
+        let int8 = is_quantized(&model)
+            .then(|| Int8Classifier::from_model(&model).ok())
+            .flatten();
         Self {
             model,
             tokenizer,
             config,
+            int8,
             device: device.clone(),
         }
+    }
+
+    /// Whether predictions go through the int8 kernels.
+    pub fn runs_int8(&self) -> bool {
+        self.int8.is_some()
     }
 
     /// Writes the tokenizer, the config and the weights into `writer`'s
@@ -138,8 +154,28 @@ impl<B: LstmBackend> Classifier<B> {
                 .collect::<Result<Vec<_>, _>>()
                 .context("tokenizing the input")?;
             let ids: Vec<&[u32]> = encoded.iter().map(|(ids, _)| ids.as_slice()).collect();
-            let (tokens, mask, lengths) = batcher.pad::<B>(&ids, &self.device);
-            let out = self.model.forward(tokens, mask);
+            let (out, lengths) = match &self.int8 {
+                Some(int8) => {
+                    let padded = batcher.pad_ids(&ids);
+                    let out = int8.forward(&padded.ids, padded.seq_len, &padded.lengths);
+                    let (batch, classes) = (padded.lengths.len(), int8.num_classes());
+                    let out = ClassifierOutput {
+                        logits: Tensor::from_data(
+                            TensorData::new(out.logits, [batch, classes]),
+                            &self.device,
+                        ),
+                        attention: Tensor::from_data(
+                            TensorData::new(out.attention, [batch, padded.seq_len]),
+                            &self.device,
+                        ),
+                    };
+                    (out, padded.lengths)
+                }
+                None => {
+                    let (tokens, mask, lengths) = batcher.pad::<B>(&ids, &self.device);
+                    (self.model.forward(tokens, mask), lengths)
+                }
+            };
             each(Forwarded {
                 texts: chunk,
                 encoded,

@@ -127,6 +127,11 @@ pub fn check_quantized_backend(quantized: bool, backend: &str, weights: &Path) -
     Ok(())
 }
 
+/// Whether any of `module`'s parameters is int8 (`train compress quantize`).
+pub fn is_quantized<B: Backend, M: Module<B>>(module: &M) -> bool {
+    ParamShapes::of(module, false).quantized
+}
+
 /// The dotted path and shape of every float parameter, in visiting order,
 /// and whether any of them is quantized.
 struct ParamShapes {
@@ -171,9 +176,16 @@ impl<B: Backend> ModuleVisitor<B> for ShapeVisitor {
         let value = param.val();
         let quantized = matches!(value.dtype(), burn::tensor::DType::QFloat(_));
         self.shapes.quantized |= quantized;
-        // int8 values are finite by construction (their scales are not checked).
-        if self.check_finite && !quantized && self.shapes.non_finite.is_none() {
-            let finite: bool = value.clone().is_finite().all().into_scalar().elem();
+        // int8 codes are finite, but their scales are floats: the values
+        // they stand for are checked.
+        if self.check_finite && self.shapes.non_finite.is_none() {
+            let finite: bool = value
+                .clone()
+                .dequantize()
+                .is_finite()
+                .all()
+                .into_scalar()
+                .elem();
             if !finite {
                 self.shapes.non_finite = Some(self.path.join("."));
             }

@@ -64,28 +64,54 @@ impl TextBatcher {
         sequences: &[&[u32]],
         device: &B::Device,
     ) -> (Tensor<B, 2, Int>, Tensor<B, 2, Bool>, Vec<usize>) {
+        let padded = self.pad_ids(sequences);
+        let (batch, seq_len) = (sequences.len(), padded.seq_len);
+        let mut mask = vec![false; batch * seq_len];
+        for (row, &len) in padded.lengths.iter().enumerate() {
+            mask[row * seq_len..row * seq_len + len].fill(true);
+        }
+        let ids: Vec<i64> = padded.ids.iter().map(|&id| id as i64).collect();
+        let tokens = Tensor::from_data(TensorData::new(ids, [batch, seq_len]), device);
+        let mask = Tensor::from_data(TensorData::new(mask, [batch, seq_len]), device);
+        (tokens, mask, padded.lengths)
+    }
+
+    /// [`pad`](Self::pad) on the host: the same ids and lengths as plain
+    /// vectors, for code that runs outside Burn (the int8 classifier).
+    pub fn pad_ids(&self, sequences: &[&[u32]]) -> PaddedIds {
         let lengths: Vec<usize> = sequences
             .iter()
             .map(|ids| ids.len().clamp(1, self.max_seq_len))
             .collect();
         let batch = sequences.len();
         let seq_len = lengths.iter().copied().max().unwrap_or(1);
-        let mut ids = vec![PAD_ID as i64; batch * seq_len];
-        let mut mask = vec![false; batch * seq_len];
-        for (row, (seq, &len)) in sequences.iter().zip(&lengths).enumerate() {
+        let mut ids = vec![PAD_ID; batch * seq_len];
+        for (row, seq) in sequences.iter().enumerate() {
             let start = row * seq_len;
             if seq.is_empty() {
-                ids[start] = UNK_ID as i64;
+                ids[start] = UNK_ID;
             }
-            for (slot, &id) in ids[start..].iter_mut().zip(seq.iter().take(len)) {
-                *slot = id as i64;
+            for (slot, &id) in ids[start..].iter_mut().zip(seq.iter().take(lengths[row])) {
+                *slot = id;
             }
-            mask[start..start + len].fill(true);
         }
-        let tokens = Tensor::from_data(TensorData::new(ids, [batch, seq_len]), device);
-        let mask = Tensor::from_data(TensorData::new(mask, [batch, seq_len]), device);
-        (tokens, mask, lengths)
+        PaddedIds {
+            ids,
+            seq_len,
+            lengths,
+        }
     }
+}
+
+/// A batch of token ids padded on the host (see [`TextBatcher::pad_ids`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaddedIds {
+    /// `[B, T]`, row-major, [`PAD_ID`] after each sequence's end.
+    pub ids: Vec<u32>,
+    /// T: the longest length.
+    pub seq_len: usize,
+    /// Real tokens of each sequence (at least 1). `[B]`
+    pub lengths: Vec<usize>,
 }
 
 impl<B: Backend> Batcher<B, EncodedText, TextBatch<B>> for TextBatcher {

@@ -26,7 +26,7 @@ pub mod synthetic;
 mod tokenizer;
 mod tsv;
 
-pub use batcher::{EncodedText, TextBatch, TextBatcher, encode_all};
+pub use batcher::{EncodedText, PaddedIds, TextBatch, TextBatcher, encode_all};
 pub use bucket::{Bucketed, POOL_BATCHES, bucket_by_length, padded_positions};
 pub use chars::{CharBatch, CharBatcher, CharRow, CharStreams, CharVocab};
 pub use error::DataError;
