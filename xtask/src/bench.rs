@@ -1,7 +1,9 @@
 //! `cargo xtask bench`: builds the `bench` binary of the `train` crate in
 //! release and runs it, so the figures always come from an optimized build.
 //! With `--compare-pytorch`, runs the PyTorch reference of the same cases
-//! right after it, with the same thread count, and prints the ratios.
+//! right after it, with the same thread count, and prints the ratios: int8
+//! (`ndarray-int8`) against PyTorch's dynamic quantization
+//! (`pytorch_int8.py`), float against float.
 
 use anyhow::{Context, Result, ensure};
 use clap::Args;
@@ -106,8 +108,62 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     if cases.contains(&LM_CASE) {
         theirs.extend(pytorch_char_lm(threads, args.quick)?);
     }
+    if ours.iter().any(Measurement::is_int8) {
+        // Dynamic quantization of the same model; its f32 lines repeat
+        // pytorch_reference.py's and are left out.
+        let int8 = run_python("pytorch_int8.py", &["--threads".into(), threads.to_string()])?;
+        theirs.extend(int8.into_iter().filter(Measurement::is_int8));
+    }
     println!("\n{}", comparison(&ours, &theirs));
+    println!("{}", int8_speedups(&ours, &theirs));
     Ok(())
+}
+
+impl Measurement {
+    /// Ours `ndarray-int8`, PyTorch's `cpu-int8`.
+    fn is_int8(&self) -> bool {
+        self.backend.ends_with("-int8")
+    }
+}
+
+/// The PyTorch figure to hold `m` against: the same case, int8 against int8
+/// and float against float.
+fn reference_for<'a>(m: &Measurement, theirs: &'a [Measurement]) -> Option<&'a Measurement> {
+    theirs
+        .iter()
+        .find(|t| t.case == m.case && t.is_int8() == m.is_int8())
+}
+
+/// For each case with an int8 figure on both sides: how much faster int8
+/// is than f32, ours (against our first f32 backend, ndarray) and PyTorch's.
+fn int8_speedups(ours: &[Measurement], theirs: &[Measurement]) -> String {
+    let mut table = String::new();
+    for int8 in ours.iter().filter(|m| m.is_int8()) {
+        let float = |side: &[Measurement]| {
+            side.iter()
+                .find(|m| m.case == int8.case && !m.is_int8())
+                .map(|m| m.median_ms)
+        };
+        let (Some(ours_f32), Some(theirs_f32), Some(theirs_int8)) =
+            (float(ours), float(theirs), reference_for(int8, theirs))
+        else {
+            continue;
+        };
+        if table.is_empty() {
+            table.push_str("| case | ours f32 ms | ours int8 ms | int8 speed-up | PyTorch f32 ms | PyTorch int8 ms | PyTorch's int8 speed-up |\n|---|---|---|---|---|---|---|\n");
+        }
+        table.push_str(&format!(
+            "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |\n",
+            int8.case,
+            ours_f32,
+            int8.median_ms,
+            ours_f32 / int8.median_ms,
+            theirs_f32,
+            theirs_int8.median_ms,
+            theirs_f32 / theirs_int8.median_ms
+        ));
+    }
+    table
 }
 
 /// Our language-model case; `pytorch_char_lm.py` calls it `char_lm_train_b32_t64`.
@@ -165,14 +221,19 @@ fn measurements(stdout: &[u8]) -> Vec<Measurement> {
 /// we are faster.
 fn comparison(ours: &[Measurement], theirs: &[Measurement]) -> String {
     let mut table = String::from(
-        "| case | backend | ours ms | PyTorch ms | ratio (ours/theirs throughput) |\n|---|---|---|---|---|\n",
+        "| case | backend | ours ms | PyTorch backend | PyTorch ms | ratio (ours/theirs throughput) |\n|---|---|---|---|---|---|\n",
     );
     for m in ours {
-        let Some(reference) = theirs.iter().find(|t| t.case == m.case) else {
+        let Some(reference) = reference_for(m, theirs) else {
             continue;
         };
+        let their_backend = if reference.backend.is_empty() {
+            "cpu"
+        } else {
+            &reference.backend
+        };
         table.push_str(&format!(
-            "| {} | {} | {:.2} | {:.2} | {:.2} |\n",
+            "| {} | {} | {:.2} | {their_backend} | {:.2} | {:.2} |\n",
             m.case,
             m.backend,
             m.median_ms,
@@ -213,7 +274,7 @@ mod tests {
         assert_eq!(ours.len(), 2);
         let table = comparison(&ours, &theirs);
         assert!(
-            table.contains("| train_b32_t64 | ndarray | 40.00 | 20.00 | 0.50 |"),
+            table.contains("| train_b32_t64 | ndarray | 40.00 | cpu | 20.00 | 0.50 |"),
             "{table}"
         );
         assert!(
@@ -221,5 +282,34 @@ mod tests {
             "no PyTorch figure, no row: {table}"
         );
         assert!(table.contains("2 threads"));
+    }
+
+    /// int8 is held against PyTorch's int8 and float against float, and the
+    /// speed-up of int8 over f32 is given for both sides.
+    #[test]
+    fn int8_is_compared_with_int8() {
+        let line = |implementation: &str, backend: &str, ms: f64| {
+            format!(
+                "{{\"impl\": \"{implementation}\", \"case\": \"infer_b256_t64\", \"backend\": \"{backend}\", \"threads\": 2, \"batch\": 256, \"seq_len\": 64, \"median_ms\": {ms}, \"sequences_per_s\": 1.0, \"tokens_per_s\": 1.0}}"
+            )
+        };
+        let ours = measurements(
+            format!("{}\n{}", line("ours", "ndarray", 30.0), line("ours", "ndarray-int8", 10.0))
+                .as_bytes(),
+        );
+        let theirs = measurements(
+            format!("{}\n{}", line("pt", "cpu", 36.0), line("pt", "cpu-int8", 80.0)).as_bytes(),
+        );
+        let table = comparison(&ours, &theirs);
+        assert!(table.contains("| infer_b256_t64 | ndarray | 30.00 | cpu | 36.00 | 1.20 |"), "{table}");
+        assert!(
+            table.contains("| infer_b256_t64 | ndarray-int8 | 10.00 | cpu-int8 | 80.00 | 8.00 |"),
+            "{table}"
+        );
+        let speedups = int8_speedups(&ours, &theirs);
+        assert!(
+            speedups.contains("| infer_b256_t64 | 30.00 | 10.00 | 3.00 | 36.00 | 80.00 | 0.45 |"),
+            "{speedups}"
+        );
     }
 }

@@ -65,6 +65,9 @@ fn quantize_prune_and_distill_write_artifacts_that_infer_loads() {
         data,
     ]));
     let (int8, _) = round_trip(&tmp.path().join("int8"));
+    // It predicts through the int8 kernels (and its metrics were measured
+    // through them: `round_trip` checked the accuracy).
+    assert!(int8.runs_int8() && !teacher_classifier.runs_int8());
     let size = |dir: &str| {
         std::fs::metadata(tmp.path().join(dir).join("model.mpk"))
             .unwrap()
