@@ -108,14 +108,16 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     if cases.contains(&LM_CASE) {
         theirs.extend(pytorch_char_lm(threads, args.quick)?);
     }
+    // Dynamic quantization of the same model, timed beside its f32 model
+    // by the same script: its speed-up is read from its own pair, and only
+    // its int8 lines join the comparison (pytorch_reference.py has the f32).
+    let mut theirs_int8 = Vec::new();
     if ours.iter().any(Measurement::is_int8) {
-        // Dynamic quantization of the same model; its f32 lines repeat
-        // pytorch_reference.py's and are left out.
-        let int8 = run_python("pytorch_int8.py", &["--threads".into(), threads.to_string()])?;
-        theirs.extend(int8.into_iter().filter(Measurement::is_int8));
+        theirs_int8 = run_python("pytorch_int8.py", &["--threads".into(), threads.to_string()])?;
+        theirs.extend(theirs_int8.iter().filter(|m| m.is_int8()).cloned());
     }
     println!("\n{}", comparison(&ours, &theirs));
-    println!("{}", int8_speedups(&ours, &theirs));
+    println!("{}", int8_speedups(&ours, &theirs_int8));
     Ok(())
 }
 
@@ -135,7 +137,8 @@ fn reference_for<'a>(m: &Measurement, theirs: &'a [Measurement]) -> Option<&'a M
 }
 
 /// For each case with an int8 figure on both sides: how much faster int8
-/// is than f32, ours (against our first f32 backend, ndarray) and PyTorch's.
+/// is than f32, ours (against our first f32 backend, ndarray) and PyTorch's
+/// (`theirs`: pytorch_int8.py's f32 and int8 lines, from one run).
 fn int8_speedups(ours: &[Measurement], theirs: &[Measurement]) -> String {
     let mut table = String::new();
     for int8 in ours.iter().filter(|m| m.is_int8()) {
