@@ -113,7 +113,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     // its int8 lines join the comparison (pytorch_reference.py has the f32).
     let mut theirs_int8 = Vec::new();
     if ours.iter().any(Measurement::is_int8) {
-        theirs_int8 = run_python("pytorch_int8.py", &["--threads".into(), threads.to_string()])?;
+        theirs_int8 = run_python(
+            "pytorch_int8.py",
+            &["--threads".into(), threads.to_string()],
+        )?;
         theirs.extend(theirs_int8.iter().filter(|m| m.is_int8()).cloned());
     }
     println!("\n{}", comparison(&ours, &theirs));
@@ -297,14 +300,26 @@ mod tests {
             )
         };
         let ours = measurements(
-            format!("{}\n{}", line("ours", "ndarray", 30.0), line("ours", "ndarray-int8", 10.0))
-                .as_bytes(),
+            format!(
+                "{}\n{}",
+                line("ours", "ndarray", 30.0),
+                line("ours", "ndarray-int8", 10.0)
+            )
+            .as_bytes(),
         );
         let theirs = measurements(
-            format!("{}\n{}", line("pt", "cpu", 36.0), line("pt", "cpu-int8", 80.0)).as_bytes(),
+            format!(
+                "{}\n{}",
+                line("pt", "cpu", 36.0),
+                line("pt", "cpu-int8", 80.0)
+            )
+            .as_bytes(),
         );
         let table = comparison(&ours, &theirs);
-        assert!(table.contains("| infer_b256_t64 | ndarray | 30.00 | cpu | 36.00 | 1.20 |"), "{table}");
+        assert!(
+            table.contains("| infer_b256_t64 | ndarray | 30.00 | cpu | 36.00 | 1.20 |"),
+            "{table}"
+        );
         assert!(
             table.contains("| infer_b256_t64 | ndarray-int8 | 10.00 | cpu-int8 | 80.00 | 8.00 |"),
             "{table}"

@@ -127,7 +127,12 @@ impl<B: LstmBackend> TextClassifier<B> {
 /// The parts the int8 inference path reads (`crate::cpu::int8`).
 impl<B: Backend> TextClassifier<B> {
     pub(crate) fn parts(&self) -> (&Embedding<B>, &Encoder<B>, &AttentionPooling<B>, &Linear<B>) {
-        (&self.embedding, &self.encoder, &self.attention, &self.output)
+        (
+            &self.embedding,
+            &self.encoder,
+            &self.attention,
+            &self.output,
+        )
     }
 }
 

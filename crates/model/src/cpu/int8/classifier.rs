@@ -223,7 +223,11 @@ impl Int8Classifier {
                 // direction starts at each sequence's own last token).
                 let position = |s: usize, i: usize| {
                     let b = order[i];
-                    let t = if direction == 0 { s } else { lengths[b] - 1 - s };
+                    let t = if direction == 0 {
+                        s
+                    } else {
+                        lengths[b] - 1 - s
+                    };
                     b * seq + t
                 };
                 lstm.forward(
@@ -291,7 +295,8 @@ fn groups(lengths: &[usize], threads: usize) -> Vec<Range<usize>> {
     let total: usize = lengths.iter().sum();
     let count = threads.min(lengths.len()).max(1);
     if count == 1 || total < PARALLEL_TOKENS {
-        return vec![0..lengths.len()];
+        let whole = 0..lengths.len();
+        return vec![whole];
     }
     let mut groups = Vec::with_capacity(count);
     let (mut start, mut seen) = (0, 0);
@@ -370,7 +375,10 @@ mod tests {
                     .map(|(x, y)| (x - y).abs())
                     .fold(0.0f32, f32::max)
             };
-            let (dl, da) = (worst(&out.logits, &logits), worst(&out.attention, &attention));
+            let (dl, da) = (
+                worst(&out.logits, &logits),
+                worst(&out.attention, &attention),
+            );
             println!("{layers} layers, bidirectional {bidirectional}: logits {dl}, attention {da}");
             assert!(dl < 0.05 && dl > 0.0, "logits moved by {dl}");
             assert!(da < 0.02, "attention moved by {da}");
@@ -400,13 +408,26 @@ mod tests {
         let lengths: Vec<usize> = (0..40).map(|b| 1 + (b * 5) % seq).collect();
         assert!(lengths.iter().sum::<usize>() >= PARALLEL_TOKENS);
         let tokens: Vec<u32> = (0..40 * seq)
-            .map(|k| if k % seq < lengths[k / seq] { (2 + k % 47) as u32 } else { 0 })
+            .map(|k| {
+                if k % seq < lengths[k / seq] {
+                    (2 + k % 47) as u32
+                } else {
+                    0
+                }
+            })
             .collect();
         let out = int8.forward(&tokens, seq, &lengths);
         for (b, &len) in lengths.iter().enumerate() {
             let alone = int8.forward(&tokens[b * seq..b * seq + len], len, &[len]);
-            assert_eq!(alone.logits, out.logits[2 * b..2 * b + 2].to_vec(), "sequence {b}");
-            assert_eq!(alone.attention, out.attention[b * seq..b * seq + len].to_vec());
+            assert_eq!(
+                alone.logits,
+                out.logits[2 * b..2 * b + 2].to_vec(),
+                "sequence {b}"
+            );
+            assert_eq!(
+                alone.attention,
+                out.attention[b * seq..b * seq + len].to_vec()
+            );
         }
     }
 
@@ -419,7 +440,10 @@ mod tests {
         let lengths: Vec<usize> = (0..256).map(|b| 32 + (b * 37) % 33).collect();
         let cut = groups(&lengths, 2);
         assert_eq!(cut.len(), 2);
-        assert_eq!((cut[0].start, cut[0].end, cut[1].end), (0, cut[1].start, 256));
+        assert_eq!(
+            (cut[0].start, cut[0].end, cut[1].end),
+            (0, cut[1].start, 256)
+        );
         let tokens = |g: &Range<usize>| lengths[g.clone()].iter().sum::<usize>() as f64;
         let share = tokens(&cut[0]) / (tokens(&cut[0]) + tokens(&cut[1]));
         assert!((share - 0.5).abs() < 0.01, "{share}");

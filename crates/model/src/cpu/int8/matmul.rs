@@ -180,7 +180,14 @@ pub(crate) fn matmul(rows: &Int8Rows, matrix: &Int8Matrix, out: &mut [f32], accu
     if m == 0 || n == 0 {
         return;
     }
-    block(&rows.codes, &rows.scales, rows.stride, matrix, out, accumulate);
+    block(
+        &rows.codes,
+        &rows.scales,
+        rows.stride,
+        matrix,
+        out,
+        accumulate,
+    );
 }
 
 /// The VNNI kernel when the CPU has it, else the
@@ -223,11 +230,7 @@ fn portable_block(
 ) {
     let n = matrix.n;
     let panel_len = matrix.k4 * PANEL * 4;
-    for ((a, &s), out) in codes
-        .chunks(stride)
-        .zip(scales)
-        .zip(out.chunks_mut(n))
-    {
+    for ((a, &s), out) in codes.chunks(stride).zip(scales).zip(out.chunks_mut(n)) {
         for (panel, w) in matrix.packed.chunks(panel_len).enumerate() {
             let mut sums = [0i32; PANEL];
             for (a4, w4) in a.chunks(4).zip(w.chunks(PANEL * 4)) {
@@ -438,7 +441,13 @@ mod tests {
     /// quantization steps of the f32 product.
     #[test]
     fn the_int8_product_is_the_product_of_the_quantized_operands() {
-        for (m, k, n) in [(1, 3, 5), (3, 7, 17), (5, 128, 64), (9, 130, 70), (300, 128, 512)] {
+        for (m, k, n) in [
+            (1, 3, 5),
+            (3, 7, 17),
+            (5, 128, 64),
+            (9, 130, 70),
+            (300, 128, 512),
+        ] {
             let x = random(m * k, 1, 1.0);
             let w = random(k * n, 2, 0.2);
             let matrix = Int8Matrix::quantize(&w, k, n);
@@ -464,7 +473,10 @@ mod tests {
             // half a step of w times |x|: (0.5/127)(0.2 + 1) · k in the worst
             // case; random signs make it about √k of that.
             let bound = 1.2 * 0.5 / 127.0 * (k as f32).sqrt() * 3.0;
-            println!("{m}×{k}×{n}: vs dequantized {}, vs f32 {} (bound {bound})", worst.0, worst.1);
+            println!(
+                "{m}×{k}×{n}: vs dequantized {}, vs f32 {} (bound {bound})",
+                worst.0, worst.1
+            );
             assert!(worst.0 < 1e-4 * k as f32, "{m}×{k}×{n}: {}", worst.0);
             assert!(worst.1 < bound, "{m}×{k}×{n}: {}", worst.1);
             assert!(worst.1 > 0.0, "quantization should change something");
@@ -483,7 +495,14 @@ mod tests {
         rows.quantize(&x, m, k);
         let start = random(m * n, 5, 1.0);
         let mut portable = start.clone();
-        portable_block(&rows.codes, &rows.scales, rows.stride, &matrix, &mut portable, true);
+        portable_block(
+            &rows.codes,
+            &rows.scales,
+            rows.stride,
+            &matrix,
+            &mut portable,
+            true,
+        );
         let mut best = start.clone();
         matmul(&rows, &matrix, &mut best, true);
         assert_eq!(portable, best);
