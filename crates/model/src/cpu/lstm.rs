@@ -19,7 +19,7 @@
 //! `crate::lstm::op`.
 
 use super::host::CpuBackend;
-use super::matmul::{View, matmul};
+use super::matmul::{View, matmul, matmul_serial};
 use super::simd::{best_instructions, sigmoid, tanh};
 use super::threads::pool;
 use crate::LstmInputs;
@@ -97,12 +97,13 @@ pub(crate) fn lstm_forward<B: CpuBackend>(
         B::into_vec(inputs.c0),
     );
     let state_mask = inputs.state_mask.as_ref().map(B::to_vec);
+    let groups = row_groups(batch, hidden);
     let (out, trace) = pool().install(|| {
         if keep_trace {
-            let (out, trace) = forward(x, weights, h0, c0, state_mask, dims);
+            let (out, trace) = forward(x, weights, h0, c0, state_mask, dims, groups);
             (out, Some(trace))
         } else {
-            (forward_untraced(x, weights, h0, c0, state_mask, dims), None)
+            (forward_untraced(x, weights, h0, c0, state_mask, dims, groups), None)
         }
     });
     (
@@ -126,7 +127,7 @@ pub(crate) fn lstm_backward<B: CpuBackend>(
     } = trace.dims;
     let grad = B::into_vec(grad);
     let [d_x, d_input_weight, d_bias, d_recurrent, d_h0, d_c0] =
-        pool().install(|| backward(trace, grad));
+        pool().install(|| backward(trace, grad, row_groups(batch, hidden)));
     [
         B::from_vec(d_x, [batch, seq, d_input].into(), &device),
         B::from_vec(d_input_weight, [d_input, 4 * hidden].into(), &device),
@@ -147,6 +148,7 @@ fn forward(
     mut cell: Vec<f32>,
     state_mask: Option<Vec<f32>>,
     dims: Dims,
+    groups: usize,
 ) -> (Vec<f32>, CpuTrace) {
     let Dims {
         batch,
@@ -171,10 +173,89 @@ fn forward(
     let mut hiddens = vec![0.0; batch * seq * h];
     let mut prev_cells = vec![0.0; batch * seq * h];
     let mut tanh_cells = vec![0.0; batch * seq * h];
-    let parallel = batch * g4 >= PARALLEL_ROWS;
+    let (states, final_cells) = out.split_at_mut(batch * seq * h);
+    // The recurrence, by groups of rows (see `forward_untraced`).
+    let per_group = batch.div_ceil(groups);
+    let masks = group_masks(state_mask.as_deref(), per_group * h, groups);
+    let jobs: Vec<TracedRows> = gates
+        .chunks_mut(per_group * seq * g4)
+        .zip(hidden.chunks_mut(per_group * h))
+        .zip(cell.chunks_mut(per_group * h))
+        .zip(masks)
+        .zip(states.chunks_mut(per_group * seq * h))
+        .zip(hiddens.chunks_mut(per_group * seq * h))
+        .zip(prev_cells.chunks_mut(per_group * seq * h))
+        .zip(tanh_cells.chunks_mut(per_group * seq * h))
+        .map(
+            |(((((((gates, hidden), cell), state_mask), out), hiddens), prev_cells), tanh_cells)| {
+                TracedRows {
+                    gates,
+                    hidden,
+                    cell,
+                    state_mask,
+                    out,
+                    hiddens,
+                    prev_cells,
+                    tanh_cells,
+                }
+            },
+        )
+        .collect();
+    run_groups(jobs, |rows: &TracedRows| rows.cell.len() / h, |rows, batch, parallel| {
+        traced_rows(rows, &weights, Dims { batch, ..dims }, parallel)
+    });
+    final_cells.copy_from_slice(&cell);
+    let trace = CpuTrace {
+        dims,
+        x,
+        gates,
+        prev_cells,
+        tanh_cells,
+        hiddens,
+        weights,
+        state_mask,
+    };
+    (out, trace)
+}
 
+/// A group of batch rows of the traced forward pass: its pre-activations
+/// `[rows, T, 4H]` (turned into activations), state `[rows, H]`, state mask,
+/// outputs and trace `[rows, T, H]`.
+struct TracedRows<'a> {
+    gates: &'a mut [f32],
+    hidden: &'a mut [f32],
+    cell: &'a mut [f32],
+    state_mask: Option<&'a [f32]>,
+    out: &'a mut [f32],
+    hiddens: &'a mut [f32],
+    prev_cells: &'a mut [f32],
+    tanh_cells: &'a mut [f32],
+}
+
+/// The recurrence of [`forward`] for one group of rows (`dims.batch` of
+/// them); `parallel` as in [`untraced_rows`].
+fn traced_rows(rows: TracedRows, weights: &Weights, dims: Dims, parallel: bool) {
+    let Dims {
+        batch,
+        seq,
+        hidden: h,
+        ..
+    } = dims;
+    let TracedRows {
+        gates,
+        hidden,
+        cell,
+        state_mask,
+        out,
+        hiddens,
+        prev_cells,
+        tanh_cells,
+    } = rows;
+    let g4 = 4 * h;
+    let parallel_gates = parallel && batch * g4 >= PARALLEL_ROWS;
+    let product = if parallel { matmul } else { matmul_serial };
     for t in 0..seq {
-        if let Some(mask) = &state_mask {
+        if let Some(mask) = state_mask {
             hidden.iter_mut().zip(mask).for_each(|(v, m)| *v *= m);
         }
         for row in 0..batch {
@@ -183,10 +264,10 @@ fn forward(
             prev_cells[at..at + h].copy_from_slice(&cell[row * h..(row + 1) * h]);
         }
         // gates[:, t, :] += h U
-        matmul(
+        product(
             &mut gates[t * g4..],
             seq * g4,
-            View::rows(&hidden, batch, h),
+            View::rows(hidden, batch, h),
             View::rows(&weights.recurrent, h, g4),
             true,
         );
@@ -202,12 +283,12 @@ fn forward(
                 )
             };
         let row = seq * h;
-        if parallel {
+        if parallel_gates {
             (
                 gates.par_chunks_mut(seq * g4),
                 cell.par_chunks_mut(h),
                 hidden.par_chunks_mut(h),
-                out[..batch * seq * h].par_chunks_mut(row),
+                out.par_chunks_mut(row),
                 tanh_cells.par_chunks_mut(row),
             )
                 .into_par_iter()
@@ -217,25 +298,42 @@ fn forward(
                 .chunks_mut(seq * g4)
                 .zip(cell.chunks_mut(h))
                 .zip(hidden.chunks_mut(h))
-                .zip(out[..batch * seq * h].chunks_mut(row))
+                .zip(out.chunks_mut(row))
                 .zip(tanh_cells.chunks_mut(row))
             {
                 step(gate, c, hid, o, tc);
             }
         }
     }
-    out[batch * seq * h..].copy_from_slice(&cell);
-    let trace = CpuTrace {
-        dims,
-        x,
-        gates,
-        prev_cells,
-        tanh_cells,
-        hiddens,
-        weights,
-        state_mask,
-    };
-    (out, trace)
+}
+
+/// Runs `run(group, rows, parallel)` for each group: the only group on
+/// this thread with the pool free for its products, or each on a thread of
+/// its own with single-threaded products. `rows_of` counts a group's rows.
+fn run_groups<G: Send>(
+    groups: Vec<G>,
+    rows_of: impl Fn(&G) -> usize + Sync,
+    run: impl Fn(G, usize, bool) + Sync,
+) {
+    if groups.len() == 1 {
+        for group in groups {
+            let rows = rows_of(&group);
+            run(group, rows, true);
+        }
+    } else {
+        groups.into_par_iter().for_each(|group| {
+            let rows = rows_of(&group);
+            run(group, rows, false)
+        });
+    }
+}
+
+/// The state mask cut like the rows (`None` for each group without one).
+fn group_masks(mask: Option<&[f32]>, per_group: usize, groups: usize) -> Vec<Option<&[f32]>> {
+    match mask {
+        Some(mask) => mask.chunks(per_group).map(Some).collect(),
+        None => vec![None; groups],
+    }
 }
 
 /// The forward pass for inference: what [`forward`] returns, without the
@@ -243,6 +341,12 @@ fn forward(
 /// `[B, 4H]` buffer that stays in cache, instead of all `[B, T, 4H]` at once:
 /// at batch 256 × 64 that array is 33 MB of fresh memory, written, then read
 /// back, on every call.
+///
+/// Sequences are independent, so a large batch is cut into one group of
+/// rows per thread, and each group runs the whole sequence on its own thread
+/// with single-threaded products: no fork and join at every step (three per
+/// step otherwise: two products and the gates). Each row's sums are the
+/// same either way.
 fn forward_untraced(
     x: Vec<f32>,
     weights: Weights,
@@ -250,6 +354,7 @@ fn forward_untraced(
     mut cell: Vec<f32>,
     state_mask: Option<Vec<f32>>,
     dims: Dims,
+    groups: usize,
 ) -> Vec<f32> {
     let Dims {
         batch,
@@ -257,14 +362,80 @@ fn forward_untraced(
         d_input,
         hidden: h,
     } = dims;
+    let mut out = vec![0.0; batch * (seq + 1) * h];
+    let (states, final_cells) = out.split_at_mut(batch * seq * h);
+    let per_group = batch.div_ceil(groups);
+    let masks = group_masks(state_mask.as_deref(), per_group * h, groups);
+    let jobs: Vec<Rows> = x
+        .chunks(per_group * seq * d_input)
+        .zip(hidden.chunks_mut(per_group * h))
+        .zip(cell.chunks_mut(per_group * h))
+        .zip(masks)
+        .zip(states.chunks_mut(per_group * seq * h))
+        .map(|((((x, hidden), cell), state_mask), out)| Rows {
+            x,
+            hidden,
+            cell,
+            state_mask,
+            out,
+        })
+        .collect();
+    run_groups(jobs, |rows: &Rows| rows.cell.len() / h, |rows, batch, parallel| {
+        untraced_rows(rows, &weights, Dims { batch, ..dims }, parallel)
+    });
+    final_cells.copy_from_slice(&cell);
+    out
+}
+
+/// Groups of rows to run on separate threads: one per thread when the
+/// batch is large enough for a step's gates to be worth splitting
+/// (`PARALLEL_ROWS`) and each group keeps at least `GROUP_ROWS` rows for
+/// gemm; else 1.
+fn row_groups(batch: usize, h: usize) -> usize {
+    /// Fewer rows than this and gemm's per-call cost dominates its products.
+    const GROUP_ROWS: usize = 16;
+    let threads = super::kernel_threads();
+    if threads < 2 || batch * 4 * h < PARALLEL_ROWS {
+        return 1;
+    }
+    threads.min(batch / GROUP_ROWS).max(1)
+}
+
+/// A group of batch rows: its inputs `[rows, T, E]`, state `[rows, H]`,
+/// state mask and outputs `[rows, T, H]`.
+struct Rows<'a> {
+    x: &'a [f32],
+    hidden: &'a mut [f32],
+    cell: &'a mut [f32],
+    state_mask: Option<&'a [f32]>,
+    out: &'a mut [f32],
+}
+
+/// [`forward_untraced`] for one group of rows (`dims.batch` of them).
+/// `parallel`: the products and the gates may use the thread pool (when
+/// this group is the whole batch).
+fn untraced_rows(rows: Rows, weights: &Weights, dims: Dims, parallel: bool) {
+    let Dims {
+        batch,
+        seq,
+        d_input,
+        hidden: h,
+    } = dims;
+    let Rows {
+        x,
+        hidden,
+        cell,
+        state_mask,
+        out,
+    } = rows;
     let g4 = 4 * h;
     let mut gates = vec![0.0; batch * g4];
-    let mut out = vec![0.0; batch * (seq + 1) * h];
     let mut tanh_cells = vec![0.0; batch * h];
-    let parallel = batch * g4 >= PARALLEL_ROWS;
+    let parallel_gates = parallel && batch * g4 >= PARALLEL_ROWS;
+    let product = if parallel { matmul } else { matmul_serial };
 
     for t in 0..seq {
-        if let Some(mask) = &state_mask {
+        if let Some(mask) = state_mask {
             hidden.iter_mut().zip(mask).for_each(|(v, m)| *v *= m);
         }
         // gates = b + x[:, t, :] W + h U
@@ -278,17 +449,17 @@ fn forward_untraced(
             row_stride: seq * d_input,
             col_stride: 1,
         };
-        matmul(
+        product(
             &mut gates,
             g4,
             x_t,
             View::rows(&weights.input, d_input, g4),
             true,
         );
-        matmul(
+        product(
             &mut gates,
             g4,
-            View::rows(&hidden, batch, h),
+            View::rows(hidden, batch, h),
             View::rows(&weights.recurrent, h, g4),
             true,
         );
@@ -296,12 +467,12 @@ fn forward_untraced(
             |gate: &mut [f32], c: &mut [f32], hid: &mut [f32], o: &mut [f32], tc: &mut [f32]| {
                 cell_forward_best(gate, c, hid, tc, &mut o[t * h..(t + 1) * h])
             };
-        if parallel {
+        if parallel_gates {
             (
                 gates.par_chunks_mut(g4),
                 cell.par_chunks_mut(h),
                 hidden.par_chunks_mut(h),
-                out[..batch * seq * h].par_chunks_mut(seq * h),
+                out.par_chunks_mut(seq * h),
                 tanh_cells.par_chunks_mut(h),
             )
                 .into_par_iter()
@@ -311,15 +482,13 @@ fn forward_untraced(
                 .chunks_mut(g4)
                 .zip(cell.chunks_mut(h))
                 .zip(hidden.chunks_mut(h))
-                .zip(out[..batch * seq * h].chunks_mut(seq * h))
+                .zip(out.chunks_mut(seq * h))
                 .zip(tanh_cells.chunks_mut(h))
             {
                 step(gate, c, hid, o, tc);
             }
         }
     }
-    out[batch * seq * h..].copy_from_slice(&cell);
-    out
 }
 
 best_instructions!(pub(crate) fn cell_forward_best = cell_forward(
@@ -362,7 +531,8 @@ fn cell_forward(gate: &mut [f32], c: &mut [f32], hid: &mut [f32], tc: &mut [f32]
 /// The backward pass on plain buffers, from the gradient `[B·T + B, H]` of the
 /// forward output: the gradients of x `[B, T, E]`, W `[E, 4H]`, b `[4H]`,
 /// U `[H, 4H]`, h_0 and c_0 `[B, H]`.
-fn backward(trace: CpuTrace, grad: Vec<f32>) -> [Vec<f32>; 6] {
+fn backward(trace: CpuTrace, grad: Vec<f32>, groups: usize) -> [Vec<f32>; 6] {
+    let trace_dims = trace.dims;
     let Dims {
         batch,
         seq,
@@ -384,67 +554,38 @@ fn backward(trace: CpuTrace, grad: Vec<f32>) -> [Vec<f32>; 6] {
     // The final cells' gradient; the per-step cells are not outputs.
     let mut dc_next = grad[batch * seq * h..].to_vec();
     let grad = &grad[..batch * seq * h];
-    let parallel = batch * g4 >= PARALLEL_ROWS;
     // Uᵀ `[4H, H]`, row-major: the step's product below reads it 8–10× faster
     // than U read through transposed strides, which gemm would otherwise
     // repack on every step (`docs/perf/README.md`).
     let recurrent_t = transpose(&weights.recurrent, h, g4);
-
-    for t in (0..seq).rev() {
-        let step =
-            |gate: &mut [f32], dh: &[f32], dc: &mut [f32], grad: &[f32], cp: &[f32], tc: &[f32]| {
-                let at = t * h..(t + 1) * h;
-                cell_backward_best(
-                    &mut gate[t * g4..(t + 1) * g4],
-                    dh,
-                    dc,
-                    &grad[at.clone()],
-                    &cp[at.clone()],
-                    &tc[at],
-                )
-            };
-        let row = seq * h;
-        if parallel {
-            (
-                d_gates.par_chunks_mut(seq * g4),
-                dh_next.par_chunks(h),
-                dc_next.par_chunks_mut(h),
-                grad.par_chunks(row),
-                prev_cells.par_chunks(row),
-                tanh_cells.par_chunks(row),
-            )
-                .into_par_iter()
-                .for_each(|(gate, dh, dc, g, cp, tc)| step(gate, dh, dc, g, cp, tc));
-        } else {
-            for (((((gate, dh), dc), g), cp), tc) in d_gates
-                .chunks_mut(seq * g4)
-                .zip(dh_next.chunks(h))
-                .zip(dc_next.chunks_mut(h))
-                .zip(grad.chunks(row))
-                .zip(prev_cells.chunks(row))
-                .zip(tanh_cells.chunks(row))
-            {
-                step(gate, dh, dc, g, cp, tc);
-            }
-        }
-        // dh_next = dP_t Uᵀ, masked
-        matmul(
-            &mut dh_next,
-            h,
-            View {
-                data: &d_gates[t * g4..],
-                rows: batch,
-                cols: g4,
-                row_stride: seq * g4,
-                col_stride: 1,
+    // The steps backwards, by groups of rows (see `forward_untraced`).
+    let per_group = batch.div_ceil(groups);
+    let masks = group_masks(state_mask.as_deref(), per_group * h, groups);
+    let jobs: Vec<BackwardRows> = d_gates
+        .chunks_mut(per_group * seq * g4)
+        .zip(dh_next.chunks_mut(per_group * h))
+        .zip(dc_next.chunks_mut(per_group * h))
+        .zip(grad.chunks(per_group * seq * h))
+        .zip(prev_cells.chunks(per_group * seq * h))
+        .zip(tanh_cells.chunks(per_group * seq * h))
+        .zip(masks)
+        .map(
+            |((((((d_gates, dh_next), dc_next), grad), prev_cells), tanh_cells), state_mask)| {
+                BackwardRows {
+                    d_gates,
+                    dh_next,
+                    dc_next,
+                    grad,
+                    prev_cells,
+                    tanh_cells,
+                    state_mask,
+                }
             },
-            View::rows(&recurrent_t, g4, h),
-            false,
-        );
-        if let Some(mask) = &state_mask {
-            dh_next.iter_mut().zip(mask).for_each(|(v, m)| *v *= m);
-        }
-    }
+        )
+        .collect();
+    run_groups(jobs, |rows: &BackwardRows| rows.dh_next.len() / h, |rows, batch, parallel| {
+        backward_rows(rows, &recurrent_t, Dims { batch, ..trace_dims }, parallel)
+    });
     // Over all B·T rows at once: dU = [h_0 … h_{T−1}]ᵀ dP, dW = xᵀ dP,
     // db = the column sums of dP, dx = dP Wᵀ.
     let rows = batch * seq;
@@ -478,6 +619,99 @@ fn backward(trace: CpuTrace, grad: Vec<f32>) -> [Vec<f32>; 6] {
         false,
     );
     [d_x, d_input_weight, d_bias, d_recurrent, dh_next, dc_next]
+}
+
+/// A group of batch rows of the backward pass: its gate activations
+/// `[rows, T, 4H]` (turned into the pre-activations' gradients), the
+/// gradients flowing into the state `[rows, H]`, the output gradient and the
+/// trace `[rows, T, H]`, and the state mask.
+struct BackwardRows<'a> {
+    d_gates: &'a mut [f32],
+    dh_next: &'a mut [f32],
+    dc_next: &'a mut [f32],
+    grad: &'a [f32],
+    prev_cells: &'a [f32],
+    tanh_cells: &'a [f32],
+    state_mask: Option<&'a [f32]>,
+}
+
+/// The steps of [`backward`] from t = T − 1 down to 0 for one group of rows
+/// (`dims.batch` of them), `recurrent_t` being Uᵀ `[4H, H]`; `parallel` as
+/// in [`untraced_rows`].
+fn backward_rows(rows: BackwardRows, recurrent_t: &[f32], dims: Dims, parallel: bool) {
+    let Dims {
+        batch,
+        seq,
+        hidden: h,
+        ..
+    } = dims;
+    let BackwardRows {
+        d_gates,
+        dh_next,
+        dc_next,
+        grad,
+        prev_cells,
+        tanh_cells,
+        state_mask,
+    } = rows;
+    let g4 = 4 * h;
+    let parallel_gates = parallel && batch * g4 >= PARALLEL_ROWS;
+    let product = if parallel { matmul } else { matmul_serial };
+    for t in (0..seq).rev() {
+        let step =
+            |gate: &mut [f32], dh: &[f32], dc: &mut [f32], grad: &[f32], cp: &[f32], tc: &[f32]| {
+                let at = t * h..(t + 1) * h;
+                cell_backward_best(
+                    &mut gate[t * g4..(t + 1) * g4],
+                    dh,
+                    dc,
+                    &grad[at.clone()],
+                    &cp[at.clone()],
+                    &tc[at],
+                )
+            };
+        let row = seq * h;
+        if parallel_gates {
+            (
+                d_gates.par_chunks_mut(seq * g4),
+                dh_next.par_chunks(h),
+                dc_next.par_chunks_mut(h),
+                grad.par_chunks(row),
+                prev_cells.par_chunks(row),
+                tanh_cells.par_chunks(row),
+            )
+                .into_par_iter()
+                .for_each(|(gate, dh, dc, g, cp, tc)| step(gate, dh, dc, g, cp, tc));
+        } else {
+            for (((((gate, dh), dc), g), cp), tc) in d_gates
+                .chunks_mut(seq * g4)
+                .zip(dh_next.chunks(h))
+                .zip(dc_next.chunks_mut(h))
+                .zip(grad.chunks(row))
+                .zip(prev_cells.chunks(row))
+                .zip(tanh_cells.chunks(row))
+            {
+                step(gate, dh, dc, g, cp, tc);
+            }
+        }
+        // dh_next = dP_t Uᵀ, masked
+        product(
+            dh_next,
+            h,
+            View {
+                data: &d_gates[t * g4..],
+                rows: batch,
+                cols: g4,
+                row_stride: seq * g4,
+                col_stride: 1,
+            },
+            View::rows(recurrent_t, g4, h),
+            false,
+        );
+        if let Some(mask) = state_mask {
+            dh_next.iter_mut().zip(mask).for_each(|(v, m)| *v *= m);
+        }
+    }
 }
 
 /// The transpose of a row-major `rows × cols` matrix, row-major.
@@ -549,6 +783,56 @@ mod tests {
             state_mask: mask
                 .map(|mask| NdArray::from_vec(mask, [batch, h].into(), &Default::default())),
         }
+    }
+
+    /// Cutting the batch into groups of rows, each run on its own thread
+    /// with single-threaded products, changes no bit of the outputs, the
+    /// trace or the gradients: each row's sums are the same products in the
+    /// same order. (So training is the same whatever the machine's cores.)
+    #[test]
+    fn groups_of_rows_give_the_same_bits_as_one_group() {
+        let (batch, seq, d_input, h) = (72, 9, 24, 128);
+        let mask: Vec<f32> = (0..batch * h)
+            .map(|i| if i % 3 == 0 { 0.0 } else { 1.5 })
+            .collect();
+        let inputs = inputs([batch, seq, d_input, h], [0.2, 0.1], Some(mask));
+        let grad = values(random([batch * (seq + 1), h], 1.0));
+        let run = |groups: usize| {
+            let dims = Dims {
+                batch,
+                seq,
+                d_input,
+                hidden: h,
+            };
+            let weights = || Weights {
+                input: values(inputs.input_weight.clone()),
+                bias: values(inputs.input_bias.clone()),
+                recurrent: values(inputs.recurrent.clone()),
+            };
+            let args = || {
+                (
+                    values(inputs.x.clone()),
+                    values(inputs.h0.clone()),
+                    values(inputs.c0.clone()),
+                    inputs.state_mask.clone().map(values),
+                )
+            };
+            pool().install(|| {
+                let (x, h0, c0, mask) = args();
+                let (out, trace) = forward(x, weights(), h0, c0, mask, dims, groups);
+                let (x, h0, c0, mask) = args();
+                let untraced = forward_untraced(x, weights(), h0, c0, mask, dims, groups);
+                let gates = trace.gates.clone();
+                let grads = backward(trace, grad.clone(), groups);
+                (out, untraced, gates, grads)
+            })
+        };
+        let (one, several) = (run(1), run(3));
+        assert!(one.0 == several.0, "the traced outputs differ");
+        assert!(one.1 == several.1, "the untraced outputs differ");
+        assert!(one.2 == several.2, "the traces differ");
+        assert!(one.3 == several.3, "the gradients differ");
+        assert!(one.0 == one.1, "traced and untraced differ");
     }
 
     /// The inference forward at a batch of one (the few-rows matmul) and

@@ -62,13 +62,37 @@ impl<'a> View<'a> {
 }
 
 /// `dst (+)= lhs × rhs`, where `dst` is row-major with row stride
-/// `dst_row_stride`; adds to what `dst` holds when `accumulate`.
+/// `dst_row_stride`; adds to what `dst` holds when `accumulate`. Large
+/// products use the thread pool.
 pub(crate) fn matmul(
     dst: &mut [f32],
     dst_row_stride: usize,
     lhs: View,
     rhs: View,
     accumulate: bool,
+) {
+    product(dst, dst_row_stride, lhs, rhs, accumulate, true);
+}
+
+/// [`matmul`] on the calling thread only: for code that already runs one
+/// task per thread.
+pub(crate) fn matmul_serial(
+    dst: &mut [f32],
+    dst_row_stride: usize,
+    lhs: View,
+    rhs: View,
+    accumulate: bool,
+) {
+    product(dst, dst_row_stride, lhs, rhs, accumulate, false);
+}
+
+fn product(
+    dst: &mut [f32],
+    dst_row_stride: usize,
+    lhs: View,
+    rhs: View,
+    accumulate: bool,
+    parallel: bool,
 ) {
     let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
     assert_eq!(k, rhs.rows, "matmul: inner dimensions differ");
@@ -88,7 +112,7 @@ pub(crate) fn matmul(
             return;
         }
     }
-    let parallelism = if m * n * k >= PARALLEL_MATMUL {
+    let parallelism = if parallel && m * n * k >= PARALLEL_MATMUL {
         Parallelism::Rayon(0)
     } else {
         Parallelism::None
