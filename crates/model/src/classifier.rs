@@ -115,9 +115,10 @@ impl<B: LstmBackend> TextClassifier<B> {
     ) -> ClassifierOutput<B> {
         let x = self.embedding.forward(tokens); // [B, T, E]
         let x = self.embedding_dropout.forward(x);
-        // A forward-only encoder needs no mask: padding comes after every real token.
-        let encoder_mask = self.encoder.needs_mask().then(|| mask.clone());
-        let hidden = self.encoder.forward(x, encoder_mask).outputs; // [B, T, D]
+        // The encoder gets the mask even when its outputs at real positions
+        // would not need it (a forward-only one): with the lengths, the CPU
+        // kernel skips the padded steps at inference.
+        let hidden = self.encoder.forward(x, Some(mask.clone())).outputs; // [B, T, D]
         let (pooled, attention) = self.attention.forward(hidden, Some(mask)); // [B, D], [B, T]
         let logits = self.output.forward(self.output_dropout.forward(pooled)); // [B, C]
         ClassifierOutput { logits, attention }

@@ -2,9 +2,10 @@
 //! layers, each optionally bidirectional, over right-padded batches.
 //!
 //! Variable lengths: given the mask of a right-padded batch,
-//! - the forward direction runs over the padding too, but its output at a
-//!   real position only depends on the tokens before it, and the final state
-//!   is read at each sequence's own last real token;
+//! - the forward direction's output at a real position only depends on the
+//!   tokens before it, and the final state is read at each sequence's own
+//!   last real token; the LSTM layers are given the lengths, and at inference
+//!   the CPU kernel skips the padded steps altogether (zeros there);
 //! - the backward direction reverses each sequence within its own length
 //!   (`[a b c PAD PAD]` → `[c b a PAD PAD]`), so it starts at that sequence's
 //!   last real token rather than at the padding, then its outputs are put
@@ -95,6 +96,18 @@ impl<B: LstmBackend> Recurrent<B> for RecurrentLayer<B> {
             RecurrentLayer::Rnn(layer) => layer.forward_masked(x, state_mask),
             RecurrentLayer::Gru(layer) => layer.forward_masked(x, state_mask),
             RecurrentLayer::Lstm(layer) => layer.forward_masked(x, state_mask),
+        }
+    }
+
+    fn forward_lengths(
+        &self,
+        x: Tensor<B, 3>,
+        state_mask: Option<Tensor<B, 2>>,
+        lengths: Tensor<B, 1, Int>,
+    ) -> Tensor<B, 3> {
+        match self {
+            RecurrentLayer::Lstm(layer) => layer.forward_lengths(x, state_mask, lengths),
+            other => other.forward_masked(x, state_mask),
         }
     }
 
@@ -280,11 +293,13 @@ impl<B: LstmBackend> Encoder<B> {
     pub fn forward(&self, x: Tensor<B, 3>, mask: Option<Tensor<B, 2, Bool>>) -> EncoderOutput<B> {
         let [batch, seq, _] = x.dims();
         let device = x.device();
-        // Index of each sequence's last real token, and (only if needed) the
-        // permutation that reverses each sequence within its length.
-        let (last_index, reversal) = match &mask {
+        // Index of each sequence's last real token, the lengths, and (only
+        // if needed) the permutation that reverses each sequence within its
+        // length.
+        let (last_index, lengths, reversal) = match &mask {
             None => (
                 Tensor::<B, 2, Int>::full([batch, 1], seq as i64 - 1, &device),
+                None,
                 None,
             ),
             Some(mask) => {
@@ -292,7 +307,11 @@ impl<B: LstmBackend> Encoder<B> {
                 let reversal = self
                     .is_bidirectional()
                     .then(|| reversal_index(mask.clone(), lengths.clone()));
-                (lengths - 1, reversal)
+                (
+                    lengths.clone() - 1,
+                    Some(lengths.reshape([batch])),
+                    reversal,
+                )
             }
         };
         if let Some(transformer) = &self.self_attention {
@@ -307,13 +326,16 @@ impl<B: LstmBackend> Encoder<B> {
             if l > 0 {
                 input = self.dropout.forward(input);
             }
-            let forward = self.run(&layer.forward, input.clone()); // [B, T, H]
+            let forward = self.run(&layer.forward, input.clone(), lengths.clone()); // [B, T, H]
             let forward_last = gather_step(forward.clone(), last_index.clone()); // [B, H]
             let (outputs, layer_last) = match &layer.backward {
                 None => (forward, forward_last),
                 Some(backward) => {
                     let reversed = reverse(input, reversal.clone());
-                    let backward = reverse(self.run(backward, reversed), reversal.clone());
+                    let backward = reverse(
+                        self.run(backward, reversed, lengths.clone()),
+                        reversal.clone(),
+                    );
                     let h = backward.dims()[2];
                     let backward_last = backward
                         .clone()
@@ -346,15 +368,27 @@ impl<B: LstmBackend> Encoder<B> {
     }
 
     /// One direction of one layer, with fresh variational dropout masks for
-    /// its input and its state when training.
-    fn run(&self, cell: &RecurrentLayer<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    /// its input and its state when training; over a right-padded batch of
+    /// `lengths` `[B]` when given (its outputs at padded positions are then
+    /// not to be read: the layers above see them only at padded positions,
+    /// and attention and `last` never).
+    fn run(
+        &self,
+        cell: &RecurrentLayer<B>,
+        x: Tensor<B, 3>,
+        lengths: Option<Tensor<B, 1, Int>>,
+    ) -> Tensor<B, 3> {
         let [batch, _, d_input] = x.dims();
         let device = x.device();
         let input_mask = self.recurrent_dropout.mask::<B>(batch, d_input, &device);
         let state_mask = self
             .recurrent_dropout
             .mask::<B>(batch, cell.d_hidden(), &device);
-        cell.forward_masked(apply_per_sequence(x, input_mask), state_mask)
+        let x = apply_per_sequence(x, input_mask);
+        match lengths {
+            Some(lengths) => cell.forward_lengths(x, state_mask, lengths),
+            None => cell.forward_masked(x, state_mask),
+        }
     }
 }
 

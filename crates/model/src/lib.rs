@@ -85,6 +85,19 @@ pub trait Recurrent<B: Backend> {
     /// matmul, the same mask at every step (variational recurrent dropout;
     /// see [`VariationalDropout`]).
     fn forward_masked(&self, x: Tensor<B, 3>, state_mask: Option<Tensor<B, 2>>) -> Tensor<B, 3>;
+    /// Like [`forward_masked`](Self::forward_masked) over a right-padded
+    /// batch whose sequence b has `lengths[b]` real steps `[B]`: the
+    /// outputs at padded positions are left to the cell (the LSTM skips
+    /// those steps at inference), so callers must mask them.
+    fn forward_lengths(
+        &self,
+        x: Tensor<B, 3>,
+        state_mask: Option<Tensor<B, 2>>,
+        lengths: Tensor<B, 1, Int>,
+    ) -> Tensor<B, 3> {
+        let _ = lengths;
+        self.forward_masked(x, state_mask)
+    }
     /// H, the size of the hidden state.
     fn d_hidden(&self) -> usize;
 }

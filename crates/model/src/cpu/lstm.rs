@@ -19,10 +19,11 @@
 //! `crate::lstm::op`.
 
 use super::host::CpuBackend;
-use super::matmul::{View, matmul, matmul_serial};
+use super::matmul::{How, SMALL_BATCH, View, matmul, matmul_with};
 use super::simd::{best_instructions, sigmoid, tanh};
 use super::threads::pool;
 use crate::LstmInputs;
+use burn::prelude::{Int, Tensor};
 use burn::tensor::TensorMetadata;
 use burn::tensor::ops::FloatTensor;
 use rayon::prelude::*;
@@ -97,13 +98,23 @@ pub(crate) fn lstm_forward<B: CpuBackend>(
         B::into_vec(inputs.c0),
     );
     let state_mask = inputs.state_mask.as_ref().map(B::to_vec);
+    // Only a pass without a trace skips padded steps (see `LstmInputs::lengths`).
+    let lengths = inputs.lengths.filter(|_| !keep_trace).map(|lengths| {
+        Tensor::<B, 1, Int>::from_primitive(lengths)
+            .into_data()
+            .iter::<i64>()
+            .map(|len| len.clamp(0, seq as i64) as usize)
+            .collect::<Vec<_>>()
+    });
     let groups = row_groups(batch, hidden);
     let (out, trace) = pool().install(|| {
         if keep_trace {
             let (out, trace) = forward(x, weights, h0, c0, state_mask, dims, groups);
             (out, Some(trace))
         } else {
-            (forward_untraced(x, weights, h0, c0, state_mask, dims, groups), None)
+            let state = (h0, c0, state_mask);
+            let out = forward_untraced(x, weights, state, dims, groups, lengths.as_deref());
+            (out, None)
         }
     });
     (
@@ -175,19 +186,22 @@ fn forward(
     let mut tanh_cells = vec![0.0; batch * seq * h];
     let (states, final_cells) = out.split_at_mut(batch * seq * h);
     // The recurrence, by groups of rows (see `forward_untraced`).
-    let per_group = batch.div_ceil(groups);
-    let masks = group_masks(state_mask.as_deref(), per_group * h, groups);
-    let jobs: Vec<TracedRows> = gates
-        .chunks_mut(per_group * seq * g4)
-        .zip(hidden.chunks_mut(per_group * h))
-        .zip(cell.chunks_mut(per_group * h))
-        .zip(masks)
-        .zip(states.chunks_mut(per_group * seq * h))
-        .zip(hiddens.chunks_mut(per_group * seq * h))
-        .zip(prev_cells.chunks_mut(per_group * seq * h))
-        .zip(tanh_cells.chunks_mut(per_group * seq * h))
+    let cut = Cut::new(batch, groups);
+    let jobs: Vec<TracedRows> = cut
+        .rows_mut(&mut gates, seq * g4)
+        .into_iter()
+        .zip(cut.rows_mut(&mut hidden, h))
+        .zip(cut.rows_mut(&mut cell, h))
+        .zip(cut.mask(state_mask.as_deref(), h))
+        .zip(cut.rows_mut(states, seq * h))
+        .zip(cut.rows_mut(&mut hiddens, seq * h))
+        .zip(cut.rows_mut(&mut prev_cells, seq * h))
+        .zip(cut.rows_mut(&mut tanh_cells, seq * h))
         .map(
-            |(((((((gates, hidden), cell), state_mask), out), hiddens), prev_cells), tanh_cells)| {
+            |(
+                ((((((gates, hidden), cell), state_mask), out), hiddens), prev_cells),
+                tanh_cells,
+            )| {
                 TracedRows {
                     gates,
                     hidden,
@@ -201,7 +215,7 @@ fn forward(
             },
         )
         .collect();
-    run_groups(jobs, |rows: &TracedRows| rows.cell.len() / h, |rows, batch, parallel| {
+    run_groups(cut, jobs, |rows, batch, parallel| {
         traced_rows(rows, &weights, Dims { batch, ..dims }, parallel)
     });
     final_cells.copy_from_slice(&cell);
@@ -253,7 +267,11 @@ fn traced_rows(rows: TracedRows, weights: &Weights, dims: Dims, parallel: bool) 
     } = rows;
     let g4 = 4 * h;
     let parallel_gates = parallel && batch * g4 >= PARALLEL_ROWS;
-    let product = if parallel { matmul } else { matmul_serial };
+    // The kernel a run of these rows without groups would use (see `How`).
+    let how = How {
+        parallel,
+        few_rows: batch <= SMALL_BATCH,
+    };
     for t in 0..seq {
         if let Some(mask) = state_mask {
             hidden.iter_mut().zip(mask).for_each(|(v, m)| *v *= m);
@@ -264,12 +282,13 @@ fn traced_rows(rows: TracedRows, weights: &Weights, dims: Dims, parallel: bool) 
             prev_cells[at..at + h].copy_from_slice(&cell[row * h..(row + 1) * h]);
         }
         // gates[:, t, :] += h U
-        product(
+        matmul_with(
             &mut gates[t * g4..],
             seq * g4,
             View::rows(hidden, batch, h),
             View::rows(&weights.recurrent, h, g4),
             true,
+            how,
         );
         let step =
             |gate: &mut [f32], c: &mut [f32], hid: &mut [f32], o: &mut [f32], tc: &mut [f32]| {
@@ -307,32 +326,80 @@ fn traced_rows(rows: TracedRows, weights: &Weights, dims: Dims, parallel: bool) 
     }
 }
 
-/// Runs `run(group, rows, parallel)` for each group: the only group on
+/// Runs `run(job, rows, parallel)` for each group's job: the only group on
 /// this thread with the pool free for its products, or each on a thread of
-/// its own with single-threaded products. `rows_of` counts a group's rows.
-fn run_groups<G: Send>(
-    groups: Vec<G>,
-    rows_of: impl Fn(&G) -> usize + Sync,
-    run: impl Fn(G, usize, bool) + Sync,
-) {
-    if groups.len() == 1 {
-        for group in groups {
-            let rows = rows_of(&group);
-            run(group, rows, true);
-        }
+/// its own with single-threaded products.
+fn run_groups<G: Send>(cut: Cut, jobs: Vec<G>, run: impl Fn(G, usize, bool) + Sync) {
+    let jobs: Vec<(G, usize)> = jobs.into_iter().zip(cut.sizes()).collect();
+    if jobs.len() == 1 {
+        jobs.into_iter()
+            .for_each(|(job, rows)| run(job, rows, true));
     } else {
-        groups.into_par_iter().for_each(|group| {
-            let rows = rows_of(&group);
-            run(group, rows, false)
-        });
+        jobs.into_par_iter()
+            .for_each(|(job, rows)| run(job, rows, false));
     }
 }
 
-/// The state mask cut like the rows (`None` for each group without one).
-fn group_masks(mask: Option<&[f32]>, per_group: usize, groups: usize) -> Vec<Option<&[f32]>> {
-    match mask {
-        Some(mask) => mask.chunks(per_group).map(Some).collect(),
-        None => vec![None; groups],
+/// How a batch is cut into groups of consecutive rows: `per_group` rows
+/// each, the last group shorter, no group empty.
+#[derive(Clone, Copy)]
+struct Cut {
+    batch: usize,
+    per_group: usize,
+}
+
+impl Cut {
+    fn new(batch: usize, groups: usize) -> Self {
+        Self {
+            batch,
+            per_group: batch.div_ceil(groups.max(1)).max(1),
+        }
+    }
+
+    fn groups(self) -> usize {
+        self.batch.div_ceil(self.per_group)
+    }
+
+    /// The rows of each group.
+    fn sizes(self) -> Vec<usize> {
+        (0..self.groups())
+            .map(|g| self.per_group.min(self.batch - g * self.per_group))
+            .collect()
+    }
+
+    /// `buffer`, `width` values per row, cut into the groups' pieces.
+    fn rows<T>(self, buffer: &[T], width: usize) -> Vec<&[T]> {
+        let mut rest = buffer;
+        (0..self.groups())
+            .map(|_| {
+                let (piece, tail) = rest.split_at((self.per_group * width).min(rest.len()));
+                rest = tail;
+                piece
+            })
+            .collect()
+    }
+
+    /// [`rows`](Self::rows) for a buffer the groups write.
+    fn rows_mut(self, buffer: &mut [f32], width: usize) -> Vec<&mut [f32]> {
+        let mut rest = buffer;
+        (0..self.groups())
+            .map(|_| {
+                let taken = std::mem::take(&mut rest);
+                let at = (self.per_group * width).min(taken.len());
+                let (piece, tail) = taken.split_at_mut(at);
+                rest = tail;
+                piece
+            })
+            .collect()
+    }
+
+    /// The state mask `[B, H]` cut like the rows (`None` for every group
+    /// without one).
+    fn mask(self, mask: Option<&[f32]>, h: usize) -> Vec<Option<&[f32]>> {
+        match mask {
+            Some(mask) => self.rows(mask, h).into_iter().map(Some).collect(),
+            None => vec![None; self.groups()],
+        }
     }
 }
 
@@ -350,12 +417,90 @@ fn group_masks(mask: Option<&[f32]>, per_group: usize, groups: usize) -> Vec<Opt
 fn forward_untraced(
     x: Vec<f32>,
     weights: Weights,
-    mut hidden: Vec<f32>,
-    mut cell: Vec<f32>,
-    state_mask: Option<Vec<f32>>,
+    state: (Vec<f32>, Vec<f32>, Option<Vec<f32>>),
     dims: Dims,
     groups: usize,
+    lengths: Option<&[usize]>,
 ) -> Vec<f32> {
+    let (hidden, cell, state_mask) = state;
+    let Some(lengths) = lengths else {
+        return untraced_groups(&x, &weights, (hidden, cell, state_mask), dims, groups, None);
+    };
+    // A padded batch runs packed: its rows sorted longest first and dealt to
+    // the groups in turn (so each group's rows are sorted too, and the
+    // groups get similar work), each step over the rows still running.
+    let Dims {
+        batch,
+        seq,
+        d_input,
+        hidden: h,
+    } = dims;
+    let cut = Cut::new(batch, groups);
+    let order = packed_order(lengths, cut);
+    let gather = |buffer: &[f32], width: usize| -> Vec<f32> {
+        order
+            .iter()
+            .flat_map(|&row| &buffer[row * width..(row + 1) * width])
+            .copied()
+            .collect()
+    };
+    let state = (
+        gather(&hidden, h),
+        gather(&cell, h),
+        state_mask.map(|mask| gather(&mask, h)),
+    );
+    let sorted: Vec<usize> = order.iter().map(|&row| lengths[row]).collect();
+    let packed = untraced_groups(
+        &gather(&x, seq * d_input),
+        &weights,
+        state,
+        dims,
+        groups,
+        Some(&sorted),
+    );
+    // Back to the batch's order: each row's states, then its final cell.
+    let mut out = vec![0.0; batch * (seq + 1) * h];
+    let (states, cells) = out.split_at_mut(batch * seq * h);
+    let (packed_states, packed_cells) = packed.split_at(batch * seq * h);
+    for (at, &row) in order.iter().enumerate() {
+        states[row * seq * h..(row + 1) * seq * h]
+            .copy_from_slice(&packed_states[at * seq * h..(at + 1) * seq * h]);
+        cells[row * h..(row + 1) * h].copy_from_slice(&packed_cells[at * h..(at + 1) * h]);
+    }
+    out
+}
+
+/// The rows of a padded batch in the order the groups of `cut` take them:
+/// sorted longest first, then dealt one to each group in turn (skipping
+/// full groups), each group's rows contiguous.
+fn packed_order(lengths: &[usize], cut: Cut) -> Vec<usize> {
+    let mut sorted: Vec<usize> = (0..lengths.len()).collect();
+    sorted.sort_by_key(|&row| std::cmp::Reverse(lengths[row]));
+    let sizes = cut.sizes();
+    let mut groups: Vec<Vec<usize>> = sizes.iter().map(|&n| Vec::with_capacity(n)).collect();
+    let mut next = 0;
+    for row in sorted {
+        while groups[next].len() == sizes[next] {
+            next = (next + 1) % groups.len();
+        }
+        groups[next].push(row);
+        next = (next + 1) % groups.len();
+    }
+    groups.concat()
+}
+
+/// [`forward_untraced`] on rows as given, by groups; `lengths` (sorted
+/// longest first within each group) lets each step skip the rows that have
+/// ended.
+fn untraced_groups(
+    x: &[f32],
+    weights: &Weights,
+    state: (Vec<f32>, Vec<f32>, Option<Vec<f32>>),
+    dims: Dims,
+    groups: usize,
+    lengths: Option<&[usize]>,
+) -> Vec<f32> {
+    let (mut hidden, mut cell, state_mask) = state;
     let Dims {
         batch,
         seq,
@@ -364,24 +509,30 @@ fn forward_untraced(
     } = dims;
     let mut out = vec![0.0; batch * (seq + 1) * h];
     let (states, final_cells) = out.split_at_mut(batch * seq * h);
-    let per_group = batch.div_ceil(groups);
-    let masks = group_masks(state_mask.as_deref(), per_group * h, groups);
-    let jobs: Vec<Rows> = x
-        .chunks(per_group * seq * d_input)
-        .zip(hidden.chunks_mut(per_group * h))
-        .zip(cell.chunks_mut(per_group * h))
-        .zip(masks)
-        .zip(states.chunks_mut(per_group * seq * h))
-        .map(|((((x, hidden), cell), state_mask), out)| Rows {
+    let cut = Cut::new(batch, groups);
+    let group_lengths = match lengths {
+        Some(lengths) => cut.rows(lengths, 1).into_iter().map(Some).collect(),
+        None => vec![None; cut.groups()],
+    };
+    let jobs: Vec<Rows> = cut
+        .rows(x, seq * d_input)
+        .into_iter()
+        .zip(cut.rows_mut(&mut hidden, h))
+        .zip(cut.rows_mut(&mut cell, h))
+        .zip(cut.mask(state_mask.as_deref(), h))
+        .zip(cut.rows_mut(states, seq * h))
+        .zip(group_lengths)
+        .map(|(((((x, hidden), cell), state_mask), out), lengths)| Rows {
             x,
             hidden,
             cell,
             state_mask,
             out,
+            lengths,
         })
         .collect();
-    run_groups(jobs, |rows: &Rows| rows.cell.len() / h, |rows, batch, parallel| {
-        untraced_rows(rows, &weights, Dims { batch, ..dims }, parallel)
+    run_groups(cut, jobs, |rows, batch, parallel| {
+        untraced_rows(rows, weights, Dims { batch, ..dims }, parallel)
     });
     final_cells.copy_from_slice(&cell);
     out
@@ -410,6 +561,8 @@ struct Rows<'a> {
     cell: &'a mut [f32],
     state_mask: Option<&'a [f32]>,
     out: &'a mut [f32],
+    /// Each row's real steps, longest first (`None`: all T).
+    lengths: Option<&'a [usize]>,
 }
 
 /// [`forward_untraced`] for one group of rows (`dims.batch` of them).
@@ -428,42 +581,70 @@ fn untraced_rows(rows: Rows, weights: &Weights, dims: Dims, parallel: bool) {
         cell,
         state_mask,
         out,
+        lengths,
     } = rows;
     let g4 = 4 * h;
     let mut gates = vec![0.0; batch * g4];
     let mut tanh_cells = vec![0.0; batch * h];
-    let parallel_gates = parallel && batch * g4 >= PARALLEL_ROWS;
-    let product = if parallel { matmul } else { matmul_serial };
+    // The kernel a run of these rows without groups would use (see `How`).
+    let how = How {
+        parallel,
+        few_rows: batch <= SMALL_BATCH,
+    };
 
     for t in 0..seq {
-        if let Some(mask) = state_mask {
-            hidden.iter_mut().zip(mask).for_each(|(v, m)| *v *= m);
+        // The rows still running: a prefix, the rows being sorted.
+        let running = lengths.map_or(batch, |lengths| lengths.partition_point(|&len| len > t));
+        if running == 0 {
+            break;
         }
+        // gemm multiplies a single row another way (as a matrix-vector
+        // product, summing in another order), so the products keep a second,
+        // finished row whose results are dropped: each row then gets the bits
+        // of the pass over everything.
+        let rows = if how.few_rows {
+            running
+        } else {
+            running.max(2).min(batch)
+        };
         // gates = b + x[:, t, :] W + h U
-        gates
+        if let Some(mask) = state_mask {
+            hidden[..running * h]
+                .iter_mut()
+                .zip(mask)
+                .for_each(|(v, m)| *v *= m);
+        }
+        gates[..rows * g4]
             .chunks_mut(g4)
             .for_each(|row| row.copy_from_slice(&weights.bias));
         let x_t = View {
             data: &x[t * d_input..],
-            rows: batch,
+            rows,
             cols: d_input,
             row_stride: seq * d_input,
             col_stride: 1,
         };
-        product(
-            &mut gates,
+        matmul_with(
+            &mut gates[..rows * g4],
             g4,
             x_t,
             View::rows(&weights.input, d_input, g4),
             true,
+            how,
         );
-        product(
-            &mut gates,
+        matmul_with(
+            &mut gates[..rows * g4],
             g4,
-            View::rows(hidden, batch, h),
+            View::rows(&hidden[..rows * h], rows, h),
             View::rows(&weights.recurrent, h, g4),
             true,
+            how,
         );
+        let batch = running;
+        let parallel_gates = parallel && batch * g4 >= PARALLEL_ROWS;
+        let (hidden, cell) = (&mut hidden[..batch * h], &mut cell[..batch * h]);
+        let (gates, tanh_cells) = (&mut gates[..batch * g4], &mut tanh_cells[..batch * h]);
+        let out = &mut out[..batch * seq * h];
         let step =
             |gate: &mut [f32], c: &mut [f32], hid: &mut [f32], o: &mut [f32], tc: &mut [f32]| {
                 cell_forward_best(gate, c, hid, tc, &mut o[t * h..(t + 1) * h])
@@ -560,16 +741,16 @@ fn backward(trace: CpuTrace, grad: Vec<f32>, groups: usize) -> [Vec<f32>; 6] {
     // repack on every step (`docs/perf/README.md`).
     let recurrent_t = transpose(&weights.recurrent, h, g4);
     // The steps backwards, by groups of rows (see `forward_untraced`).
-    let per_group = batch.div_ceil(groups);
-    let masks = group_masks(state_mask.as_deref(), per_group * h, groups);
-    let jobs: Vec<BackwardRows> = d_gates
-        .chunks_mut(per_group * seq * g4)
-        .zip(dh_next.chunks_mut(per_group * h))
-        .zip(dc_next.chunks_mut(per_group * h))
-        .zip(grad.chunks(per_group * seq * h))
-        .zip(prev_cells.chunks(per_group * seq * h))
-        .zip(tanh_cells.chunks(per_group * seq * h))
-        .zip(masks)
+    let cut = Cut::new(batch, groups);
+    let jobs: Vec<BackwardRows> = cut
+        .rows_mut(&mut d_gates, seq * g4)
+        .into_iter()
+        .zip(cut.rows_mut(&mut dh_next, h))
+        .zip(cut.rows_mut(&mut dc_next, h))
+        .zip(cut.rows(grad, seq * h))
+        .zip(cut.rows(&prev_cells, seq * h))
+        .zip(cut.rows(&tanh_cells, seq * h))
+        .zip(cut.mask(state_mask.as_deref(), h))
         .map(
             |((((((d_gates, dh_next), dc_next), grad), prev_cells), tanh_cells), state_mask)| {
                 BackwardRows {
@@ -584,8 +765,16 @@ fn backward(trace: CpuTrace, grad: Vec<f32>, groups: usize) -> [Vec<f32>; 6] {
             },
         )
         .collect();
-    run_groups(jobs, |rows: &BackwardRows| rows.dh_next.len() / h, |rows, batch, parallel| {
-        backward_rows(rows, &recurrent_t, Dims { batch, ..trace_dims }, parallel)
+    run_groups(cut, jobs, |rows, batch, parallel| {
+        backward_rows(
+            rows,
+            &recurrent_t,
+            Dims {
+                batch,
+                ..trace_dims
+            },
+            parallel,
+        )
     });
     // Over all B·T rows at once: dU = [h_0 … h_{T−1}]ᵀ dP, dW = xᵀ dP,
     // db = the column sums of dP, dx = dP Wᵀ.
@@ -657,7 +846,11 @@ fn backward_rows(rows: BackwardRows, recurrent_t: &[f32], dims: Dims, parallel: 
     } = rows;
     let g4 = 4 * h;
     let parallel_gates = parallel && batch * g4 >= PARALLEL_ROWS;
-    let product = if parallel { matmul } else { matmul_serial };
+    // The kernel a run of these rows without groups would use (see `How`).
+    let how = How {
+        parallel,
+        few_rows: batch <= SMALL_BATCH,
+    };
     for t in (0..seq).rev() {
         let step =
             |gate: &mut [f32], dh: &[f32], dc: &mut [f32], grad: &[f32], cp: &[f32], tc: &[f32]| {
@@ -696,7 +889,7 @@ fn backward_rows(rows: BackwardRows, recurrent_t: &[f32], dims: Dims, parallel: 
             }
         }
         // dh_next = dP_t Uᵀ, masked
-        product(
+        matmul_with(
             dh_next,
             h,
             View {
@@ -708,6 +901,7 @@ fn backward_rows(rows: BackwardRows, recurrent_t: &[f32], dims: Dims, parallel: 
             },
             View::rows(recurrent_t, g4, h),
             false,
+            how,
         );
         if let Some(mask) = state_mask {
             dh_next.iter_mut().zip(mask).for_each(|(v, m)| *v *= m);
@@ -783,6 +977,7 @@ mod tests {
             c0: random([batch, h], 1.0),
             state_mask: mask
                 .map(|mask| NdArray::from_vec(mask, [batch, h].into(), &Default::default())),
+            lengths: None,
         }
     }
 
@@ -822,7 +1017,7 @@ mod tests {
                 let (x, h0, c0, mask) = args();
                 let (out, trace) = forward(x, weights(), h0, c0, mask, dims, groups);
                 let (x, h0, c0, mask) = args();
-                let untraced = forward_untraced(x, weights(), h0, c0, mask, dims, groups);
+                let untraced = forward_untraced(x, weights(), (h0, c0, mask), dims, groups, None);
                 let gates = trace.gates.clone();
                 let grads = backward(trace, grad.clone(), groups);
                 (out, untraced, gates, grads)
@@ -834,6 +1029,72 @@ mod tests {
         assert!(one.2 == several.2, "the traces differ");
         assert!(one.3 == several.3, "the gradients differ");
         assert!(one.0 == one.1, "traced and untraced differ");
+    }
+
+    /// With the lengths of a padded batch, the pass without a trace skips
+    /// the padded steps: every real position gets the same bits as the same
+    /// pass over everything, padded positions are zero, and the final cell is
+    /// the one after the last real step (taken from the traced pass, whose
+    /// input projection is one product over all B·T rows: within rounding).
+    /// Batches of 72 (two groups) and of 3 (one group, the few-rows matmul),
+    /// with a state mask.
+    #[test]
+    fn a_padded_batch_skips_its_padding_and_keeps_every_real_bit() {
+        for (batch, d_input, h) in [(72, 24, 128), (3, 10, 16)] {
+            let seq = 9;
+            let mask: Vec<f32> = (0..batch * h)
+                .map(|i| if i % 3 == 0 { 0.0 } else { 1.5 })
+                .collect();
+            let inputs = inputs([batch, seq, d_input, h], [0.2, 0.1], Some(mask));
+            // Row 0 alone runs all T steps (so some steps have one row running).
+            let lengths: Vec<usize> = (0..batch)
+                .map(|b| if b == 0 { seq } else { 1 + (b * 7) % (seq - 1) })
+                .collect();
+            let (full, _) = lstm_forward::<NdArray>(inputs.clone(), false);
+            let (_, trace) = lstm_forward::<NdArray>(inputs.clone(), true);
+            let (full, trace) = (values(full), trace.unwrap());
+            let padded = LstmInputs {
+                lengths: Some(
+                    Tensor::<NdArray, 1, Int>::from_data(
+                        TensorData::new(lengths.iter().map(|&l| l as i64).collect(), [batch]),
+                        &Default::default(),
+                    )
+                    .into_primitive(),
+                ),
+                ..inputs
+            };
+            let (packed, none) = lstm_forward::<NdArray>(padded, false);
+            assert!(none.is_none());
+            let packed = values(packed);
+            for (b, &len) in lengths.iter().enumerate() {
+                for t in 0..seq {
+                    let at = (b * seq + t) * h..(b * seq + t + 1) * h;
+                    if t < len {
+                        assert!(
+                            packed[at.clone()] == full[at],
+                            "batch {batch}: row {b} step {t}"
+                        );
+                    } else {
+                        assert!(packed[at].iter().all(|&v| v == 0.0), "row {b} step {t}");
+                    }
+                }
+                // The cell after step len − 1: what step len started from.
+                let last = if len == seq {
+                    &full[(batch * seq + b) * h..(batch * seq + b + 1) * h]
+                } else {
+                    &trace.prev_cells[(b * seq + len) * h..(b * seq + len + 1) * h]
+                };
+                let cell = &packed[(batch * seq + b) * h..(batch * seq + b + 1) * h];
+                let diff = cell
+                    .iter()
+                    .zip(last)
+                    .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+                assert!(
+                    diff < 1e-6,
+                    "batch {batch}: row {b}'s final cell is off by {diff}"
+                );
+            }
+        }
     }
 
     /// The inference forward at a batch of one (the few-rows matmul) and

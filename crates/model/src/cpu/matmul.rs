@@ -71,29 +71,36 @@ pub(crate) fn matmul(
     rhs: View,
     accumulate: bool,
 ) {
-    product(dst, dst_row_stride, lhs, rhs, accumulate, true);
+    let how = How {
+        parallel: true,
+        few_rows: lhs.rows <= SMALL_BATCH,
+    };
+    matmul_with(dst, dst_row_stride, lhs, rhs, accumulate, how);
 }
 
-/// [`matmul`] on the calling thread only: for code that already runs one
-/// task per thread.
-pub(crate) fn matmul_serial(
+/// How [`matmul_with`] runs.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct How {
+    /// Large products may use the thread pool (else the calling thread only,
+    /// for code that already runs one task per thread).
+    pub parallel: bool,
+    /// The few-rows path instead of gemm (where the layout allows). Rows
+    /// get the same bits from either kernel whatever their number, but not
+    /// from one kernel and the other: code that must match another run
+    /// row for row chooses as that run did.
+    pub few_rows: bool,
+}
+
+/// [`matmul`], choosing the threads and the kernel.
+pub(crate) fn matmul_with(
     dst: &mut [f32],
     dst_row_stride: usize,
     lhs: View,
     rhs: View,
     accumulate: bool,
+    how: How,
 ) {
-    product(dst, dst_row_stride, lhs, rhs, accumulate, false);
-}
-
-fn product(
-    dst: &mut [f32],
-    dst_row_stride: usize,
-    lhs: View,
-    rhs: View,
-    accumulate: bool,
-    parallel: bool,
-) {
+    let parallel = how.parallel;
     let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
     assert_eq!(k, rhs.rows, "matmul: inner dimensions differ");
     let dst_view = View {
@@ -106,7 +113,7 @@ fn product(
     assert!(dst_view.extent() <= dst.len(), "matmul: dst out of bounds");
     assert!(lhs.extent() <= lhs.data.len(), "matmul: lhs out of bounds");
     assert!(rhs.extent() <= rhs.data.len(), "matmul: rhs out of bounds");
-    if m <= SMALL_BATCH && lhs.col_stride == 1 {
+    if how.few_rows && lhs.col_stride == 1 {
         let done = small_matmul_best(dst, dst_row_stride, lhs, rhs, accumulate);
         if done {
             return;

@@ -141,6 +141,30 @@ impl<B: LstmBackend> Lstm<B> {
         state: Option<LstmState<B>>,
         state_mask: Option<Tensor<B, 2>>,
     ) -> (Tensor<B, 3>, LstmState<B>) {
+        self.run(x, state, state_mask, None)
+    }
+
+    /// The layer over a right-padded batch from a zero state, sequence b
+    /// holding `lengths[b]` real steps: the outputs at real positions are
+    /// those of [`forward_with`](Self::forward_with); at padded ones they
+    /// may be zeros (inference skips those steps, see
+    /// [`LstmInputs::lengths`](crate::LstmInputs)), so callers mask them.
+    pub fn forward_padded(
+        &self,
+        x: Tensor<B, 3>,
+        state_mask: Option<Tensor<B, 2>>,
+        lengths: Tensor<B, 1, Int>,
+    ) -> Tensor<B, 3> {
+        self.run(x, None, state_mask, Some(lengths)).0
+    }
+
+    fn run(
+        &self,
+        x: Tensor<B, 3>,
+        state: Option<LstmState<B>>,
+        state_mask: Option<Tensor<B, 2>>,
+        lengths: Option<Tensor<B, 1, Int>>,
+    ) -> (Tensor<B, 3>, LstmState<B>) {
         let [batch, seq, _] = x.dims();
         let h = self.d_hidden;
         let device = x.device();
@@ -157,6 +181,7 @@ impl<B: LstmBackend> Lstm<B> {
             state.hidden,
             state.cell,
             state_mask,
+            lengths,
         ); // [B·T + B, H]: hidden states, then final cells
         let hidden = out
             .clone()
@@ -232,6 +257,15 @@ impl<B: Backend> Lstm<B> {
 impl<B: LstmBackend> Recurrent<B> for Lstm<B> {
     fn forward_masked(&self, x: Tensor<B, 3>, state_mask: Option<Tensor<B, 2>>) -> Tensor<B, 3> {
         self.forward_with(x, None, state_mask).0
+    }
+
+    fn forward_lengths(
+        &self,
+        x: Tensor<B, 3>,
+        state_mask: Option<Tensor<B, 2>>,
+        lengths: Tensor<B, 1, Int>,
+    ) -> Tensor<B, 3> {
+        self.forward_padded(x, state_mask, lengths)
     }
 
     fn d_hidden(&self) -> usize {

@@ -40,7 +40,7 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::prelude::*;
 use burn::tensor::TensorPrimitive;
-use burn::tensor::ops::FloatTensor;
+use burn::tensor::ops::{FloatTensor, IntTensor};
 
 /// A concrete backend's implementation of the recurrence: the forward pass,
 /// keeping what the backward pass will need when asked, and the backward
@@ -84,6 +84,13 @@ pub struct LstmInputs<B: Backend> {
     /// (variational recurrent dropout); a constant, not differentiated.
     /// `[B, H]`
     pub state_mask: Option<FloatTensor<B>>,
+    /// When given, sequence b is right-padded after its first `lengths[b]`
+    /// steps (each in 1..=T), and nothing reads the outputs at its padded
+    /// positions: a pass without a trace (inference, validation) may skip
+    /// those steps, leaving zeros there and the final cell state at the last
+    /// real step. The CPU kernel does; passes with a trace compute every
+    /// step, and real positions are the same either way. `[B]`
+    pub lengths: Option<IntTensor<B>>,
 }
 
 /// A backend the models run on: the layer as one operation, recorded as one
@@ -196,6 +203,7 @@ impl<B: LstmKernel, C: CheckpointStrategy> LstmBackend for Autodiff<B, C> {
             h0,
             c0,
             state_mask,
+            lengths,
         } = inputs;
         let nodes = [&x, &input_weight, &input_bias, &recurrent, &h0, &c0].map(|t| t.node.clone());
         let tracked = LstmBackward.prepare::<C>(nodes).compute_bound().stateful();
@@ -209,6 +217,7 @@ impl<B: LstmKernel, C: CheckpointStrategy> LstmBackend for Autodiff<B, C> {
             c0: c0.primitive,
             // The mask is a constant: only its values are used.
             state_mask: state_mask.map(|mask| mask.primitive),
+            lengths,
         };
         let (out, trace) = B::lstm_forward(inner, keep_trace);
         match tracked {
@@ -220,7 +229,8 @@ impl<B: LstmKernel, C: CheckpointStrategy> LstmBackend for Autodiff<B, C> {
 
 /// Runs one LSTM layer on tensors (see [`LstmInputs`]): `x` `[B, T, E]`,
 /// `input_weight` `[E, 4H]`, `input_bias` `[4H]`, `recurrent` `[H, 4H]`, the
-/// start state and the state mask `[B, H]`. Returns `[B·T + B, H]` (see
+/// start state and the state mask `[B, H]`, the lengths `[B]` of a
+/// right-padded batch. Returns `[B·T + B, H]` (see
 /// [`LstmKernel::lstm_forward`]).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn lstm_layer<B: LstmBackend>(
@@ -231,6 +241,7 @@ pub(crate) fn lstm_layer<B: LstmBackend>(
     h0: Tensor<B, 2>,
     c0: Tensor<B, 2>,
     state_mask: Option<Tensor<B, 2>>,
+    lengths: Option<Tensor<B, 1, Int>>,
 ) -> Tensor<B, 2> {
     float(B::lstm(LstmInputs {
         x: x.into_primitive().tensor(),
@@ -240,5 +251,6 @@ pub(crate) fn lstm_layer<B: LstmBackend>(
         h0: h0.into_primitive().tensor(),
         c0: c0.into_primitive().tensor(),
         state_mask: state_mask.map(|mask| mask.into_primitive().tensor()),
+        lengths: lengths.map(Tensor::into_primitive),
     }))
 }
