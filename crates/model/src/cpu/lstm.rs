@@ -423,49 +423,66 @@ fn forward_untraced(
     lengths: Option<&[usize]>,
 ) -> Vec<f32> {
     let (hidden, cell, state_mask) = state;
-    let Some(lengths) = lengths else {
-        return untraced_groups(&x, &weights, (hidden, cell, state_mask), dims, groups, None);
-    };
-    // A padded batch runs packed: its rows sorted longest first and dealt to
-    // the groups in turn (so each group's rows are sorted too, and the
-    // groups get similar work), each step over the rows still running.
     let Dims {
         batch,
         seq,
-        d_input,
         hidden: h,
+        ..
     } = dims;
     let cut = Cut::new(batch, groups);
-    let order = packed_order(lengths, cut);
-    let gather = |buffer: &[f32], width: usize| -> Vec<f32> {
+    // A padded batch runs packed: its rows sorted longest first and dealt to
+    // the groups in turn (so each group's rows are sorted too, and the
+    // groups get similar work), each step over the rows still running. The
+    // rows are not moved: each group reads its inputs and writes its outputs
+    // through their indices.
+    let order: Vec<usize> = match lengths {
+        Some(lengths) => packed_order(lengths, cut),
+        None => (0..batch).collect(),
+    };
+    let gather = |buffer: &[f32]| -> Vec<f32> {
         order
             .iter()
-            .flat_map(|&row| &buffer[row * width..(row + 1) * width])
+            .flat_map(|&row| &buffer[row * h..(row + 1) * h])
             .copied()
             .collect()
     };
-    let state = (
-        gather(&hidden, h),
-        gather(&cell, h),
-        state_mask.map(|mask| gather(&mask, h)),
-    );
-    let sorted: Vec<usize> = order.iter().map(|&row| lengths[row]).collect();
-    let packed = untraced_groups(
-        &gather(&x, seq * d_input),
-        &weights,
-        state,
-        dims,
-        groups,
-        Some(&sorted),
-    );
-    // Back to the batch's order: each row's states, then its final cell.
+    let (mut hidden, mut cell) = (gather(&hidden), gather(&cell));
+    let state_mask = state_mask.map(|mask| gather(&mask));
+    let sorted: Option<Vec<usize>> =
+        lengths.map(|lengths| order.iter().map(|&row| lengths[row]).collect());
+
     let mut out = vec![0.0; batch * (seq + 1) * h];
-    let (states, cells) = out.split_at_mut(batch * seq * h);
-    let (packed_states, packed_cells) = packed.split_at(batch * seq * h);
+    let (states, final_cells) = out.split_at_mut(batch * seq * h);
+    let mut by_row: Vec<Option<&mut [f32]>> = states.chunks_mut(seq * h).map(Some).collect();
+    let mut outputs = order
+        .iter()
+        .map(|&row| by_row[row].take().expect("a permutation"));
+    let group_lengths = match &sorted {
+        Some(sorted) => cut.rows(sorted, 1).into_iter().map(Some).collect(),
+        None => vec![None; cut.groups()],
+    };
+    let jobs: Vec<Rows> = cut
+        .rows(&order, 1)
+        .into_iter()
+        .zip(cut.rows_mut(&mut hidden, h))
+        .zip(cut.rows_mut(&mut cell, h))
+        .zip(cut.mask(state_mask.as_deref(), h))
+        .zip(group_lengths)
+        .map(|((((rows, hidden), cell), state_mask), lengths)| Rows {
+            x: &x,
+            rows,
+            hidden,
+            cell,
+            state_mask,
+            out: outputs.by_ref().take(rows.len()).collect(),
+            lengths,
+        })
+        .collect();
+    run_groups(cut, jobs, |rows, batch, parallel| {
+        untraced_rows(rows, &weights, Dims { batch, ..dims }, parallel)
+    });
     for (at, &row) in order.iter().enumerate() {
-        states[row * seq * h..(row + 1) * seq * h]
-            .copy_from_slice(&packed_states[at * seq * h..(at + 1) * seq * h]);
-        cells[row * h..(row + 1) * h].copy_from_slice(&packed_cells[at * h..(at + 1) * h]);
+        final_cells[row * h..(row + 1) * h].copy_from_slice(&cell[at * h..(at + 1) * h]);
     }
     out
 }
@@ -489,55 +506,6 @@ fn packed_order(lengths: &[usize], cut: Cut) -> Vec<usize> {
     groups.concat()
 }
 
-/// [`forward_untraced`] on rows as given, by groups; `lengths` (sorted
-/// longest first within each group) lets each step skip the rows that have
-/// ended.
-fn untraced_groups(
-    x: &[f32],
-    weights: &Weights,
-    state: (Vec<f32>, Vec<f32>, Option<Vec<f32>>),
-    dims: Dims,
-    groups: usize,
-    lengths: Option<&[usize]>,
-) -> Vec<f32> {
-    let (mut hidden, mut cell, state_mask) = state;
-    let Dims {
-        batch,
-        seq,
-        d_input,
-        hidden: h,
-    } = dims;
-    let mut out = vec![0.0; batch * (seq + 1) * h];
-    let (states, final_cells) = out.split_at_mut(batch * seq * h);
-    let cut = Cut::new(batch, groups);
-    let group_lengths = match lengths {
-        Some(lengths) => cut.rows(lengths, 1).into_iter().map(Some).collect(),
-        None => vec![None; cut.groups()],
-    };
-    let jobs: Vec<Rows> = cut
-        .rows(x, seq * d_input)
-        .into_iter()
-        .zip(cut.rows_mut(&mut hidden, h))
-        .zip(cut.rows_mut(&mut cell, h))
-        .zip(cut.mask(state_mask.as_deref(), h))
-        .zip(cut.rows_mut(states, seq * h))
-        .zip(group_lengths)
-        .map(|(((((x, hidden), cell), state_mask), out), lengths)| Rows {
-            x,
-            hidden,
-            cell,
-            state_mask,
-            out,
-            lengths,
-        })
-        .collect();
-    run_groups(cut, jobs, |rows, batch, parallel| {
-        untraced_rows(rows, weights, Dims { batch, ..dims }, parallel)
-    });
-    final_cells.copy_from_slice(&cell);
-    out
-}
-
 /// Groups of rows to run on separate threads: one per thread when a step
 /// has at least `GROUP_GATES` gate values (2¹⁴: the classifier's batch of
 /// 32 at H = 128 gained about 5% from two groups, in alternating bench
@@ -553,14 +521,18 @@ fn row_groups(batch: usize, h: usize) -> usize {
     threads.min(batch / GROUP_ROWS).max(1)
 }
 
-/// A group of batch rows: its inputs `[rows, T, E]`, state `[rows, H]`,
-/// state mask and outputs `[rows, T, H]`.
+/// A group of batch rows of the pass without a trace: which rows, their
+/// state `[rows, H]` and state mask, where their outputs go.
 struct Rows<'a> {
+    /// The whole batch's inputs `[B, T, E]`.
     x: &'a [f32],
+    /// The batch rows of this group, in the order it runs them.
+    rows: &'a [usize],
     hidden: &'a mut [f32],
     cell: &'a mut [f32],
     state_mask: Option<&'a [f32]>,
-    out: &'a mut [f32],
+    /// Each row's outputs `[T, H]`, in the same order.
+    out: Vec<&'a mut [f32]>,
     /// Each row's real steps, longest first (`None`: all T).
     lengths: Option<&'a [usize]>,
 }
@@ -577,12 +549,14 @@ fn untraced_rows(rows: Rows, weights: &Weights, dims: Dims, parallel: bool) {
     } = dims;
     let Rows {
         x,
+        rows: batch_rows,
         hidden,
         cell,
         state_mask,
-        out,
+        mut out,
         lengths,
     } = rows;
+    let mut x_t = vec![0.0; batch * d_input];
     let g4 = 4 * h;
     let mut gates = vec![0.0; batch * g4];
     let mut tanh_cells = vec![0.0; batch * h];
@@ -617,17 +591,14 @@ fn untraced_rows(rows: Rows, weights: &Weights, dims: Dims, parallel: bool) {
         gates[..rows * g4]
             .chunks_mut(g4)
             .for_each(|row| row.copy_from_slice(&weights.bias));
-        let x_t = View {
-            data: &x[t * d_input..],
-            rows,
-            cols: d_input,
-            row_stride: seq * d_input,
-            col_stride: 1,
-        };
+        // This step's inputs, gathered into a buffer that stays in cache.
+        for (x_row, &row) in x_t.chunks_mut(d_input).zip(&batch_rows[..rows]) {
+            x_row.copy_from_slice(&x[(row * seq + t) * d_input..][..d_input]);
+        }
         matmul_with(
             &mut gates[..rows * g4],
             g4,
-            x_t,
+            View::rows(&x_t[..rows * d_input], rows, d_input),
             View::rows(&weights.input, d_input, g4),
             true,
             how,
@@ -644,7 +615,7 @@ fn untraced_rows(rows: Rows, weights: &Weights, dims: Dims, parallel: bool) {
         let parallel_gates = parallel && batch * g4 >= PARALLEL_ROWS;
         let (hidden, cell) = (&mut hidden[..batch * h], &mut cell[..batch * h]);
         let (gates, tanh_cells) = (&mut gates[..batch * g4], &mut tanh_cells[..batch * h]);
-        let out = &mut out[..batch * seq * h];
+        let out = &mut out[..batch];
         let step =
             |gate: &mut [f32], c: &mut [f32], hid: &mut [f32], o: &mut [f32], tc: &mut [f32]| {
                 cell_forward_best(gate, c, hid, tc, &mut o[t * h..(t + 1) * h])
@@ -654,7 +625,7 @@ fn untraced_rows(rows: Rows, weights: &Weights, dims: Dims, parallel: bool) {
                 gates.par_chunks_mut(g4),
                 cell.par_chunks_mut(h),
                 hidden.par_chunks_mut(h),
-                out.par_chunks_mut(seq * h),
+                out.par_iter_mut(),
                 tanh_cells.par_chunks_mut(h),
             )
                 .into_par_iter()
@@ -664,7 +635,7 @@ fn untraced_rows(rows: Rows, weights: &Weights, dims: Dims, parallel: bool) {
                 .chunks_mut(g4)
                 .zip(cell.chunks_mut(h))
                 .zip(hidden.chunks_mut(h))
-                .zip(out.chunks_mut(seq * h))
+                .zip(out.iter_mut())
                 .zip(tanh_cells.chunks_mut(h))
             {
                 step(gate, c, hid, o, tc);
