@@ -271,22 +271,6 @@ impl Int8Classifier {
         rows.quantize(&pooled, batch, d);
         matmul(&rows, &self.output, logits, true);
     }
-
-    /// Bytes of the int8 weights and their scales (what this path holds in
-    /// memory, against 4 bytes per parameter in f32).
-    pub fn weight_bytes(&self) -> usize {
-        let lstm_bytes = |lstm: &Int8Lstm| lstm.weight_bytes();
-        self.embedding.len()
-            + 4 * self.embedding_scales.len()
-            + self
-                .layers
-                .iter()
-                .map(|(f, b)| lstm_bytes(f) + b.as_ref().map_or(0, lstm_bytes))
-                .sum::<usize>()
-            + 4 * (self.score.len() + 1)
-            + self.output.weight_bytes()
-            + 4 * self.output_bias.len()
-    }
 }
 
 /// Consecutive groups of sequences, at most one per thread, each holding

@@ -45,11 +45,6 @@ impl Int8Lstm {
         self.recurrent.rows()
     }
 
-    /// Bytes held: both matrices and the f32 biases.
-    pub(crate) fn weight_bytes(&self) -> usize {
-        self.input.weight_bytes() + self.recurrent.weight_bytes() + 4 * self.bias.len()
-    }
-
     pub(crate) fn d_input(&self) -> usize {
         self.input.rows()
     }

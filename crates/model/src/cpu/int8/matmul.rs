@@ -84,11 +84,6 @@ impl Int8Matrix {
         self.k
     }
 
-    /// Bytes held: the codes and the scales (padding included).
-    pub(crate) fn weight_bytes(&self) -> usize {
-        self.packed.len() + 4 * self.scales.len()
-    }
-
     /// The matrix these codes stand for, `[K, N]` row-major (for tests and
     /// for measuring what quantization changed).
     #[cfg(test)]
