@@ -71,10 +71,7 @@ pub(crate) fn matmul(
     rhs: View,
     accumulate: bool,
 ) {
-    let how = How {
-        parallel: true,
-        few_rows: lhs.rows <= SMALL_BATCH,
-    };
+    let how = How::for_rows(lhs.rows, true);
     matmul_with(dst, dst_row_stride, lhs, rhs, accumulate, how);
 }
 
@@ -89,6 +86,18 @@ pub(crate) struct How {
     /// from one kernel and the other: code that must match another run
     /// row for row chooses as that run did.
     pub few_rows: bool,
+}
+
+impl How {
+    /// What [`matmul`] would choose for `rows` rows, the thread pool allowed
+    /// when `parallel`: what a group of rows keeps while some of its rows end,
+    /// so that each row gets the bits of the run without groups.
+    pub(crate) fn for_rows(rows: usize, parallel: bool) -> Self {
+        How {
+            parallel,
+            few_rows: rows <= SMALL_BATCH,
+        }
+    }
 }
 
 /// [`matmul`], choosing the threads and the kernel.

@@ -139,11 +139,7 @@ fn backward_rows(rows: BackwardRows, recurrent_t: &[f32], dims: Dims, parallel: 
     } = rows;
     let g4 = 4 * h;
     let parallel_gates = parallel && batch * g4 >= PARALLEL_ROWS;
-    // The kernel a run of these rows without groups would use (see `How`).
-    let how = How {
-        parallel,
-        few_rows: batch <= SMALL_BATCH,
-    };
+    let how = How::for_rows(batch, parallel);
     for t in (0..seq).rev() {
         let step =
             |gate: &mut [f32], dh: &[f32], dc: &mut [f32], grad: &[f32], cp: &[f32], tc: &[f32]| {

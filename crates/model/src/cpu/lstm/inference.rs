@@ -127,11 +127,7 @@ fn untraced_rows(rows: Rows, weights: &Weights, dims: Dims, parallel: bool) {
     let g4 = 4 * h;
     let mut gates = vec![0.0; batch * g4];
     let mut tanh_cells = vec![0.0; batch * h];
-    // The kernel a run of these rows without groups would use (see `How`).
-    let how = How {
-        parallel,
-        few_rows: batch <= SMALL_BATCH,
-    };
+    let how = How::for_rows(batch, parallel);
 
     for t in 0..seq {
         // The rows still running: a prefix, the rows being sorted.

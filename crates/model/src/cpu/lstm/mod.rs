@@ -24,7 +24,7 @@
 //! how a batch is cut into groups of rows, one per thread.
 
 use super::host::CpuBackend;
-use super::matmul::{How, SMALL_BATCH, View, matmul, matmul_with};
+use super::matmul::{How, View, matmul, matmul_with};
 use super::simd::{best_instructions, sigmoid, tanh};
 use super::threads::pool;
 use crate::LstmInputs;
@@ -280,11 +280,7 @@ fn traced_rows(rows: TracedRows, weights: &Weights, dims: Dims, parallel: bool) 
     } = rows;
     let g4 = 4 * h;
     let parallel_gates = parallel && batch * g4 >= PARALLEL_ROWS;
-    // The kernel a run of these rows without groups would use (see `How`).
-    let how = How {
-        parallel,
-        few_rows: batch <= SMALL_BATCH,
-    };
+    let how = How::for_rows(batch, parallel);
     for t in 0..seq {
         if let Some(mask) = state_mask {
             hidden.iter_mut().zip(mask).for_each(|(v, m)| *v *= m);
