@@ -101,6 +101,13 @@ pub enum Scope {
     Layer,
     /// The smallest weights of all matrices together go, wherever they are.
     Global,
+    /// All matrices ranked together by their LAMP score (Lee et al. 2021,
+    /// "Layer-adaptive sparsity for the magnitude-based pruning"): a
+    /// weight's square over the sum of the squares of the weights of its
+    /// matrix at least as large. Scale-free, so unlike `global` it does not
+    /// empty a matrix whose weights are merely smaller; each matrix keeps at
+    /// least its largest weight.
+    Lamp,
 }
 
 /// How a classifier was trained (a trained, distilled or fine-tuned one).

@@ -119,6 +119,7 @@ pub fn run<B: TrainBackend>(args: &PruneArgs, device: &B::Device, backend: &str)
             match args.scope {
                 Scope::Layer => "per-layer",
                 Scope::Global => "global",
+                Scope::Lamp => "LAMP",
             },
             counts.total - counts.nonzero,
             counts.total,
@@ -223,32 +224,36 @@ pub struct PruningMasks {
 
 impl PruningMasks {
     /// Zeroes the `sparsity` fraction of smallest-magnitude weights of each
-    /// matrix (`Scope::Layer`), or of all matrices ranked together
-    /// (`Scope::Global`). Exactly ⌊sparsity · n⌋ weights go in each scope;
+    /// matrix (`Scope::Layer`), or of all matrices ranked together by
+    /// magnitude (`Scope::Global`) or by LAMP score (`Scope::Lamp`, see
+    /// [`lamp_scores`]). Exactly ⌊sparsity · n⌋ weights go in each scope;
     /// ties at the threshold go by position.
     pub fn new<B: Backend, M: Module<B>>(module: &M, sparsity: f64, scope: Scope) -> Self {
         let mut collect = CollectMatrices::default();
         module.visit(&mut collect);
         let groups: Vec<Vec<usize>> = match scope {
             Scope::Layer => (0..collect.matrices.len()).map(|i| vec![i]).collect(),
-            Scope::Global => vec![(0..collect.matrices.len()).collect()],
+            Scope::Global | Scope::Lamp => vec![(0..collect.matrices.len()).collect()],
         };
+        // What each weight is ranked by, smallest pruned first.
+        let scores: Vec<Vec<f32>> = collect
+            .matrices
+            .iter()
+            .map(|(_, values)| match scope {
+                Scope::Layer | Scope::Global => values.iter().map(|w| w.abs()).collect(),
+                Scope::Lamp => lamp_scores(values),
+            })
+            .collect();
         let mut masks: HashMap<ParamId, Vec<f32>> = collect
             .matrices
             .iter()
             .map(|(id, values)| (*id, vec![1.0; values.len()]))
             .collect();
         for group in groups {
-            // (|w|, matrix, position) of every weight of the group.
+            // (score, matrix, position) of every weight of the group.
             let mut weights: Vec<(f32, usize, usize)> = group
                 .iter()
-                .flat_map(|&m| {
-                    collect.matrices[m]
-                        .1
-                        .iter()
-                        .enumerate()
-                        .map(move |(i, w)| (w.abs(), m, i))
-                })
+                .flat_map(|&m| scores[m].iter().enumerate().map(move |(i, s)| (*s, m, i)))
                 .collect();
             let k = (sparsity * weights.len() as f64).floor() as usize;
             if k == 0 {
@@ -297,6 +302,34 @@ impl PruningMasks {
                 .is_some_and(|mask| mask.iter().zip(values).all(|(m, w)| *m != 0.0 || *w == 0.0))
         })
     }
+}
+
+/// The LAMP score of each weight of one matrix (Lee et al. 2021): w_u² over
+/// the sum of w_v² for every weight v at least as large as u (u included,
+/// ties by position). Within the matrix it orders weights as |w| does; the
+/// largest scores 1, so no matrix is emptied, and a matrix's scores do not
+/// change when all its weights are scaled, so one ranking across matrices
+/// of different scales prunes each by how much of its own mass it would lose.
+fn lamp_scores(values: &[f32]) -> Vec<f32> {
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    order.sort_by(|&a, &b| {
+        values[a]
+            .abs()
+            .partial_cmp(&values[b].abs())
+            .expect("finite weights")
+    });
+    let mut scores = vec![0.0; values.len()];
+    let mut larger = 0.0f64; // Σ w² of this weight and every larger one
+    for &i in order.iter().rev() {
+        let square = f64::from(values[i]) * f64::from(values[i]);
+        larger += square;
+        scores[i] = if larger > 0.0 {
+            (square / larger) as f32
+        } else {
+            0.0
+        };
+    }
+    scores
 }
 
 /// The id and values of every parameter of two or more dimensions.
@@ -482,5 +515,68 @@ mod tests {
             }
         }
         assert!(largest_pruned <= smallest_kept);
+    }
+
+    #[test]
+    fn lamp_scores_follow_the_definition_and_ignore_scale() {
+        // Sorted by |w|: 1, 2, 3 (squares 1, 4, 9): 1/14, 4/13, 9/9.
+        let scores = lamp_scores(&[3.0, -1.0, 2.0]);
+        let expected = [1.0, 1.0 / 14.0, 4.0 / 13.0];
+        for (s, e) in scores.iter().zip(expected) {
+            assert!((s - e).abs() < 1e-6, "{scores:?}");
+        }
+        // Scaling a matrix leaves its scores as they were.
+        let scaled = lamp_scores(&[300.0, -100.0, 200.0]);
+        for (s, e) in scaled.iter().zip(&scores) {
+            assert!((s - e).abs() < 1e-6);
+        }
+        assert_eq!(lamp_scores(&[0.0, 0.0]), vec![0.0, 0.0]);
+    }
+
+    #[test]
+    fn lamp_pruning_ranks_matrices_of_different_scales_together_without_emptying_one() {
+        let device = Default::default();
+        let model = TextClassifierConfig::new(30, 2)
+            .with_d_embed(4)
+            .with_d_hidden(4)
+            .init::<NdArray>(&device);
+        let mut collect = CollectMatrices::default();
+        model.visit(&mut collect);
+        let masks = PruningMasks::new(&model, 0.9, Scope::Lamp);
+        assert_eq!(
+            masks.pruned(),
+            (0.9 * masks.prunable() as f64).floor() as usize
+        );
+        let mut fractions = Vec::new();
+        for (id, values) in &collect.matrices {
+            let mask = &masks.masks[id];
+            // Each matrix keeps its largest weight...
+            let largest = values
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.abs().partial_cmp(&b.1.abs()).unwrap())
+                .unwrap()
+                .0;
+            assert_eq!(mask[largest], 1.0);
+            // ...and within a matrix, a kept weight is never smaller than a pruned one.
+            let kept_min = values
+                .iter()
+                .zip(mask)
+                .filter(|(_, m)| **m == 1.0)
+                .map(|(w, _)| w.abs())
+                .fold(f32::INFINITY, f32::min);
+            let pruned_max = values
+                .iter()
+                .zip(mask)
+                .filter(|(_, m)| **m == 0.0)
+                .map(|(w, _)| w.abs())
+                .fold(0.0, f32::max);
+            assert!(pruned_max <= kept_min);
+            fractions.push(mask.iter().filter(|m| **m == 0.0).count() as f64 / mask.len() as f64);
+        }
+        // Unlike per-layer pruning, the matrices end at different sparsities.
+        let spread = fractions.iter().cloned().fold(0.0, f64::max)
+            - fractions.iter().cloned().fold(1.0, f64::min);
+        assert!(spread > 0.05, "{fractions:?}");
     }
 }
