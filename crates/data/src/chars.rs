@@ -150,6 +150,28 @@ impl CharStreams {
         })
     }
 
+    /// The same text cut `offset` characters later: the text turned left by
+    /// `offset` (its first `offset` characters moved to its end) and cut
+    /// into the same number of streams of the same length. Training cuts
+    /// the text at a new offset every epoch: with one fixed cut, each
+    /// stream starts from a zero state at the same character every epoch,
+    /// and a model can learn to count steps and recite the training text by
+    /// position — the language model of `train lm` did (docs/generation.md).
+    /// The one place where the text's end meets its start falls inside a
+    /// stream.
+    pub fn rotated(&self, offset: usize) -> Self {
+        let offset = offset % self.ids.len().max(1);
+        let mut ids = Vec::with_capacity(self.ids.len());
+        ids.extend_from_slice(&self.ids[offset..]);
+        ids.extend_from_slice(&self.ids[..offset]);
+        Self { ids, ..*self }
+    }
+
+    /// Steps in each stream: the offsets that give distinct cuts.
+    pub fn stream_len(&self) -> usize {
+        self.stream_len
+    }
+
     /// Windows per pass over the text (the tail shorter than one window is dropped).
     pub fn len(&self) -> usize {
         self.stream_len / self.seq_len
@@ -326,5 +348,27 @@ mod tests {
             .to_string();
         assert!(err.contains("20 characters") && err.contains("21"), "{err}");
         assert!(CharStreams::new((0..21).collect(), 4, 5).is_ok());
+    }
+
+    #[test]
+    fn a_rotated_cut_starts_each_stream_offset_characters_later() {
+        let ids: Vec<u32> = (0..101).collect();
+        let streams = CharStreams::new(ids.clone(), 4, 5).unwrap();
+        assert_eq!(streams.stream_len(), 25);
+        assert_eq!(streams.rotated(0).window(3), streams.window(3));
+        let rotated = streams.rotated(7);
+        assert_eq!(rotated.len(), streams.len());
+        let (inputs, targets) = rotated.window(0);
+        // Row b starts at b · 25 + 7, and its targets are the next characters.
+        for b in 0..4 {
+            let start = b * 25 + 7;
+            let row: Vec<u32> = (start..start + 5).map(|i| (i % 101) as u32).collect();
+            assert_eq!(inputs[b * 5..b * 5 + 5], row[..]);
+            let next: Vec<u32> = (start + 1..start + 6).map(|i| (i % 101) as u32).collect();
+            assert_eq!(targets[b * 5..b * 5 + 5], next[..]);
+        }
+        // Past the end, the text starts again.
+        let (inputs, _) = streams.rotated(100).window(0);
+        assert_eq!(inputs[..5], [100, 0, 1, 2, 3]);
     }
 }

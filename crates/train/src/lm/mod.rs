@@ -7,18 +7,21 @@
 //! with and starts the next batch from it, detached: gradients flow back
 //! `seq_len` characters, while the state carries memory across the whole
 //! stream. Training and validation each keep their own state, and window 0
-//! (the start of an epoch) starts from zeros. The kept epoch is the first
-//! with the lowest logged validation loss.
+//! (the start of an epoch) starts from zeros. Each epoch cuts the training
+//! text at a new offset ([`StreamLoader`]), so that counting steps from the
+//! start of a stream does not tell the model where in the text it is. The
+//! kept epoch is the first with the lowest logged validation loss.
 
 mod bits;
+mod loader;
 mod step;
 
 pub use bits::BitsPerCharMetric;
+pub use loader::StreamLoader;
 pub use step::{LmOutput, LmStep, Pass};
 
 use crate::TrainBackend;
 use crate::fit::{EpochBatches, Plan, Start, adam, fit, log_dir};
-use crate::loader::EpochLoader;
 use anyhow::{Context, Result};
 use artifact::args::{dropout, non_negative_f64, open_unit_interval, positive_f64, positive_usize};
 use artifact::metrics::build_profile;
@@ -32,7 +35,7 @@ use burn::prelude::*;
 use burn::train::metric::{AccuracyMetric, LossMetric};
 use burn::train::{Learner, SupervisedTraining};
 use clap::Args;
-use data::{CharRow, CharStreams, CharVocab};
+use data::{CharStreams, CharVocab};
 use model::{CharLm, CharLmConfig, LstmBackend};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -191,8 +194,19 @@ pub fn mean_loss<B: LstmBackend>(
     streams: &CharStreams,
     device: &B::Device,
 ) -> f64 {
+    mean_loss_of_windows(model, streams, streams.len(), device)
+}
+
+/// [`mean_loss`] over the first `windows` windows of `streams`.
+pub fn mean_loss_of_windows<B: LstmBackend>(
+    model: CharLm<B>,
+    streams: &CharStreams,
+    windows: usize,
+    device: &B::Device,
+) -> f64 {
     let step = LmStep::new(model);
-    let total: f64 = (0..streams.len())
+    let windows = windows.min(streams.len());
+    let total: f64 = (0..windows)
         .map(|k| {
             let loss = step
                 .forward_window(streams.batch::<B>(k, device), Pass::Valid)
@@ -200,7 +214,7 @@ pub fn mean_loss<B: LstmBackend>(
             loss.into_scalar().elem::<f64>()
         })
         .sum();
-    total / streams.len() as f64
+    total / windows as f64
 }
 
 pub fn run<B: TrainBackend>(args: &LmArgs, device: &B::Device, backend: &str) -> Result<()> {
@@ -274,19 +288,9 @@ pub fn run<B: TrainBackend>(args: &LmArgs, device: &B::Device, backend: &str) ->
         args.resume,
     )?;
     let start = Start::prepare(&log_dir(writer.dir()), &config, args.resume)?;
-    // Not shuffled: batch k must be window k, so that the state carries.
-    let rows: Vec<CharRow> = (0..Dataset::len(&data.train))
-        .filter_map(|i| Dataset::get(&data.train, i))
-        .collect();
-    let train_loader = EpochLoader::new(
-        rows,
-        data::CharBatcher,
-        batch,
-        false,
-        args.seed,
-        start.done,
-        device,
-    );
+    // Batch k is window k, so that the state carries; the text is cut at a
+    // new offset every epoch (lm/loader.rs says why).
+    let train_loader = StreamLoader::<B>::new(data.train.clone(), args.seed, start.done, device);
     let training = SupervisedTraining::new(&start.log_dir, Arc::new(train_loader), valid_loader)
         .metric_train_numeric(LossMetric::new())
         .metric_valid_numeric(LossMetric::new())
