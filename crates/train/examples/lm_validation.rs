@@ -46,15 +46,7 @@ struct Args {
 fn main() -> Result<()> {
     let args = Args::parse();
     let device = Default::default();
-    let read = |batch| {
-        LmData::read(
-            &args.data,
-            None,
-            args.valid_fraction,
-            batch,
-            args.seq_len,
-        )
-    };
+    let read = |batch| LmData::read(&args.data, None, args.valid_fraction, batch, args.seq_len);
     let data = read(args.batch_size)?;
     let config = CharLmConfig::new(data.vocab.len())
         .with_d_embed(args.d_embed)
@@ -88,7 +80,11 @@ fn main() -> Result<()> {
             .elem::<f64>();
         let out = model.forward(batch.inputs, state.take());
         let c: Vec<f32> = out.state.iter().map(|s| largest(s.cell.clone())).collect();
-        let h: Vec<f32> = out.state.iter().map(|s| largest(s.hidden.clone())).collect();
+        let h: Vec<f32> = out
+            .state
+            .iter()
+            .map(|s| largest(s.hidden.clone()))
+            .collect();
         state = Some(out.state);
         carried_total += carried;
         reset_total += reset;
