@@ -290,7 +290,8 @@ pub fn run<B: TrainBackend>(args: &LmArgs, device: &B::Device, backend: &str) ->
     let start = Start::prepare(&log_dir(writer.dir()), &config, args.resume)?;
     // Batch k is window k, so that the state carries; the text is cut at a
     // new offset every epoch (lm/loader.rs says why).
-    let train_loader = StreamLoader::<B>::new(data.train.clone(), args.seed, start.done, device);
+    let train_windows = data.train.len();
+    let train_loader = StreamLoader::<B>::new(data.train, args.seed, start.done, device);
     let training = SupervisedTraining::new(&start.log_dir, Arc::new(train_loader), valid_loader)
         .metric_train_numeric(LossMetric::new())
         .metric_valid_numeric(LossMetric::new())
@@ -299,7 +300,7 @@ pub fn run<B: TrainBackend>(args: &LmArgs, device: &B::Device, backend: &str) ->
         .metric_train_numeric(AccuracyMetric::new())
         .metric_valid_numeric(AccuracyMetric::new());
     let batches = EpochBatches {
-        train: Dataset::len(&data.train).div_ceil(batch),
+        train: train_windows,
         valid: valid_windows.div_ceil(batch),
     };
     let learner = Learner::new(model, optimizer.init(), plan.scheduler(batches.train));
