@@ -13,20 +13,41 @@ use anyhow::{Context, Result, bail};
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 use data::{LabelledText, TextBatcher, UNK_TOKEN, WordTokenizer};
-use model::{ClassifierOutput, Int8Classifier, LstmBackend, TextClassifier};
+use model::{ClassifierOutput, F32Classifier, Int8Classifier, LstmBackend, TextClassifier};
 use serde::Serialize;
 use std::path::Path;
 
 /// A model with its tokenizer and config: all inference needs.
 pub struct Classifier<B: Backend> {
-    pub model: TextClassifier<B>,
+    /// Read-only: the host classifier holds a copy of its weights.
+    model: TextClassifier<B>,
     pub tokenizer: WordTokenizer,
     pub config: ClassifierConfig,
-    /// The int8 kernels' copy of the weights, which every prediction then
-    /// goes through: for a model whose weights are int8 (`train compress
-    /// quantize`) and whose encoder is made of LSTMs.
-    int8: Option<Int8Classifier>,
+    /// The host classifier's copy of the weights, which every prediction
+    /// then goes through (see [`path`](Self::path)).
+    host: Option<Host>,
     device: B::Device,
+}
+
+/// The host classifier in the format of the model's weights.
+enum Host {
+    F32(F32Classifier),
+    Int8(Int8Classifier),
+}
+
+/// Which code a [`Classifier`] predicts through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PredictionPath {
+    /// Burn's tensor operations on the backend (a GPU backend, or an
+    /// encoder the host classifier does not run: GRU, RNN, Transformer).
+    Tensors,
+    /// The host classifier in f32 (`model::F32Classifier`): an LSTM
+    /// classifier on a CPU backend.
+    HostF32,
+    /// The int8 kernels (`model::Int8Classifier`): an LSTM classifier
+    /// whose weights are int8 (`train compress quantize`); Burn would
+    /// dequantize every weight on every read.
+    HostInt8,
 }
 
 /// How much attention the model paid to one token.
@@ -102,30 +123,54 @@ impl<B: LstmBackend> Classifier<B> {
         Ok(Self::new(model, tokenizer, config, device))
     }
 
-    /// A classifier of `model`. With int8 weights and an LSTM encoder, it
-    /// predicts through the int8 kernels ([`runs_int8`](Self::runs_int8));
-    /// Burn would dequantize every weight on every read.
+    /// A classifier of `model`, predicting through the fastest [`PredictionPath`]
+    /// that runs it: with an LSTM encoder, the int8 kernels for int8
+    /// weights, the host classifier in f32 on a CPU backend; else Burn's
+    /// operations.
     pub fn new(
         model: TextClassifier<B>,
         tokenizer: WordTokenizer,
         config: ClassifierConfig,
         device: &B::Device,
     ) -> Self {
-        let int8 = is_quantized(&model)
-            .then(|| Int8Classifier::from_model(&model).ok())
-            .flatten();
+        let host = if is_quantized(&model) {
+            Int8Classifier::from_model(&model).ok().map(Host::Int8)
+        } else if B::ON_HOST {
+            F32Classifier::from_model(&model).ok().map(Host::F32)
+        } else {
+            None
+        };
         Self {
             model,
             tokenizer,
             config,
-            int8,
+            host,
             device: device.clone(),
+        }
+    }
+
+    /// The code predictions go through.
+    pub fn path(&self) -> PredictionPath {
+        match self.host {
+            None => PredictionPath::Tensors,
+            Some(Host::F32(_)) => PredictionPath::HostF32,
+            Some(Host::Int8(_)) => PredictionPath::HostInt8,
         }
     }
 
     /// Whether predictions go through the int8 kernels.
     pub fn runs_int8(&self) -> bool {
-        self.int8.is_some()
+        self.path() == PredictionPath::HostInt8
+    }
+
+    /// The model.
+    pub fn model(&self) -> &TextClassifier<B> {
+        &self.model
+    }
+
+    /// The model, its tokenizer and its config.
+    pub fn into_parts(self) -> (TextClassifier<B>, WordTokenizer, ClassifierConfig) {
+        (self.model, self.tokenizer, self.config)
     }
 
     /// Writes the tokenizer, the config and the weights into `writer`'s
@@ -154,11 +199,20 @@ impl<B: LstmBackend> Classifier<B> {
                 .collect::<Result<Vec<_>, _>>()
                 .context("tokenizing the input")?;
             let ids: Vec<&[u32]> = encoded.iter().map(|(ids, _)| ids.as_slice()).collect();
-            let (out, lengths) = match &self.int8 {
-                Some(int8) => {
+            let (out, lengths) = match &self.host {
+                Some(host) => {
                     let padded = batcher.pad_ids(&ids);
-                    let out = int8.forward(&padded.ids, padded.seq_len, &padded.lengths);
-                    let (batch, classes) = (padded.lengths.len(), int8.num_classes());
+                    let (out, classes) = match host {
+                        Host::F32(host) => (
+                            host.forward(&padded.ids, padded.seq_len, &padded.lengths),
+                            host.num_classes(),
+                        ),
+                        Host::Int8(host) => (
+                            host.forward(&padded.ids, padded.seq_len, &padded.lengths),
+                            host.num_classes(),
+                        ),
+                    };
+                    let batch = padded.lengths.len();
                     let out = ClassifierOutput {
                         logits: Tensor::from_data(
                             TensorData::new(out.logits, [batch, classes]),
@@ -319,4 +373,70 @@ fn argmax(values: &[f32]) -> usize {
             if v > best.1 { (i, v) } else { best }
         })
         .0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::NdArray;
+    use model::{CellKind, TextClassifierConfig};
+
+    type B = NdArray;
+
+    const TEXTS: [&str; 4] = [
+        "a moving and funny film",
+        "dull",
+        "the plot is thin , the acting worse , and it goes on and on",
+        "funny but thin",
+    ];
+
+    fn classifier_of(cell: CellKind) -> Classifier<B> {
+        let device = Default::default();
+        let tokenizer = WordTokenizer::train(TEXTS.iter().copied(), 1, 100).unwrap();
+        let model = TextClassifierConfig::new(tokenizer.vocab_size(), 2)
+            .with_d_embed(16)
+            .with_d_hidden(12)
+            .with_heads(2)
+            .with_cell(cell);
+        let config = ClassifierConfig {
+            model: model.clone(),
+            labels: vec!["negative".into(), "positive".into()],
+            max_seq_len: 32,
+            training: None,
+        };
+        Classifier::new(model.init::<B>(&device), tokenizer, config, &device)
+    }
+
+    /// An LSTM classifier on a CPU backend predicts through the host
+    /// classifier in f32, and gets what the model's own forward pass gives
+    /// (probabilities and attention); another encoder uses Burn's operations.
+    #[test]
+    fn an_lstm_classifier_on_the_cpu_predicts_through_the_host_path() {
+        let classifier = classifier_of(CellKind::Lstm);
+        assert_eq!(classifier.path(), PredictionPath::HostF32);
+        let predictions = classifier.predict(&TEXTS, 3).unwrap();
+
+        let device = Default::default();
+        let ids: Vec<Vec<u32>> = TEXTS
+            .iter()
+            .map(|text| classifier.tokenizer.encode(text).unwrap())
+            .collect();
+        let ids: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
+        let (tokens, mask, lengths) = TextBatcher::new(32).pad::<B>(&ids, &device);
+        let out = classifier.model().forward(tokens, mask);
+        let probabilities = softmax(out.logits, 1).into_data().to_vec::<f32>().unwrap();
+        let attention = out.attention.into_data().to_vec::<f32>().unwrap();
+        let seq = attention.len() / TEXTS.len();
+        for (b, prediction) in predictions.iter().enumerate() {
+            for (p, q) in prediction.probabilities.iter().zip(&probabilities[2 * b..]) {
+                assert!((p - q).abs() < 1e-5, "text {b}: {p} against {q}");
+            }
+            assert_eq!(prediction.attention.len(), lengths[b]);
+            for (t, w) in prediction.attention.iter().enumerate() {
+                let reference = attention[b * seq + t];
+                assert!((w.weight - reference).abs() < 1e-5, "text {b}, token {t}");
+            }
+        }
+        assert_eq!(classifier_of(CellKind::Gru).path(), PredictionPath::Tensors);
+    }
 }

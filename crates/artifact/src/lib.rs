@@ -74,7 +74,7 @@ pub use options::{
 };
 
 #[cfg(feature = "model")]
-pub use classifier::{Classifier, Evaluation, Prediction, TokenWeight};
+pub use classifier::{Classifier, Evaluation, Prediction, PredictionPath, TokenWeight};
 #[cfg(feature = "model")]
 pub use config::{ClassifierConfig, LmConfig, TranslationConfig};
 #[cfg(feature = "model")]

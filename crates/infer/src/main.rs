@@ -232,7 +232,7 @@ fn export_command(args: ExportArgs) -> Result<()> {
     } else {
         let classifier = Classifier::<Backend>::load(dir, &device)?;
         let config = serde_json::to_value(&classifier.config)?;
-        let names = pytorch::export(&classifier.model, "classifier", &config, &args.to)?;
+        let names = pytorch::export(classifier.model(), "classifier", &config, &args.to)?;
         (names, dir.join(TOKENIZER_FILE))
     };
     println!(

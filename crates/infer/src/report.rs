@@ -70,7 +70,7 @@ pub fn report<B: LstmBackend>(
                 .ok()
                 .and_then(|metrics| metrics.compression)
                 .map_or("none (the trained model)".to_string(), |c| c.method);
-        let counts = ParamCounts::of(&classifier.model);
+        let counts = ParamCounts::of(classifier.model());
         let size = |file: &str| -> Result<u64> {
             Ok(std::fs::metadata(dir.join(file))
                 .with_context(|| format!("cannot read {}", dir.join(file).display()))?

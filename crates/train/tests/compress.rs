@@ -24,7 +24,7 @@ fn round_trip(dir: &Path) -> (Classifier<NdArray>, ClassifierMetrics) {
         metrics.test_accuracy
     );
     let compression = metrics.compression.clone().expect("a compressed artifact");
-    let counts = ParamCounts::of(&classifier.model);
+    let counts = ParamCounts::of(classifier.model());
     assert_eq!(counts.total, compression.parameters);
     assert_eq!(counts.nonzero, compression.nonzero_parameters);
     (classifier, metrics)
@@ -164,7 +164,7 @@ fn quantize_prune_and_distill_write_artifacts_that_infer_loads() {
         ]));
         let (_, student) = round_trip(&tmp.path().join(name));
         let compression = student.compression.unwrap();
-        assert!(compression.parameters < ParamCounts::of(&teacher_classifier.model).total / 4);
+        assert!(compression.parameters < ParamCounts::of(teacher_classifier.model()).total / 4);
     }
 
     // The report moved to infer: the old command says where.

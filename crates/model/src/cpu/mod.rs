@@ -7,10 +7,13 @@
 //! - [`simd`]: code compiled for AVX-512 or AVX2 when the CPU has them, and
 //!   the exp-based sigmoid and tanh.
 //! - [`lstm`]: the LSTM layer's forward and backward passes.
-//! - [`int8`]: int8 inference (the classifier with int8 weights).
+//! - [`int8`]: the int8 product (AVX-512 VNNI, or a portable loop).
+//! - [`classifier`]: the text classifier for inference on plain buffers,
+//!   with f32 or int8 weights ([`HostClassifier`](classifier::HostClassifier)).
 
+pub mod classifier;
 mod host;
-pub mod int8;
+mod int8;
 pub(crate) mod lstm;
 mod matmul;
 mod simd;

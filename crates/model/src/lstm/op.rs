@@ -96,6 +96,11 @@ pub struct LstmInputs<B: Backend> {
 /// A backend the models run on: the layer as one operation, recorded as one
 /// autodiff node on `Autodiff<B>` for any [`LstmKernel`] `B`.
 pub trait LstmBackend: Backend {
+    /// Whether the backend computes on the CPU, in host memory (ndarray,
+    /// flex): inference may then run through the host classifier
+    /// ([`HostClassifier`](crate::HostClassifier)) on plain buffers.
+    const ON_HOST: bool = false;
+
     /// See [`LstmKernel::lstm_forward`]; returns `[B·T + B, H]`.
     fn lstm(inputs: LstmInputs<Self>) -> FloatTensor<Self>;
 }
@@ -150,8 +155,10 @@ macro_rules! tensor_ops_kernel {
 
 /// A concrete backend runs its kernel's forward pass, keeping no trace.
 macro_rules! untracked {
-    ($backend:ty) => {
+    ($backend:ty, on_host: $on_host:expr) => {
         impl LstmBackend for $backend {
+            const ON_HOST: bool = $on_host;
+
             fn lstm(inputs: LstmInputs<Self>) -> FloatTensor<Self> {
                 <Self as LstmKernel>::lstm_forward(inputs, false).0
             }
@@ -160,17 +167,17 @@ macro_rules! untracked {
 }
 
 cpu_kernel!(burn::backend::NdArray);
-untracked!(burn::backend::NdArray);
+untracked!(burn::backend::NdArray, on_host: true);
 
 #[cfg(feature = "flex")]
 cpu_kernel!(burn::backend::Flex);
 #[cfg(feature = "flex")]
-untracked!(burn::backend::Flex);
+untracked!(burn::backend::Flex, on_host: true);
 
 #[cfg(feature = "wgpu")]
 tensor_ops_kernel!(burn::backend::Wgpu);
 #[cfg(feature = "wgpu")]
-untracked!(burn::backend::Wgpu);
+untracked!(burn::backend::Wgpu, on_host: false);
 
 pub(crate) fn float<B: Backend, const D: usize>(primitive: FloatTensor<B>) -> Tensor<B, D> {
     Tensor::from_primitive(TensorPrimitive::Float(primitive))

@@ -114,7 +114,12 @@ fn main() {
             case, "ndarray", cli.quick,
         ));
         if case.kind == Kind::Infer {
-            results.push(run_int8_case(case, cli.quick));
+            results.push(run_host_case::<model::F32>(case, "ndarray-host", cli.quick));
+            results.push(run_host_case::<model::Int8>(
+                case,
+                "ndarray-int8",
+                cli.quick,
+            ));
         }
         #[cfg(feature = "flex")]
         results.push(run_case::<burn::backend::Flex>(case, "flex", cli.quick));
@@ -290,11 +295,13 @@ fn run_case<B: LstmKernel + LstmBackend + AdamWKernel>(
     measurement(case, backend, times, &phases)
 }
 
-/// An inference case through the int8 path (`model::Int8Classifier`, what a
-/// `train compress quantize` artifact runs on), reported as backend
-/// `ndarray-int8`: the same model, quantized from its f32 weights, and the
-/// same batch and argmax read back as the f32 case.
-fn run_int8_case(case: &Case, quick: bool) -> Measurement {
+/// An inference case through the host classifier (`model::HostClassifier`)
+/// in format `F`, reported as `backend`: the same model, the same batch and
+/// the argmax read back as the case through Burn's operations. In f32
+/// (`ndarray-host`) it is what `infer` runs on the CPU; in int8
+/// (`ndarray-int8`, the weights quantized from the f32 ones) what a `train
+/// compress quantize` artifact runs on.
+fn run_host_case<F: model::Format>(case: &Case, backend: &'static str, quick: bool) -> Measurement {
     let (warmup, iters) = if quick { (1, 3) } else { (5, 50) };
     let device = Default::default();
     <burn::backend::NdArray as Backend>::seed(&device, 0);
@@ -304,7 +311,7 @@ fn run_int8_case(case: &Case, quick: bool) -> Measurement {
         .with_embedding_dropout(0.0)
         .with_output_dropout(0.0);
     let float = config.init::<burn::backend::NdArray>(&device);
-    let model = model::Int8Classifier::from_model(&float).expect("an LSTM classifier");
+    let model = model::HostClassifier::<F>::from_model(&float).expect("an LSTM classifier");
     let (tokens, mask, _) = make_batch::<burn::backend::NdArray>(case.batch, case.seq_len, &device);
     let ids: Vec<u32> = tokens
         .into_data()
@@ -331,7 +338,7 @@ fn run_int8_case(case: &Case, quick: bool) -> Measurement {
             times.push(start.elapsed().as_secs_f64());
         }
     }
-    measurement(case, "ndarray-int8", times, &[])
+    measurement(case, backend, times, &[])
 }
 
 /// The median of `times` (seconds) and of each phase, printed as SPEC.md's

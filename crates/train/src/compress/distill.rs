@@ -67,7 +67,7 @@ pub fn run<B: TrainBackend>(args: &DistillArgs, device: &B::Device, backend: &st
         .map(|t| t.text.as_str())
         .collect();
     let teacher_logits = teacher.logits(&texts, 256)?;
-    let teacher_parameters = ParamCounts::of(&teacher.model).total;
+    let teacher_parameters = ParamCounts::of(teacher.model()).total;
 
     let tokenizer = WordTokenizer::train(texts.iter().copied(), args.min_freq, args.max_vocab)?;
     let config = ClassifierConfig {

@@ -50,8 +50,8 @@ pub fn run<B: TrainBackend>(args: &QuantizeArgs, device: &B::Device, backend: &s
         blocked: 0,
         whole: 0,
     };
-    let classifier = source.classifier;
-    let model = classifier.model.map(&mut quantizer);
+    let (model, tokenizer, config) = source.classifier.into_parts();
+    let model = model.map(&mut quantizer);
     println!(
         "quantized every parameter tensor to int8: {} with a scale per block of {}, {} with one scale per tensor ({scheme:?})",
         quantizer.blocked, args.block_size, quantizer.whole
@@ -63,7 +63,7 @@ pub fn run<B: TrainBackend>(args: &QuantizeArgs, device: &B::Device, backend: &s
         whole_tensors: quantizer.whole,
     };
     let compression = compression("quantize", &args.paths.from, &model, settings);
-    let quantized = Classifier::new(model, classifier.tokenizer, classifier.config, device);
+    let quantized = Classifier::new(model, tokenizer, config, device);
     if quantized.runs_int8() {
         println!(
             "predictions run through the int8 kernels (int8 products with a scale per output column, activations quantized per row)"

@@ -27,7 +27,7 @@ const PANEL: usize = 16;
 
 /// A weight matrix `[K, N]` as int8, packed for the kernel.
 #[derive(Debug, Clone)]
-pub(crate) struct Int8Matrix {
+pub struct Int8Matrix {
     k: usize,
     n: usize,
     /// K rounded up to a multiple of 4, divided by 4.
@@ -103,7 +103,7 @@ impl Int8Matrix {
 /// Rows of f32 activations quantized to u8, one scale per row; reused from
 /// step to step without reallocating.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Int8Rows {
+pub struct Int8Rows {
     m: usize,
     /// Bytes per row: K rounded up to a multiple of 4.
     stride: usize,

@@ -1,7 +1,6 @@
-//! One direction of one LSTM layer with int8 weights, for inference: the
-//! equations of `crate::lstm` (gate order i, f, g, o), with both products,
-//! x W and h U, through the int8 matmul, the state quantized afresh per row
-//! at every step.
+//! One direction of one LSTM layer for the host classifier: the equations
+//! of `crate::lstm` (gate order i, f, g, o), both products, x W and h U,
+//! through the weight format's product ([`Format::multiply_add`]).
 //!
 //! It runs over a batch packed by length, as PyTorch's
 //! `pack_padded_sequence` does: the sequences sorted longest first, so that
@@ -9,14 +8,15 @@
 //! computes a padded position. The input projection x W is computed step
 //! by step with the recurrent one, so nothing of size T × 4H is allocated.
 
-use super::matmul::{Int8Matrix, Int8Rows, matmul};
+use super::format::Format;
 use crate::cpu::lstm::cell_forward_best;
 
-/// The layer's weights: W `[E, 4H]` and U `[H, 4H]` as int8, b `[4H]` in f32.
+/// The layer's weights: W `[E, 4H]` and U `[H, 4H]` in the format, b `[4H]`
+/// in f32.
 #[derive(Debug, Clone)]
-pub(crate) struct Int8Lstm {
-    input: Int8Matrix,
-    recurrent: Int8Matrix,
+pub(crate) struct HostLstm<F: Format> {
+    input: F::Matrix,
+    recurrent: F::Matrix,
     bias: Vec<f32>,
 }
 
@@ -28,25 +28,25 @@ pub(crate) struct Packed {
     pub steps: Vec<usize>,
 }
 
-impl Int8Lstm {
+impl<F: Format> HostLstm<F> {
     /// From f32 W `[E, 4H]`, b `[4H]`, U `[H, 4H]` (row-major).
-    pub(crate) fn quantize(input: &[f32], bias: &[f32], recurrent: &[f32], d_input: usize) -> Self {
+    pub(crate) fn new(input: &[f32], bias: &[f32], recurrent: &[f32], d_input: usize) -> Self {
         let g4 = bias.len();
         assert_eq!(g4 % 4, 0, "4H biases");
         let h = g4 / 4;
         Self {
-            input: Int8Matrix::quantize(input, d_input, g4),
-            recurrent: Int8Matrix::quantize(recurrent, h, g4),
+            input: F::matrix(input, d_input, g4),
+            recurrent: F::matrix(recurrent, h, g4),
             bias: bias.to_vec(),
         }
     }
 
     pub(crate) fn d_hidden(&self) -> usize {
-        self.recurrent.rows()
+        F::matrix_rows(&self.recurrent)
     }
 
     pub(crate) fn d_input(&self) -> usize {
-        self.input.rows()
+        F::matrix_rows(&self.input)
     }
 
     /// Runs from a zero state over a packed batch: `input(s, i)` is the
@@ -67,7 +67,7 @@ impl Int8Lstm {
         let mut cells = vec![0.0; first * h];
         let mut hidden = vec![0.0; first * h];
         let mut scratch = vec![0.0; 2 * h];
-        let mut quantized = Int8Rows::default();
+        let mut product = F::Scratch::default();
         for (s, &n) in packed.steps.iter().enumerate() {
             // gates = b + x_t W + h_{t−1} U, for the n rows still running.
             x.clear();
@@ -76,11 +76,9 @@ impl Int8Lstm {
             gates
                 .chunks_mut(g4)
                 .for_each(|row| row.copy_from_slice(&self.bias));
-            quantized.quantize(&x, n, e);
-            matmul(&quantized, &self.input, gates, true);
+            F::multiply_add(&x, n, &self.input, gates, &mut product);
             if s > 0 {
-                quantized.quantize(&hidden[..n * h], n, h);
-                matmul(&quantized, &self.recurrent, gates, true);
+                F::multiply_add(&hidden[..n * h], n, &self.recurrent, gates, &mut product);
             }
             let (tanh_cell, out) = scratch.split_at_mut(h);
             let rows = gates
@@ -98,16 +96,15 @@ impl Int8Lstm {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cpu::classifier::format::{F32, Int8};
     use crate::cpu::test_data::{random, values};
     use crate::{LstmConfig, LstmState};
     use burn::backend::NdArray;
     use burn::prelude::*;
 
-    /// Against the f32 layer over the same sequences run one at a time:
-    /// every hidden state within 0.02 (the states are in (−1, 1); an int8
-    /// step of a row is 1/127 of its largest value).
-    #[test]
-    fn the_int8_layer_follows_the_f32_layer() {
+    /// The largest difference between the layer in format `F` over three
+    /// packed sequences and the f32 layer over each sequence alone.
+    fn largest_difference<F: Format>() -> f32 {
         let device = Default::default();
         let (e, h) = (24, 20);
         let lstm = LstmConfig::new(e, h).init::<NdArray>(&device);
@@ -117,7 +114,7 @@ mod tests {
             b.into_data().to_vec::<f32>().unwrap(),
             u.into_data().to_vec::<f32>().unwrap(),
         );
-        let int8 = Int8Lstm::quantize(&w, &b, &u, e);
+        let host = HostLstm::<F>::new(&w, &b, &u, e);
         // Three sequences of lengths 5, 3, 2, longest first.
         let lengths = [5, 3, 2];
         let x = values(random([3, 5, e], 1.0));
@@ -125,7 +122,7 @@ mod tests {
             steps: vec![3, 3, 2, 1, 1],
         };
         let mut out = vec![0.0; 3 * 5 * h];
-        int8.forward(
+        host.forward(
             &packed,
             |s, seq| &x[(seq * 5 + s) * e..(seq * 5 + s + 1) * e],
             |s, seq, hidden| out[(seq * 5 + s) * h..(seq * 5 + s + 1) * h].copy_from_slice(hidden),
@@ -145,8 +142,23 @@ mod tests {
                 }
             }
         }
+        worst
+    }
+
+    /// int8: every hidden state within 0.02 of f32's (the states are in
+    /// (−1, 1); an int8 step of a row is 1/127 of its largest value).
+    #[test]
+    fn the_int8_layer_follows_the_f32_layer() {
+        let worst = largest_difference::<Int8>();
         println!("largest difference from f32: {worst}");
         assert!(worst < 0.02, "{worst}");
         assert!(worst > 0.0, "int8 should differ somewhat");
+    }
+
+    /// f32: the same function as the layer, up to the order of the sums.
+    #[test]
+    fn the_f32_host_layer_equals_the_layer() {
+        let worst = largest_difference::<F32>();
+        assert!(worst < 1e-5, "{worst}");
     }
 }

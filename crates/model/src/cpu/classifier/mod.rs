@@ -1,33 +1,46 @@
-//! The text classifier for int8 inference on the CPU: the same function as
+//! The text classifier for inference on the CPU, outside Burn's tensor
+//! operations: the same function as
 //! [`TextClassifier::forward`](crate::TextClassifier) — embedding, stacked
-//! (bi)directional LSTM, attention pooling, output layer — with the weights
-//! held as int8 and the products computed in integers.
+//! (bi)directional LSTM, attention pooling, output layer — over plain
+//! buffers, in one of two weight formats ([`format`]):
 //!
-//! What is int8: the embedding rows (one scale per row, dequantized only for
-//! the tokens of the batch), every LSTM's W and U and the output layer (one
-//! scale per output column), and the activations entering each of those
-//! products (one scale per row, at every step). What stays f32: the biases,
-//! the cell state, the gates' nonlinearities, and attention pooling, whose
-//! single scoring vector is cheap and whose weights a person reads.
+//! - [`F32Classifier`]: the model's own f32 values. Written with tensor
+//!   operations, a forward pass is about a dozen backend calls around the
+//!   LSTM, each allocating, and the LSTM forks and joins at every step;
+//!   here a batch of one is a few microseconds of bookkeeping.
+//! - [`Int8Classifier`]: int8 embedding rows (one scale per row), every
+//!   LSTM's W and U and the output layer in int8 (one scale per output
+//!   column), and the activations entering each of those products (one
+//!   scale per row, at every step).
 //!
-//! Weights are quantized here from the model's values, whatever they were
-//! stored as: f32 weights directly (PyTorch's `quantize_dynamic` does the
-//! same), and the int8 weights of a `train compress quantize` artifact after
-//! dequantizing them — re-quantizing per column a tensor that had one scale
-//! changes no value when the column holds the tensor's largest magnitude,
-//! and otherwise moves it by less than half a step of the finer grid.
+//! Both keep in f32 the biases, the cell state, the gates' nonlinearities,
+//! and attention pooling, whose single scoring vector is cheap and whose
+//! weights a person reads. Both pack the batch by length (no padded
+//! position is computed) and run one group of sequences per thread from
+//! embedding to logits.
+//!
+//! Weights are taken from the model's values, whatever they were stored
+//! as. For int8: f32 weights are quantized directly (PyTorch's
+//! `quantize_dynamic` does the same), and the int8 weights of a `train
+//! compress quantize` artifact after dequantizing them — re-quantizing per
+//! column a tensor that had one scale changes no value when the column
+//! holds the tensor's largest magnitude, and otherwise moves it by less
+//! than half a step of the finer grid.
 
-use super::lstm::{Int8Lstm, Packed};
-use super::matmul::{Int8Matrix, Int8Rows, matmul};
+pub mod format;
+mod lstm;
+
 use crate::TextClassifier;
 use crate::cpu::kernel_threads;
 use crate::cpu::threads::pool;
 use burn::prelude::*;
+use format::{F32, Format, Int8};
+use lstm::{HostLstm, Packed};
 use rayon::prelude::*;
 use std::ops::Range;
 
 /// Batches of fewer tokens run on one thread: a batch-1 sentence of 32
-/// tokens takes about 60 µs, of the order of waking a second thread.
+/// tokens takes about 50 µs in int8, of the order of waking a second thread.
 const PARALLEL_TOKENS: usize = 128;
 
 /// A classifier whose encoder this path cannot run.
@@ -36,35 +49,41 @@ pub struct Unsupported;
 
 impl std::fmt::Display for Unsupported {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("int8 inference runs classifiers whose encoder is made of LSTM layers only")
+        f.write_str(
+            "the host classifier runs classifiers whose encoder is made of LSTM layers only",
+        )
     }
 }
 
 impl std::error::Error for Unsupported {}
 
-/// A [`TextClassifier`]'s weights as int8, ready for [`forward`](Self::forward).
+/// A [`TextClassifier`]'s weights in format `F`, ready for
+/// [`forward`](Self::forward).
 #[derive(Debug, Clone)]
-pub struct Int8Classifier {
+pub struct HostClassifier<F: Format> {
     /// One row per token id. `[V, E]`
-    embedding: Vec<i8>,
-    /// One scale per row. `[V]`
-    embedding_scales: Vec<f32>,
+    embedding: F::Table,
     d_embed: usize,
     /// Each layer's forward LSTM and, when bidirectional, its backward one.
-    layers: Vec<(Int8Lstm, Option<Int8Lstm>)>,
+    layers: Vec<(HostLstm<F>, Option<HostLstm<F>>)>,
     /// Attention's scoring vector `[D]` and bias, in f32.
     score: Vec<f32>,
     score_bias: f32,
     /// `[D, C]`
-    output: Int8Matrix,
+    output: F::Matrix,
     /// `[C]`
     output_bias: Vec<f32>,
 }
 
-/// What [`Int8Classifier::forward`] computes for a batch, as
+/// The classifier with the model's own f32 weights.
+pub type F32Classifier = HostClassifier<F32>;
+/// The classifier with int8 weights.
+pub type Int8Classifier = HostClassifier<Int8>;
+
+/// What [`HostClassifier::forward`] computes for a batch, as
 /// [`ClassifierOutput`](crate::ClassifierOutput) does.
 #[derive(Debug, Clone)]
-pub struct Int8Output {
+pub struct HostOutput {
     /// Unnormalized class scores. `[B, C]`
     pub logits: Vec<f32>,
     /// Attention weight of each position (zero at padding). `[B, T]`
@@ -80,25 +99,22 @@ fn values<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Vec<f32> {
         .expect("f32 values")
 }
 
-impl Int8Classifier {
-    /// Quantizes `model`'s weights (see the module's documentation). Fails
-    /// for an encoder that is not made of LSTM layers.
+impl<F: Format> HostClassifier<F> {
+    /// `model`'s weights in format `F` (see the module's documentation).
+    /// Fails for an encoder that is not made of LSTM layers.
     pub fn from_model<B: Backend>(model: &TextClassifier<B>) -> Result<Self, Unsupported> {
         let (embedding, encoder, attention, output) = model.parts();
         let lstms = encoder.lstm_layers().ok_or(Unsupported)?;
         let [vocab, d_embed] = embedding.weight.val().dims();
-        let table = values(embedding.weight.val());
-        let mut codes = Int8Rows::default();
-        codes.quantize(&table, vocab, d_embed);
-        let (embedding, embedding_scales) = codes.into_signed(d_embed);
-        let quantize = |lstm: &crate::Lstm<B>| {
+        let embedding = F::table(&values(embedding.weight.val()), vocab, d_embed);
+        let layer = |lstm: &crate::Lstm<B>| {
             let (w, b, u) = lstm.weights();
             let d_input = w.dims()[0];
-            Int8Lstm::quantize(&values(w), &values(b), &values(u), d_input)
+            HostLstm::new(&values(w), &values(b), &values(u), d_input)
         };
         let layers = lstms
             .into_iter()
-            .map(|(forward, backward)| (quantize(forward), backward.map(quantize)))
+            .map(|(forward, backward)| (layer(forward), backward.map(layer)))
             .collect();
         let (score, score_bias) = attention.score_weights();
         let [d, classes] = output.weight.val().dims();
@@ -108,12 +124,11 @@ impl Int8Classifier {
         };
         Ok(Self {
             embedding,
-            embedding_scales,
             d_embed,
             layers,
             score,
             score_bias,
-            output: Int8Matrix::quantize(&values(output.weight.val()), d, classes),
+            output: F::matrix(&values(output.weight.val()), d, classes),
             output_bias,
         })
     }
@@ -124,7 +139,7 @@ impl Int8Classifier {
 
     /// Token ids this model has embeddings for.
     pub fn vocab_size(&self) -> usize {
-        self.embedding_scales.len()
+        F::table_rows(&self.embedding)
     }
 
     /// Classifies right-padded token ids `tokens` `[B, T]` (row-major, T =
@@ -138,7 +153,7 @@ impl Int8Classifier {
     /// # Panics
     /// If the shapes disagree, a length is 0 or above T, or an id is not
     /// below [`vocab_size`](Self::vocab_size).
-    pub fn forward(&self, tokens: &[u32], seq: usize, lengths: &[usize]) -> Int8Output {
+    pub fn forward(&self, tokens: &[u32], seq: usize, lengths: &[usize]) -> HostOutput {
         let batch = lengths.len();
         assert_eq!(tokens.len(), batch * seq, "[{batch}, {seq}] token ids");
         assert!(
@@ -172,7 +187,7 @@ impl Int8Classifier {
         } else {
             pool().install(|| jobs.into_par_iter().for_each(run));
         }
-        Int8Output { logits, attention }
+        HostOutput { logits, attention }
     }
 
     /// [`forward`](Self::forward) for a group of sequences, on the calling
@@ -203,11 +218,8 @@ impl Int8Classifier {
         for b in 0..batch {
             for t in 0..lengths[b] {
                 let id = tokens[b * seq + t] as usize;
-                let scale = self.embedding_scales[id];
-                let codes = &self.embedding[id * e..(id + 1) * e];
-                for (x, &q) in input[(b * seq + t) * e..].iter_mut().zip(codes) {
-                    *x = q as f32 * scale;
-                }
+                let at = (b * seq + t) * e;
+                F::read_row(&self.embedding, id, &mut input[at..at + e]);
             }
         }
 
@@ -267,9 +279,13 @@ impl Int8Classifier {
         logits
             .chunks_mut(self.num_classes())
             .for_each(|row| row.copy_from_slice(&self.output_bias));
-        let mut rows = Int8Rows::default();
-        rows.quantize(&pooled, batch, d);
-        matmul(&rows, &self.output, logits, true);
+        F::multiply_add(
+            &pooled,
+            batch,
+            &self.output,
+            logits,
+            &mut F::Scratch::default(),
+        );
     }
 }
 
@@ -335,12 +351,21 @@ mod tests {
         )
     }
 
-    /// One layer and two bidirectional ones: the logits within 0.05 of the
-    /// f32 model's and the attention within 0.02, zero at padding; and a
-    /// sequence gets the same answer alone as in the padded batch.
-    #[test]
-    fn the_int8_classifier_follows_the_f32_one() {
+    fn largest_difference(a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max)
+    }
+
+    /// For one layer and for two bidirectional ones: how far format `F`'s
+    /// logits and attention are from the model's (largest differences);
+    /// checks that padding gets no weight, and that sequence 0 alone gets
+    /// what it gets in the batch to within `alone`.
+    fn follow_the_model<F: Format>(alone: f32) -> Vec<(f32, f32)> {
         let device = Default::default();
+        let mut found = Vec::new();
         for (layers, bidirectional) in [(1, false), (2, true)] {
             <B as Backend>::seed(&device, 11);
             let model = TextClassifierConfig::new(50, 3)
@@ -349,45 +374,58 @@ mod tests {
                 .with_layers(layers)
                 .with_bidirectional(bidirectional)
                 .init::<B>(&device);
-            let int8 = Int8Classifier::from_model(&model).unwrap();
+            let host = HostClassifier::<F>::from_model(&model).unwrap();
             let (tokens, seq, lengths) = batch();
-            let out = int8.forward(&tokens, seq, &lengths);
+            let out = host.forward(&tokens, seq, &lengths);
             let (logits, attention) = float_forward(&model, &tokens, seq, &lengths);
-            let worst = |a: &[f32], b: &[f32]| {
-                a.iter()
-                    .zip(b)
-                    .map(|(x, y)| (x - y).abs())
-                    .fold(0.0f32, f32::max)
-            };
             let (dl, da) = (
-                worst(&out.logits, &logits),
-                worst(&out.attention, &attention),
+                largest_difference(&out.logits, &logits),
+                largest_difference(&out.attention, &attention),
             );
             println!("{layers} layers, bidirectional {bidirectional}: logits {dl}, attention {da}");
-            assert!(dl < 0.05 && dl > 0.0, "logits moved by {dl}");
-            assert!(da < 0.02, "attention moved by {da}");
+            found.push((dl, da));
             for (b, &len) in lengths.iter().enumerate() {
                 let row = &out.attention[b * seq..(b + 1) * seq];
                 assert!(row[len..].iter().all(|&w| w == 0.0), "padding got weight");
                 assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
             }
             // Sequence 0 alone, unpadded.
-            let alone = int8.forward(&tokens[..lengths[0]], lengths[0], &lengths[..1]);
-            assert_eq!(alone.logits, out.logits[..3].to_vec());
+            let one = host.forward(&tokens[..lengths[0]], lengths[0], &lengths[..1]);
+            let moved = largest_difference(&one.logits, &out.logits[..3]);
+            assert!(moved <= alone, "alone, the logits moved by {moved}");
+        }
+        found
+    }
+
+    /// int8: the logits within 0.05 of the f32 model's and the attention
+    /// within 0.02; a sequence alone gets exactly its answer in the batch.
+    #[test]
+    fn the_int8_classifier_follows_the_f32_one() {
+        for (dl, da) in follow_the_model::<Int8>(0.0) {
+            assert!(dl < 0.05 && dl > 0.0, "logits moved by {dl}");
+            assert!(da < 0.02, "attention moved by {da}");
+        }
+    }
+
+    /// f32: the model's function, up to the order of the sums.
+    #[test]
+    fn the_f32_host_classifier_equals_the_model() {
+        for (dl, da) in follow_the_model::<F32>(1e-5) {
+            assert!(dl < 1e-5, "logits moved by {dl}");
+            assert!(da < 1e-6, "attention moved by {da}");
         }
     }
 
     /// A batch large enough to run as several groups on several threads
-    /// gives each sequence exactly what it gets alone.
-    #[test]
-    fn a_batch_answers_what_each_sequence_answers_alone() {
+    /// gives each sequence what it gets alone, to within `tolerance`.
+    fn answer_as_alone<F: Format>(tolerance: f32) {
         let device = Default::default();
         let model = TextClassifierConfig::new(50, 2)
             .with_d_embed(16)
             .with_d_hidden(12)
             .with_bidirectional(true)
             .init::<B>(&device);
-        let int8 = Int8Classifier::from_model(&model).unwrap();
+        let host = HostClassifier::<F>::from_model(&model).unwrap();
         let seq = 12;
         let lengths: Vec<usize> = (0..40).map(|b| 1 + (b * 5) % seq).collect();
         assert!(lengths.iter().sum::<usize>() >= PARALLEL_TOKENS);
@@ -400,19 +438,29 @@ mod tests {
                 }
             })
             .collect();
-        let out = int8.forward(&tokens, seq, &lengths);
+        let out = host.forward(&tokens, seq, &lengths);
         for (b, &len) in lengths.iter().enumerate() {
-            let alone = int8.forward(&tokens[b * seq..b * seq + len], len, &[len]);
-            assert_eq!(
-                alone.logits,
-                out.logits[2 * b..2 * b + 2].to_vec(),
-                "sequence {b}"
-            );
-            assert_eq!(
-                alone.attention,
-                out.attention[b * seq..b * seq + len].to_vec()
+            let alone = host.forward(&tokens[b * seq..b * seq + len], len, &[len]);
+            let logits = largest_difference(&alone.logits, &out.logits[2 * b..2 * b + 2]);
+            let attention =
+                largest_difference(&alone.attention, &out.attention[b * seq..b * seq + len]);
+            assert!(
+                logits <= tolerance && attention <= tolerance,
+                "sequence {b}: {logits}, {attention}"
             );
         }
+    }
+
+    /// In integers, the sums are exact: the same bits alone and batched.
+    #[test]
+    fn an_int8_batch_answers_what_each_sequence_answers_alone() {
+        answer_as_alone::<Int8>(0.0);
+    }
+
+    /// In f32, gemm and the few-rows path sum in other orders.
+    #[test]
+    fn an_f32_batch_answers_what_each_sequence_answers_alone() {
+        answer_as_alone::<F32>(1e-5);
     }
 
     /// Groups cover the batch in order, hold similar numbers of tokens, and
@@ -444,6 +492,7 @@ mod tests {
                 .with_cell(cell)
                 .init::<B>(&device);
             assert_eq!(Int8Classifier::from_model(&model).unwrap_err(), Unsupported);
+            assert_eq!(F32Classifier::from_model(&model).unwrap_err(), Unsupported);
         }
     }
 }
