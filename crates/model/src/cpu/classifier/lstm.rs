@@ -20,6 +20,10 @@ pub(crate) struct HostLstm<F: Format> {
     bias: Vec<f32>,
 }
 
+/// The most rows whose input projection is computed in one product (a
+/// `[64, 4H]` block is 128 KiB at H = 128: it stays in the core's cache).
+const INPUT_BLOCK: usize = 64;
+
 /// A batch packed by length: step s holds `steps[s]` rows (never more than
 /// step s − 1), row i of every step being the same sequence.
 #[derive(Debug, Clone)]
@@ -53,6 +57,12 @@ impl<F: Format> HostLstm<F> {
     /// input `[E]` of row i at step s, and `emit(s, i, h)` receives its
     /// hidden state `[H]`. One step at a time, on the calling thread: the
     /// classifier runs groups of sequences on several threads instead.
+    ///
+    /// The input projection b + x W does not wait for the previous step, so
+    /// it is computed for several steps at once, up to [`INPUT_BLOCK`] rows:
+    /// a batch of one then reads W once per block instead of once per
+    /// token. Each row's sums are the same either way in int8; in f32 they
+    /// may differ in the last bits (gemm or the few-rows path).
     pub(crate) fn forward<'a>(
         &self,
         packed: &Packed,
@@ -61,34 +71,54 @@ impl<F: Format> HostLstm<F> {
     ) {
         let (e, h) = (self.d_input(), self.d_hidden());
         let g4 = 4 * h;
-        let first = packed.steps.first().copied().unwrap_or(0);
-        let mut x = Vec::with_capacity(first * e);
-        let mut gates = vec![0.0; first * g4];
+        let steps = &packed.steps;
+        let first = steps.first().copied().unwrap_or(0);
+        let capacity = first.max(INPUT_BLOCK);
+        let mut x = Vec::with_capacity(capacity * e);
+        let mut gates = vec![0.0; capacity * g4];
         let mut cells = vec![0.0; first * h];
         let mut hidden = vec![0.0; first * h];
         let mut scratch = vec![0.0; 2 * h];
         let mut product = F::Scratch::default();
-        for (s, &n) in packed.steps.iter().enumerate() {
-            // gates = b + x_t W + h_{t−1} U, for the n rows still running.
+        let mut start = 0;
+        while start < steps.len() {
+            // The block: steps start..end, at least one, at most INPUT_BLOCK
+            // rows unless its first step alone has more.
+            let (mut end, mut rows) = (start + 1, steps[start]);
+            while end < steps.len() && rows + steps[end] <= INPUT_BLOCK {
+                rows += steps[end];
+                end += 1;
+            }
+            // b + x W for every row of the block, step after step.
             x.clear();
-            (0..n).for_each(|i| x.extend_from_slice(input(s, i)));
-            let gates = &mut gates[..n * g4];
-            gates
+            for (s, &n) in steps.iter().enumerate().take(end).skip(start) {
+                (0..n).for_each(|i| x.extend_from_slice(input(s, i)));
+            }
+            let block = &mut gates[..rows * g4];
+            block
                 .chunks_mut(g4)
                 .for_each(|row| row.copy_from_slice(&self.bias));
-            F::multiply_add(&x, n, &self.input, gates, &mut product);
-            if s > 0 {
-                F::multiply_add(&hidden[..n * h], n, &self.recurrent, gates, &mut product);
+            F::multiply_add(&x, rows, &self.input, block, &mut product);
+
+            let mut at = 0;
+            for (s, &n) in steps.iter().enumerate().take(end).skip(start) {
+                // + h_{t−1} U, for the n rows still running.
+                let gates = &mut block[at * g4..(at + n) * g4];
+                at += n;
+                if s > 0 {
+                    F::multiply_add(&hidden[..n * h], n, &self.recurrent, gates, &mut product);
+                }
+                let (tanh_cell, out) = scratch.split_at_mut(h);
+                let rows = gates
+                    .chunks_mut(g4)
+                    .zip(cells.chunks_mut(h))
+                    .zip(hidden.chunks_mut(h));
+                for (i, ((gate, c), hid)) in rows.enumerate() {
+                    cell_forward_best(gate, c, hid, tanh_cell, out);
+                    emit(s, i, hid);
+                }
             }
-            let (tanh_cell, out) = scratch.split_at_mut(h);
-            let rows = gates
-                .chunks_mut(g4)
-                .zip(cells.chunks_mut(h))
-                .zip(hidden.chunks_mut(h));
-            for (i, ((gate, c), hid)) in rows.enumerate() {
-                cell_forward_best(gate, c, hid, tanh_cell, out);
-                emit(s, i, hid);
-            }
+            start = end;
         }
     }
 }
