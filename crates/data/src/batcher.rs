@@ -77,7 +77,7 @@ impl TextBatcher {
     }
 
     /// [`pad`](Self::pad) on the host: the same ids and lengths as plain
-    /// vectors, for code that runs outside Burn (the int8 classifier).
+    /// vectors, for code that runs outside Burn (the host classifier).
     pub fn pad_ids(&self, sequences: &[&[u32]]) -> PaddedIds {
         let lengths: Vec<usize> = sequences
             .iter()
