@@ -122,6 +122,8 @@ pub struct ClassifierTraining {
     /// Absent before schedules existed: constant.
     pub lr_schedule: LrSchedule,
     pub weight_decay: f64,
+    /// Absent before label smoothing existed: 0 (off).
+    pub label_smoothing: f64,
     pub clip_norm: f64,
     pub seed: u64,
     pub select: Select,

@@ -38,6 +38,10 @@ pub struct ClassifyArgs {
     /// shrinks each weight by lr × this fraction of itself (0 = off).
     #[arg(long, default_value_t = 0.0, value_parser = non_negative_f64)]
     pub weight_decay: f64,
+    /// Label smoothing ε (Szegedy et al. 2016): the training loss's target
+    /// is 1 − ε on the label plus ε spread over the classes (0 = off).
+    #[arg(long, default_value_t = 0.0, value_parser = dropout)]
+    pub label_smoothing: f64,
     /// Rescale each parameter tensor's gradient to at most this L2 norm
     /// before the update (Burn's norm clipping, per tensor; 0 = off).
     #[arg(long, default_value_t = 0.0, value_parser = non_negative_f64)]
@@ -126,6 +130,7 @@ impl ClassifyArgs {
             lr: self.lr,
             lr_schedule: self.fit.lr_schedule,
             weight_decay: self.weight_decay,
+            label_smoothing: self.label_smoothing,
             clip_norm: self.clip_norm,
             seed: self.fit.seed,
             select: self.fit.select,
@@ -191,7 +196,8 @@ pub fn run<B: TrainBackend>(args: &ClassifyArgs, device: &B::Device, backend: &s
         ),
     )?;
     B::seed(device, args.fit.seed);
-    let model = ClassifierStep::new(config.model.init::<B>(device));
+    let mut model = ClassifierStep::new(config.model.init::<B>(device));
+    model.label_smoothing = args.label_smoothing as f32;
     println!(
         "model: {} encoder, {} layer(s), {} parameters",
         args.encoder.to_possible_value().unwrap().get_name(),

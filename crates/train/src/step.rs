@@ -33,6 +33,11 @@ pub struct ClassifierStep<B: Backend> {
     /// Set when distilling: training batches then carry the teacher's logits.
     #[module(skip)]
     pub distillation: Option<Distillation>,
+    /// Label smoothing of the training loss (Szegedy et al. 2016): the
+    /// target puts 1 − ε on the label plus ε spread evenly over the classes
+    /// (0 = off). Validation loss is plain cross-entropy whatever it is.
+    #[module(skip)]
+    pub label_smoothing: f32,
 }
 
 /// A training example, with the teacher's logits for it when distilling.
@@ -110,21 +115,25 @@ impl<B: LstmBackend> ClassifierStep<B> {
         Self {
             model,
             distillation: None,
+            label_smoothing: 0.0,
         }
     }
 
-    /// Forward pass and the loss: mean cross-entropy, or the distillation
-    /// loss when distilling and the batch has the teacher's logits (training
-    /// batches do, validation batches do not, so validation loss is always
-    /// plain cross-entropy).
-    pub fn forward_loss(&self, batch: TrainBatch<B>) -> ClassificationOutput<B> {
+    /// Forward pass and the loss: mean cross-entropy (label-smoothed in a
+    /// `training` step when asked), or the distillation loss when
+    /// distilling and the batch has the teacher's logits (training batches
+    /// do, validation batches do not, so validation loss is always plain
+    /// cross-entropy).
+    pub fn forward_loss(&self, batch: TrainBatch<B>, training: bool) -> ClassificationOutput<B> {
         let text = batch.text;
         let logits = self.model.forward(text.tokens, text.mask).logits; // [B, C]
+        let smoothing = (training && self.label_smoothing > 0.0).then_some(self.label_smoothing);
         let loss = match (self.distillation, batch.teacher_logits) {
             (Some(distillation), Some(teacher)) => {
                 distillation_loss(logits.clone(), teacher, text.labels.clone(), distillation)
             }
             _ => CrossEntropyLossConfig::new()
+                .with_smoothing(smoothing)
                 .init(&logits.device())
                 .forward(logits.clone(), text.labels.clone()),
         };
@@ -137,7 +146,7 @@ impl<B: TrainBackend> TrainStep for ClassifierStep<B> {
     type Output = ClassificationOutput<B>;
 
     fn step(&self, batch: TrainBatch<B>) -> TrainOutput<ClassificationOutput<B>> {
-        let output = self.forward_loss(batch);
+        let output = self.forward_loss(batch, true);
         crate::watch::check_loss(output.loss.clone().into_scalar().elem::<f64>());
         let grads = output.loss.backward();
         TrainOutput::new(self, grads, output)
@@ -149,7 +158,7 @@ impl<B: LstmBackend> InferenceStep for ClassifierStep<B> {
     type Output = ClassificationOutput<B>;
 
     fn step(&self, batch: TrainBatch<B>) -> ClassificationOutput<B> {
-        self.forward_loss(batch)
+        self.forward_loss(batch, false)
     }
 }
 
@@ -190,5 +199,62 @@ mod tests {
         let loss: f32 =
             distillation_loss(logits.clone(), logits, labels, distillation).into_scalar();
         assert!(loss.abs() < 1e-6, "{loss}");
+    }
+
+    /// Label smoothing: with ε = 0.2 over 2 classes the target of label 0 is
+    /// (0.9, 0.1); logits (ln 3, 0) give p = (3/4, 1/4), so the training loss
+    /// is −(0.9 ln 3/4 + 0.1 ln 1/4) = 0.3975433, while validation keeps
+    /// plain cross-entropy, −ln 3/4 = 0.2876821.
+    #[test]
+    fn label_smoothing_changes_the_training_loss_only() {
+        let device = Default::default();
+        let config = model::TextClassifierConfig::new(10, 2)
+            .with_d_embed(4)
+            .with_d_hidden(4);
+        let mut step = ClassifierStep::new(config.init::<NdArray>(&device));
+        step.label_smoothing = 0.2;
+        let logits = Tensor::<NdArray, 2>::from_floats([[3f32.ln(), 0.0]], &device);
+        let labels = Tensor::<NdArray, 1, Int>::from_ints([0], &device);
+        let loss = |smoothing: Option<f32>| -> f32 {
+            CrossEntropyLossConfig::new()
+                .with_smoothing(smoothing)
+                .init(&device)
+                .forward(logits.clone(), labels.clone())
+                .into_scalar()
+        };
+        assert!((loss(Some(0.2)) - 0.3975433).abs() < 1e-6);
+        assert!((loss(None) - 0.2876821).abs() < 1e-6);
+
+        // Through the step: training smooths, validation does not.
+        let batcher = TrainBatcher {
+            text: TextBatcher::new(8),
+        };
+        let items: Vec<TrainItem> = vec![
+            EncodedText {
+                ids: vec![2, 3, 4],
+                label: 0,
+            }
+            .into(),
+            EncodedText {
+                ids: vec![5, 6],
+                label: 1,
+            }
+            .into(),
+        ];
+        let batch: TrainBatch<NdArray> = batcher.batch(items, &device);
+        let text = batch.text.clone();
+        let logits = step.model.forward(text.tokens, text.mask).logits;
+        let expected = |smoothing: Option<f32>| -> f32 {
+            CrossEntropyLossConfig::new()
+                .with_smoothing(smoothing)
+                .init(&device)
+                .forward(logits.clone(), text.labels.clone())
+                .into_scalar()
+        };
+        let training: f32 = step.forward_loss(batch.clone(), true).loss.into_scalar();
+        let validation: f32 = step.forward_loss(batch, false).loss.into_scalar();
+        assert_eq!(training, expected(Some(0.2)));
+        assert_eq!(validation, expected(None));
+        assert_ne!(training, validation);
     }
 }

@@ -36,7 +36,7 @@ fn overfits_a_small_fixed_batch() {
     let mut accuracy = 0.0;
     let mut steps = 0;
     while steps < 150 {
-        let output = step.forward_loss(batch.clone());
+        let output = step.forward_loss(batch.clone(), true);
         let predicted = output.output.clone().argmax(1).reshape([items.len()]);
         let correct: i64 = predicted
             .equal(output.targets.clone())

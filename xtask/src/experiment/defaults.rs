@@ -24,7 +24,7 @@ pub struct DefaultsArgs {
 
 /// The rows: a short name, what the table calls it, and the options added
 /// to the default `train` command (the first row adds none).
-const VARIANTS: [(&str, &str, &[&str]); 14] = [
+const VARIANTS: [(&str, &str, &[&str]); 16] = [
     ("default", "the default command (LSTM)", &[]),
     ("gru", "GRU encoder", &["--encoder", "gru"]),
     ("bilstm", "bidirectional LSTM", &["--encoder", "bilstm"]),
@@ -59,6 +59,16 @@ const VARIANTS: [(&str, &str, &[&str]); 14] = [
     ),
     ("average3", "mean weights of 3 epochs", &["--average", "3"]),
     ("average5", "mean weights of 5 epochs", &["--average", "5"]),
+    (
+        "smoothing01",
+        "label smoothing 0.1",
+        &["--label-smoothing", "0.1"],
+    ),
+    (
+        "smoothing02",
+        "label smoothing 0.2",
+        &["--label-smoothing", "0.2"],
+    ),
 ];
 
 pub fn run(args: &DefaultsArgs) -> Result<()> {

@@ -270,7 +270,7 @@ fn run_case<B: LstmKernel + LstmBackend + AdamWKernel>(
                 },
                 teacher_logits: None,
             };
-            let output = step.forward_loss(batch);
+            let output = step.forward_loss(batch, true);
             let forward = start.elapsed();
             let grads = GradientsParams::from_grads(output.loss.backward(), &step);
             let backward = start.elapsed();

@@ -88,6 +88,7 @@ pub fn run<B: TrainBackend>(args: &DistillArgs, device: &B::Device, backend: &st
             lr: args.lr,
             lr_schedule: args.fit.lr_schedule,
             weight_decay: 0.0,
+            label_smoothing: 0.0,
             clip_norm: 0.0,
             seed: args.fit.seed,
             select: args.fit.select,
