@@ -120,6 +120,11 @@ pub enum CompressionSettings {
         weight_matrix_sparsity: f64,
         /// Validation accuracy after each round's pruning, before its fine-tuning.
         valid_accuracy_before_fine_tuning: Vec<f64>,
+        /// The unpruned model taught the fine-tuning (`--distill-alpha`):
+        /// its temperature and the weight of its soft targets (absent when
+        /// the fine-tuning learned from the labels alone).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        distillation: Option<(f64, f64)>,
     },
     Distill {
         temperature: f64,

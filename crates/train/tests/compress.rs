@@ -102,7 +102,8 @@ fn quantize_prune_and_distill_write_artifacts_that_infer_loads() {
     let message = String::from_utf8_lossy(&again.stderr);
     assert!(message.contains("holds int8 weights already"), "{message}");
 
-    // Pruning to 50% in two rounds, each with two epochs of fine-tuning.
+    // Pruning to 50% in two rounds, each with two epochs of fine-tuning
+    // taught by the unpruned model as well as the labels.
     check(&train(&[
         "compress",
         "prune",
@@ -118,6 +119,8 @@ fn quantize_prune_and_distill_write_artifacts_that_infer_loads() {
         "2",
         "--epochs",
         "2",
+        "--distill-alpha",
+        "0.5",
         "--limit",
         "320",
     ]));
@@ -130,12 +133,14 @@ fn quantize_prune_and_distill_write_artifacts_that_infer_loads() {
     let Some(artifact::CompressionSettings::Prune {
         weight_matrix_sparsity: matrix_sparsity,
         valid_accuracy_before_fine_tuning,
+        distillation,
         ..
     }) = compression.settings
     else {
         panic!("pruning settings expected: {:?}", compression.settings);
     };
     assert_eq!(valid_accuracy_before_fine_tuning.len(), 2);
+    assert_eq!(distillation, Some((4.0, 0.5)));
     assert!((matrix_sparsity - 0.5).abs() < 1e-3, "{matrix_sparsity}");
     // Biases are kept, so slightly under half of all parameters are zero.
     assert!(compression.sparsity > 0.45 && compression.sparsity < 0.5);

@@ -10,9 +10,9 @@ use crate::adamw::FusedAdamWConfig;
 use crate::classifier::{evaluate_and_write, fit_classifier};
 use crate::cli::FitArgs;
 use crate::fit::{RunInfo, Start, log_dir};
-use crate::step::{ClassifierStep, TrainItem};
+use crate::step::{ClassifierStep, Distillation, TrainItem};
 use anyhow::{Result, bail, ensure};
-use artifact::args::{positive_f64, positive_usize};
+use artifact::args::{positive_f64, positive_usize, unit_interval};
 use artifact::weights::load_weights;
 use artifact::{ArtifactWriter, Classifier, CompressionSettings, Scope};
 use burn::module::{AutodiffModule, Module, ModuleMapper, ModuleVisitor, Param, ParamId};
@@ -46,6 +46,14 @@ pub struct PruneArgs {
     /// The fine-tuning learning rate (AdamW).
     #[arg(long, default_value_t = 1e-3, value_parser = positive_f64)]
     pub lr: f64,
+    /// Fine-tune on the unpruned model's softened outputs as well as the
+    /// labels (Hinton et al. 2015): the weight of its soft targets, the
+    /// labels getting 1 − this (0 = the labels alone).
+    #[arg(long, default_value_t = 0.0, value_parser = unit_interval)]
+    pub distill_alpha: f64,
+    /// The temperature of --distill-alpha.
+    #[arg(long, default_value_t = 4.0, value_parser = positive_f64)]
+    pub temperature: f64,
     #[command(flatten)]
     pub fit: FitArgs,
 }
@@ -64,7 +72,19 @@ pub fn run<B: TrainBackend>(args: &PruneArgs, device: &B::Device, backend: &str)
             .map(TrainItem::from)
             .collect())
     };
-    let (train, valid) = (encode(&source.splits.train)?, encode(&source.splits.valid)?);
+    let (mut train, valid) = (encode(&source.splits.train)?, encode(&source.splits.valid)?);
+    // The unpruned model as the fine-tuning's teacher.
+    let distillation = (args.distill_alpha > 0.0 && args.epochs > 0).then_some(Distillation {
+        temperature: args.temperature,
+        alpha: args.distill_alpha,
+    });
+    if distillation.is_some() {
+        let texts: Vec<&str> = source.splits.train.iter().map(|t| t.text.as_str()).collect();
+        let logits = source.classifier.logits(&texts, 256)?;
+        for (item, logits) in train.iter_mut().zip(logits) {
+            item.teacher_logits = Some(logits);
+        }
+    }
     // The same weights, on the training backend.
     let mut model = load_weights(&args.paths.from, config.model.init::<B>(device), device)?;
     if args.fit.resume && args.rounds > 1 {
@@ -87,6 +107,8 @@ pub fn run<B: TrainBackend>(args: &PruneArgs, device: &B::Device, backend: &str)
         "rounds": args.rounds,
         "epochs": args.epochs,
         "lr": args.lr,
+        "distill_alpha": args.distill_alpha,
+        "temperature": args.temperature,
         "lr_schedule": args.fit.lr_schedule,
         "batch_size": args.fit.batch_size,
         "seed": args.fit.seed,
@@ -139,8 +161,10 @@ pub fn run<B: TrainBackend>(args: &PruneArgs, device: &B::Device, backend: &str)
                 log_dir(writer.dir()).join(format!("round-{round}"))
             };
             let start = Start::prepare(&log_dir, &options, args.fit.resume)?;
+            let mut step = ClassifierStep::new(model);
+            step.distillation = distillation;
             let fitted = fit_classifier(
-                ClassifierStep::new(model),
+                step,
                 optimizer,
                 &plan,
                 &args.fit.batching(false, config.max_seq_len),
@@ -199,6 +223,7 @@ pub fn run<B: TrainBackend>(args: &PruneArgs, device: &B::Device, backend: &str)
         lr_schedule: args.fit.lr_schedule,
         weight_matrix_sparsity: masks.pruned() as f64 / masks.prunable() as f64,
         valid_accuracy_before_fine_tuning: before_fine_tuning,
+        distillation: distillation.map(|d| (d.temperature, d.alpha)),
     };
     let compression = compression("prune", &args.paths.from, &model, settings);
     let classifier = Classifier::new(model, tokenizer, config, device);
