@@ -50,6 +50,17 @@ pub enum PredictionPath {
     HostInt8,
 }
 
+impl PredictionPath {
+    /// A short name, as `infer report` prints it.
+    pub fn name(self) -> &'static str {
+        match self {
+            PredictionPath::Tensors => "Burn tensors",
+            PredictionPath::HostF32 => "host f32",
+            PredictionPath::HostInt8 => "host int8",
+        }
+    }
+}
+
 /// How much attention the model paid to one token.
 #[derive(Debug, Clone, Serialize)]
 pub struct TokenWeight {

@@ -24,6 +24,8 @@ pub struct ReportRow {
     /// config.json + tokenizer.json + model.mpk: what inference needs.
     pub artifact_bytes: u64,
     pub test_accuracy: f64,
+    /// The code predictions went through (`artifact::PredictionPath`).
+    pub predicts_through: &'static str,
     /// Mean milliseconds to predict one sentence alone.
     pub latency_batch_1_ms: f64,
     /// Mean milliseconds to predict a batch of 256 test sentences.
@@ -88,6 +90,7 @@ pub fn report<B: LstmBackend>(
             weights_bytes,
             artifact_bytes,
             test_accuracy,
+            predicts_through: classifier.path().name(),
             latency_batch_1_ms: latency(&classifier, &texts, 1, request.sentences)?,
             latency_batch_256_ms: latency(&classifier, &texts, 256, texts.len())?,
         });
@@ -98,13 +101,13 @@ pub fn report<B: LstmBackend>(
 /// The rows as a markdown table, accuracy changes against the first row.
 pub fn markdown(rows: &[ReportRow], backend: &str, sentences: usize) -> String {
     let mut out = format!(
-        "| artifact | method | parameters (non-zero / total) | weights | artifact | test accuracy | vs {} | batch 1 | batch 256 |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| artifact | method | parameters (non-zero / total) | weights | artifact | test accuracy | vs {} | predicts through | batch 1 | batch 256 |\n|---|---|---:|---:|---:|---:|---:|---|---:|---:|\n",
         rows[0].artifact
     );
     let reference = rows[0].test_accuracy;
     for row in rows {
         out += &format!(
-            "| {} | {} | {} / {} | {:.2} MB | {:.2} MB | {:.2}% | {:+.2} | {:.2} ms | {:.0} ms |\n",
+            "| {} | {} | {} / {} | {:.2} MB | {:.2} MB | {:.2}% | {:+.2} | {} | {:.2} ms | {:.0} ms |\n",
             row.artifact,
             row.method,
             row.nonzero_parameters,
@@ -113,6 +116,7 @@ pub fn markdown(rows: &[ReportRow], backend: &str, sentences: usize) -> String {
             row.artifact_bytes as f64 / 1e6,
             100.0 * row.test_accuracy,
             100.0 * (row.test_accuracy - reference),
+            row.predicts_through,
             row.latency_batch_1_ms,
             row.latency_batch_256_ms,
         );

@@ -301,6 +301,9 @@ fn report_compares_artifacts() {
     // Two copies of the same untrained model: the same counts and accuracy.
     assert_eq!(rows[0]["parameters"], rows[1]["parameters"]);
     assert_eq!(rows[0]["test_accuracy"], rows[1]["test_accuracy"]);
+    // An f32 LSTM classifier on ndarray runs through the host classifier.
+    assert_eq!(rows[0]["predicts_through"], "host f32");
+    assert!(table.contains("| host f32 |"), "{table}");
     let accuracy = rows[0]["test_accuracy"].as_f64().unwrap();
     assert!(
         [0.0, 0.25, 0.5, 0.75, 1.0].contains(&accuracy),
