@@ -159,8 +159,15 @@ fn quantize_rows(values: &[f32], k: usize, stride: usize, codes: &mut [u8], scal
         if max > 0.0 {
             let inverse = 127.0 / max;
             for (code, &v) in out.iter_mut().zip(row) {
-                // |v · inverse| ≤ 127, so the sum lies in 1..=255.
-                *code = ((v * inverse).round() + 128.0) as u8;
+                // Rounded half away from zero, as `f32::round`, written with
+                // floor and copysign so that the loop vectorizes (`round`
+                // and the saturating `as` casts kept it scalar).
+                let y = v * inverse;
+                let rounded = (y.abs() + 0.5).floor().copysign(y) + 128.0;
+                // SAFETY: |v · inverse| ≤ 127 (max is the row's largest
+                // |v|), so `rounded` is a whole number in 1..=255, which i32
+                // represents.
+                *code = unsafe { rounded.to_int_unchecked::<i32>() } as u8;
             }
         }
     }
