@@ -66,7 +66,7 @@ pub fn run<B: TrainBackend>(args: &DistillArgs, device: &B::Device, backend: &st
         .iter()
         .map(|t| t.text.as_str())
         .collect();
-    let teacher_logits = teacher.logits(&texts, 256)?;
+    let teacher_logits = source.train_logits()?;
     let teacher_parameters = ParamCounts::of(teacher.model()).total;
 
     let tokenizer = WordTokenizer::train(texts.iter().copied(), args.min_freq, args.max_vocab)?;

@@ -111,6 +111,14 @@ impl<B: LstmBackend> Source<B> {
             splits,
         })
     }
+
+    /// The source model's logits for each training text, in order: the
+    /// soft targets when it teaches (distillation, and pruning's
+    /// fine-tuning with `--distill-alpha`).
+    pub fn train_logits(&self) -> Result<Vec<Vec<f32>>> {
+        let texts: Vec<&str> = self.splits.train.iter().map(|t| t.text.as_str()).collect();
+        self.classifier.logits(&texts, 256)
+    }
 }
 
 /// Whether two paths name the same place (compared after canonicalization

@@ -79,14 +79,7 @@ pub fn run<B: TrainBackend>(args: &PruneArgs, device: &B::Device, backend: &str)
         alpha: args.distill_alpha,
     });
     if distillation.is_some() {
-        let texts: Vec<&str> = source
-            .splits
-            .train
-            .iter()
-            .map(|t| t.text.as_str())
-            .collect();
-        let logits = source.classifier.logits(&texts, 256)?;
-        for (item, logits) in train.iter_mut().zip(logits) {
+        for (item, logits) in train.iter_mut().zip(source.train_logits()?) {
             item.teacher_logits = Some(logits);
         }
     }
