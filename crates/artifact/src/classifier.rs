@@ -11,9 +11,8 @@ use crate::weights::{check_params_fit, is_quantized, load_weights};
 use crate::writer::ArtifactWriter;
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
-use burn::tensor::activation::softmax;
 use data::{LabelledText, TextBatcher, UNK_TOKEN, WordTokenizer};
-use model::{ClassifierOutput, F32Classifier, Int8Classifier, LstmBackend, TextClassifier};
+use model::{F32Classifier, Int8Classifier, LstmBackend, TextClassifier};
 use serde::Serialize;
 use std::path::Path;
 
@@ -91,13 +90,18 @@ pub struct Evaluation {
 }
 
 /// One batch after the forward pass.
-struct Forwarded<'a, B: Backend> {
+struct Forwarded<'a> {
     texts: &'a [&'a str],
     /// The ids and the words of each text, after tokenization.
     encoded: Vec<(Vec<u32>, Vec<String>)>,
     /// Real tokens of each text after truncation.
     lengths: Vec<usize>,
-    out: ClassifierOutput<B>,
+    /// The class scores, `[B, C]` row-major.
+    logits: Vec<f32>,
+    /// The attention weights, `[B, T]` row-major.
+    attention: Vec<f32>,
+    /// T: the padded length.
+    seq_len: usize,
 }
 
 impl<B: LstmBackend> Classifier<B> {
@@ -200,7 +204,7 @@ impl<B: LstmBackend> Classifier<B> {
         &self,
         texts: &'a [&'a str],
         batch_size: usize,
-        mut each: impl FnMut(Forwarded<'a, B>) -> Result<()>,
+        mut each: impl FnMut(Forwarded<'a>) -> Result<()>,
     ) -> Result<()> {
         let batcher = TextBatcher::new(self.config.max_seq_len);
         for chunk in texts.chunks(batch_size.max(1)) {
@@ -210,42 +214,35 @@ impl<B: LstmBackend> Classifier<B> {
                 .collect::<Result<Vec<_>, _>>()
                 .context("tokenizing the input")?;
             let ids: Vec<&[u32]> = encoded.iter().map(|(ids, _)| ids.as_slice()).collect();
-            let (out, lengths) = match &self.host {
+            // The host classifier answers in plain vectors; Burn's output is
+            // read back once.
+            let (logits, attention, seq_len, lengths) = match &self.host {
                 Some(host) => {
                     let padded = batcher.pad_ids(&ids);
-                    let (out, classes) = match host {
-                        Host::F32(host) => (
-                            host.forward(&padded.ids, padded.seq_len, &padded.lengths),
-                            host.num_classes(),
-                        ),
-                        Host::Int8(host) => (
-                            host.forward(&padded.ids, padded.seq_len, &padded.lengths),
-                            host.num_classes(),
-                        ),
+                    let out = match host {
+                        Host::F32(host) => {
+                            host.forward(&padded.ids, padded.seq_len, &padded.lengths)
+                        }
+                        Host::Int8(host) => {
+                            host.forward(&padded.ids, padded.seq_len, &padded.lengths)
+                        }
                     };
-                    let batch = padded.lengths.len();
-                    let out = ClassifierOutput {
-                        logits: Tensor::from_data(
-                            TensorData::new(out.logits, [batch, classes]),
-                            &self.device,
-                        ),
-                        attention: Tensor::from_data(
-                            TensorData::new(out.attention, [batch, padded.seq_len]),
-                            &self.device,
-                        ),
-                    };
-                    (out, padded.lengths)
+                    (out.logits, out.attention, padded.seq_len, padded.lengths)
                 }
                 None => {
                     let (tokens, mask, lengths) = batcher.pad::<B>(&ids, &self.device);
-                    (self.model.forward(tokens, mask), lengths)
+                    let seq_len = tokens.dims()[1];
+                    let out = self.model.forward(tokens, mask);
+                    (to_f32(out.logits), to_f32(out.attention), seq_len, lengths)
                 }
             };
             each(Forwarded {
                 texts: chunk,
                 encoded,
                 lengths,
-                out,
+                logits,
+                attention,
+                seq_len,
             })?;
         }
         Ok(())
@@ -261,12 +258,10 @@ impl<B: LstmBackend> Classifier<B> {
     ) -> Result<()> {
         let classes = self.config.labels.len();
         self.forward_batches(texts, batch_size, |batch| {
-            let [_, seq_len] = batch.out.attention.dims();
+            let (seq_len, logits, attention) = (batch.seq_len, batch.logits, batch.attention);
             // The label is the largest logit, as in `evaluate` (softmax can
             // round two close logits to one probability).
-            let logits = to_f32(batch.out.logits.clone());
-            let probs = to_f32(softmax(batch.out.logits, 1));
-            let attention = to_f32(batch.out.attention);
+            let probs = softmax_rows(&logits, classes);
             let rows = batch.texts.iter().zip(batch.encoded).zip(batch.lengths);
             for (row, ((text, (_, words)), len)) in rows.enumerate() {
                 let p = probs[row * classes..(row + 1) * classes].to_vec();
@@ -310,8 +305,7 @@ impl<B: LstmBackend> Classifier<B> {
         let classes = self.config.labels.len();
         let mut rows = Vec::with_capacity(texts.len());
         self.forward_batches(texts, batch_size, |batch| {
-            let logits = to_f32(batch.out.logits);
-            rows.extend(logits.chunks(classes).map(<[f32]>::to_vec));
+            rows.extend(batch.logits.chunks(classes).map(<[f32]>::to_vec));
             Ok(())
         })?;
         Ok(rows)
@@ -348,7 +342,7 @@ impl<B: LstmBackend> Classifier<B> {
             let texts: Vec<&str> = batch.iter().map(|item| item.text.as_str()).collect();
             let mut truths = batch.iter().map(|item| item.label);
             self.forward_batches(&texts, batch_size, |forwarded| {
-                for row in to_f32(forwarded.out.logits).chunks(n) {
+                for row in forwarded.logits.chunks(n) {
                     let truth = truths.next().expect("one row of logits per text");
                     confusion[truth][argmax(row)] += 1;
                 }
@@ -375,6 +369,20 @@ fn to_f32<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Vec<f32> {
         .expect("converted to f32")
 }
 
+/// The softmax of each row of `logits` (`classes` wide), with the largest
+/// logit subtracted first.
+fn softmax_rows(logits: &[f32], classes: usize) -> Vec<f32> {
+    logits
+        .chunks(classes)
+        .flat_map(|row| {
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let exps: Vec<f32> = row.iter().map(|v| (v - max).exp()).collect();
+            let sum: f32 = exps.iter().sum();
+            exps.into_iter().map(move |e| e / sum)
+        })
+        .collect()
+}
+
 /// The index of the first largest value.
 fn argmax(values: &[f32]) -> usize {
     values
@@ -390,6 +398,7 @@ fn argmax(values: &[f32]) -> usize {
 mod tests {
     use super::*;
     use burn::backend::NdArray;
+    use burn::tensor::activation::softmax;
     use model::{CellKind, TextClassifierConfig};
 
     type B = NdArray;
