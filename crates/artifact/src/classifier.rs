@@ -139,7 +139,7 @@ impl<B: LstmBackend> Classifier<B> {
     }
 
     /// A classifier of `model`, predicting through the fastest [`PredictionPath`]
-    /// that runs it: with an LSTM encoder, the int8 kernels for int8
+    /// that runs it: with an LSTM encoder pooled by attention alone, the int8 kernels for int8
     /// weights, the host classifier in f32 on a CPU backend; else Burn's
     /// operations.
     pub fn new(
@@ -399,7 +399,7 @@ mod tests {
     use super::*;
     use burn::backend::NdArray;
     use burn::tensor::activation::softmax;
-    use model::{CellKind, TextClassifierConfig};
+    use model::{CellKind, Pooling, TextClassifierConfig};
 
     type B = NdArray;
 
@@ -411,13 +411,18 @@ mod tests {
     ];
 
     fn classifier_of(cell: CellKind) -> Classifier<B> {
+        classifier_pooled(cell, Pooling::Attention)
+    }
+
+    fn classifier_pooled(cell: CellKind, pooling: Pooling) -> Classifier<B> {
         let device = Default::default();
         let tokenizer = WordTokenizer::train(TEXTS.iter().copied(), 1, 100).unwrap();
         let model = TextClassifierConfig::new(tokenizer.vocab_size(), 2)
             .with_d_embed(16)
             .with_d_hidden(12)
             .with_heads(2)
-            .with_cell(cell);
+            .with_cell(cell)
+            .with_pooling(Some(pooling));
         let config = ClassifierConfig {
             model: model.clone(),
             labels: vec!["negative".into(), "positive".into()],
@@ -429,7 +434,8 @@ mod tests {
 
     /// An LSTM classifier on a CPU backend predicts through the host
     /// classifier in f32, and gets what the model's own forward pass gives
-    /// (probabilities and attention); another encoder uses Burn's operations.
+    /// (probabilities and attention); another encoder, or another pooling,
+    /// uses Burn's operations.
     #[test]
     fn an_lstm_classifier_on_the_cpu_predicts_through_the_host_path() {
         let classifier = classifier_of(CellKind::Lstm);
@@ -458,5 +464,8 @@ mod tests {
             }
         }
         assert_eq!(classifier_of(CellKind::Gru).path(), PredictionPath::Tensors);
+        let concat = classifier_pooled(CellKind::Lstm, Pooling::Concat);
+        assert_eq!(concat.path(), PredictionPath::Tensors);
+        assert_eq!(concat.predict(&TEXTS, 3).unwrap().len(), TEXTS.len());
     }
 }

@@ -1,6 +1,8 @@
 //! The text classifier: Embedding -> encoder (an LSTM by default; any
-//! recurrent cell, or a Transformer) -> attention pooling -> Linear.
+//! recurrent cell, or a Transformer) -> attention pooling (alone, or
+//! concatenated with max and mean pooling) -> Linear.
 
+use crate::pooling::{Pooling, max_and_mean};
 use crate::{AttentionPooling, AttentionPoolingConfig, CellKind, Encoder, EncoderConfig};
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::prelude::*;
@@ -45,6 +47,10 @@ pub struct TextClassifierConfig {
     /// Attention heads of a Transformer encoder (of d_hidden / heads each).
     #[config(default = 4)]
     pub heads: usize,
+    /// How the encoder's outputs become one vector; `None` is
+    /// `Pooling::Attention` (an option so that the configs written before
+    /// it existed still load).
+    pub pooling: Option<Pooling>,
 }
 
 /// What the classifier computes for a batch.
@@ -64,9 +70,17 @@ pub struct TextClassifier<B: Backend> {
     embedding_dropout: Dropout,
     output_dropout: Dropout,
     output: Linear<B>,
+    /// Not in the record: it comes from the config, like the layers' sizes.
+    #[module(skip)]
+    pooling: Pooling,
 }
 
 impl TextClassifierConfig {
+    /// [`pooling`](Self::pooling), its absence read as attention alone.
+    pub fn pooling(&self) -> Pooling {
+        self.pooling.unwrap_or_default()
+    }
+
     pub fn encoder(&self) -> EncoderConfig {
         EncoderConfig::new(self.cell, self.d_embed, self.d_hidden)
             .with_layers(self.layers)
@@ -83,7 +97,8 @@ impl TextClassifierConfig {
         let d = encoder.d_output() as f64;
         let embedding = self.vocab_size as f64 * self.d_embed as f64;
         let attention = d + 1.0;
-        let output = d * self.num_classes as f64 + self.num_classes as f64;
+        let pooled = self.pooling().d_output(encoder.d_output()) as f64;
+        let output = pooled * self.num_classes as f64 + self.num_classes as f64;
         embedding + encoder.num_params() + attention + output
     }
 
@@ -96,7 +111,8 @@ impl TextClassifierConfig {
             attention: AttentionPoolingConfig::new(d).init(device),
             embedding_dropout: DropoutConfig::new(self.embedding_dropout).init(),
             output_dropout: DropoutConfig::new(self.output_dropout).init(),
-            output: LinearConfig::new(d, self.num_classes).init(device),
+            output: LinearConfig::new(self.pooling().d_output(d), self.num_classes).init(device),
+            pooling: self.pooling(),
         }
     }
 }
@@ -119,14 +135,25 @@ impl<B: LstmBackend> TextClassifier<B> {
         // would not need it (a forward-only one): with the lengths, the CPU
         // kernel skips the padded steps at inference.
         let hidden = self.encoder.forward(x, Some(mask.clone())).outputs; // [B, T, D]
-        let (pooled, attention) = self.attention.forward(hidden, Some(mask)); // [B, D], [B, T]
+        let (pooled, attention) = self.attention.forward(hidden.clone(), Some(mask.clone())); // [B, D], [B, T]
+        let pooled = match self.pooling {
+            Pooling::Attention => pooled,
+            Pooling::Concat => {
+                let (max, mean) = max_and_mean(hidden, mask); // [B, D] each
+                Tensor::cat(vec![pooled, max, mean], 1) // [B, 3D]
+            }
+        };
         let logits = self.output.forward(self.output_dropout.forward(pooled)); // [B, C]
         ClassifierOutput { logits, attention }
     }
 }
 
-/// The parts the int8 inference path reads (`crate::cpu::int8`).
+/// The parts the host inference path reads (`crate::cpu::classifier`).
 impl<B: Backend> TextClassifier<B> {
+    pub fn pooling(&self) -> Pooling {
+        self.pooling
+    }
+
     pub(crate) fn parts(&self) -> (&Embedding<B>, &Encoder<B>, &AttentionPooling<B>, &Linear<B>) {
         (
             &self.embedding,
@@ -174,6 +201,12 @@ mod tests {
             let built = config.init::<B>(&device).num_params();
             assert_eq!(config.num_params(), built as f64, "transformer {layers}");
         }
+        let concat = TextClassifierConfig::new(37, 3)
+            .with_d_hidden(7)
+            .with_bidirectional(true)
+            .with_pooling(Some(Pooling::Concat));
+        let built = concat.init::<B>(&device).num_params();
+        assert_eq!(concat.num_params(), built as f64, "concat pooling");
         let lm = crate::CharLmConfig::new(29)
             .with_d_embed(6)
             .with_d_hidden(9)
@@ -213,8 +246,48 @@ mod tests {
                 .with_cell(cell)
                 .with_bidirectional(bidirectional)
                 .with_layers(2);
-            check_padding_invariance(config);
+            check_padding_invariance(config.clone());
+            check_padding_invariance(config.with_pooling(Some(Pooling::Concat)));
         }
+    }
+
+    /// Max and mean pooling read the real steps only, whatever the padding holds.
+    #[test]
+    fn max_and_mean_skip_the_padding() {
+        let device = Default::default();
+        let hidden = Tensor::<B, 3>::from_floats(
+            [
+                [[1.0, -2.0], [3.0, -4.0], [9.0, 9.0]],
+                [[-5.0, 0.5], [7.0, 7.0], [8.0, 8.0]],
+            ],
+            &device,
+        );
+        let mask = Tensor::<B, 2, Bool>::from_bool(
+            TensorData::from([[true, true, false], [true, false, false]]),
+            &device,
+        );
+        let (max, mean) = max_and_mean(hidden, mask);
+        max.into_data()
+            .assert_eq(&TensorData::from([[3.0f32, -2.0], [-5.0, 0.5]]), false);
+        mean.into_data()
+            .assert_eq(&TensorData::from([[2.0f32, -3.0], [-5.0, 0.5]]), false);
+    }
+
+    /// A config written before `pooling` existed loads, as attention alone.
+    #[test]
+    fn a_config_without_pooling_loads_as_attention_pooling() {
+        let mut json = serde_json::to_value(TextClassifierConfig::new(10, 2)).unwrap();
+        json.as_object_mut().unwrap().remove("pooling");
+        let config: TextClassifierConfig = serde_json::from_value(json).unwrap();
+        assert_eq!(config.pooling(), Pooling::Attention);
+        let config: TextClassifierConfig = serde_json::from_value(
+            serde_json::to_value(
+                TextClassifierConfig::new(10, 2).with_pooling(Some(Pooling::Concat)),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(config.pooling(), Pooling::Concat);
     }
 
     fn check_padding_invariance(config: TextClassifierConfig) {

@@ -80,6 +80,9 @@ pub struct EncoderConfig {
     /// only): Vaswani et al.'s 0.1.
     #[config(default = 0.1)]
     pub transformer_dropout: f64,
+    /// The LSTM's initial forget-gate bias: [`LstmConfig`]'s 1 (see there).
+    #[config(default = 1.0)]
+    pub lstm_forget_bias: f64,
 }
 
 /// One recurrent layer of any kind.
@@ -234,7 +237,9 @@ impl EncoderConfig {
                 RecurrentLayer::Gru(GruConfig::new(d_input, self.d_hidden).init(device))
             }
             CellKind::Lstm => {
-                RecurrentLayer::Lstm(LstmConfig::new(d_input, self.d_hidden).init(device))
+                let config =
+                    LstmConfig::new(d_input, self.d_hidden).with_forget_bias(self.lstm_forget_bias);
+                RecurrentLayer::Lstm(config.init(device))
             }
         };
         let layers = (0..self.layers)

@@ -41,6 +41,7 @@ mod encoder;
 mod lstm;
 mod mlp;
 mod param_counts;
+mod pooling;
 mod regressor;
 mod rnn;
 mod self_attention;
@@ -62,6 +63,7 @@ pub use lstm::op::{LstmBackend, LstmInputs, LstmKernel};
 pub use lstm::{Lstm, LstmConfig, LstmState};
 pub use mlp::{Activation, Loss, Mlp, MlpConfig, MlpGradients, Trace, backprop, sgd_step};
 pub use param_counts::ParamCounts;
+pub use pooling::Pooling;
 pub use regressor::{SequenceRegressor, SequenceRegressorConfig};
 pub use rnn::{Gru, GruConfig, Rnn, RnnConfig};
 pub use self_attention::{

@@ -39,12 +39,21 @@ impl SequenceRegressorConfig {
 impl<B: LstmBackend> SequenceRegressor<B> {
     /// `[B, T, E]` (every sequence full length) → `[B]`.
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 1> {
+        self.forward_with_attention(x).0
+    }
+
+    /// [`forward`](Self::forward), and the attention weights `[B, T]` when
+    /// the model pools with attention.
+    pub fn forward_with_attention(&self, x: Tensor<B, 3>) -> (Tensor<B, 1>, Option<Tensor<B, 2>>) {
         let [batch, _, _] = x.dims();
         let encoded = self.encoder.forward(x, None);
-        let summary = match &self.attention {
-            None => encoded.last, // [B, D]
-            Some(attention) => attention.forward(encoded.outputs, None).0,
+        let (summary, weights) = match &self.attention {
+            None => (encoded.last, None), // [B, D]
+            Some(attention) => {
+                let (pooled, weights) = attention.forward(encoded.outputs, None);
+                (pooled, Some(weights))
+            }
         };
-        self.output.forward(summary).reshape([batch])
+        (self.output.forward(summary).reshape([batch]), weights)
     }
 }

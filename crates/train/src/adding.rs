@@ -12,7 +12,8 @@ use burn::prelude::*;
 use clap::{Args, ValueEnum};
 use data::synthetic::{AddingBatch, adding_batch};
 use model::{
-    CellKind, EncoderConfig, SequenceRegressor, SequenceRegressorConfig, transformer_width_fits,
+    CellKind, EncoderConfig, LstmBackend, SequenceRegressor, SequenceRegressorConfig,
+    transformer_width_fits,
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -60,6 +61,13 @@ pub struct AddingArgs {
     /// Evaluate on the test set every this many steps.
     #[arg(long, default_value_t = 50, value_parser = positive_usize)]
     pub eval_every: usize,
+    /// The LSTM's initial forget-gate bias (default 1; --encoder lstm only).
+    #[arg(long)]
+    pub forget_bias: Option<f64>,
+    /// Stop at the first evaluation with test MSE below 0.01 (the step is
+    /// what the experiment measures; the steps after it only cost time).
+    #[arg(long)]
+    pub until_solved: bool,
     /// Append ‖∂L/∂x_t‖ per time step, at initialisation and after training, to this CSV.
     #[arg(long)]
     pub grad_norms: Option<PathBuf>,
@@ -98,16 +106,35 @@ pub struct AddingResult {
     pub steps: usize,
     pub batch_size: usize,
     pub seed: u64,
+    /// At the last step run: `steps`, or with `--until-solved` the step
+    /// that solved it.
     pub test_mse: f64,
     /// The first evaluated step with test MSE below [`SOLVED_MSE`].
     pub steps_to_solve: Option<usize>,
+    /// With `--attention`: the mean attention weight on the two marked
+    /// steps, summed, over the test set at the last evaluation (1 = all of it).
+    pub attention_on_markers: Option<f64>,
+    /// `--forget-bias`, when given.
+    pub forget_bias: Option<f64>,
     pub seconds: f64,
 }
 
 pub fn run<B: TrainBackend>(args: &AddingArgs, device: &B::Device) -> Result<AddingResult> {
     let seq_len = args.seq_len as usize;
     let batch_size = args.batch_size;
-    let encoder = EncoderConfig::new(args.encoder.into(), 2, args.d_hidden);
+    // No dropout, for the Transformer either (its default is 0.1): every
+    // batch is fresh, so there is no overfitting to guard against, and the
+    // recurrent encoders here run without dropout too.
+    let mut encoder =
+        EncoderConfig::new(args.encoder.into(), 2, args.d_hidden).with_transformer_dropout(0.0);
+    if let Some(bias) = args.forget_bias {
+        anyhow::ensure!(
+            matches!(args.encoder, CellChoice::Lstm),
+            "--forget-bias applies to --encoder lstm only"
+        );
+        anyhow::ensure!(bias.is_finite(), "--forget-bias must be finite, not {bias}");
+        encoder = encoder.with_lstm_forget_bias(bias);
+    }
     if let CellChoice::Transformer = args.encoder {
         anyhow::ensure!(
             transformer_width_fits(args.d_hidden, encoder.heads),
@@ -147,6 +174,7 @@ pub fn run<B: TrainBackend>(args: &AddingArgs, device: &B::Device) -> Result<Add
     let started = Instant::now();
     let mut steps_to_solve = None;
     let mut test_mse = f64::NAN;
+    let mut attention_on_markers = None;
     for step in 1..=args.steps {
         let batch = adding_batch(batch_size, seq_len, &mut train_rng);
         let (x, y) = tensors::<B>(batch, device);
@@ -155,16 +183,20 @@ pub fn run<B: TrainBackend>(args: &AddingArgs, device: &B::Device) -> Result<Add
         model = optimizer.step(args.lr, model, grads);
 
         if step % args.eval_every == 0 || step == args.steps {
-            test_mse = mse(model.valid().forward(test_x.clone()), test_y.clone())
-                .into_scalar()
-                .elem::<f64>();
+            (test_mse, attention_on_markers) = evaluate(&model.valid(), &test_x, &test_y);
             if steps_to_solve.is_none() && test_mse < SOLVED_MSE {
                 steps_to_solve = Some(step);
             }
+            let attention = attention_on_markers.map_or(String::new(), |a| {
+                format!(", attention on the markers {:.1}%", 100.0 * a)
+            });
             println!(
-                "step {step:>6}: test MSE {test_mse:.5} ({:.0} s)",
+                "step {step:>6}: test MSE {test_mse:.5}{attention} ({:.0} s)",
                 started.elapsed().as_secs_f64()
             );
+            if args.until_solved && steps_to_solve.is_some() {
+                break;
+            }
         }
     }
     let seconds = started.elapsed().as_secs_f64();
@@ -180,6 +212,8 @@ pub fn run<B: TrainBackend>(args: &AddingArgs, device: &B::Device) -> Result<Add
         seed: args.seed,
         test_mse,
         steps_to_solve,
+        attention_on_markers,
+        forget_bias: args.forget_bias,
         seconds,
     };
     match steps_to_solve {
@@ -206,6 +240,38 @@ fn tensors<B: Backend>(batch: AddingBatch, device: &B::Device) -> (Tensor<B, 3>,
 
 fn mse<B: Backend>(prediction: Tensor<B, 1>, target: Tensor<B, 1>) -> Tensor<B, 1> {
     (prediction - target).powi_scalar(2).mean()
+}
+
+/// Sequences per forward pass of the test set: a Transformer's attention
+/// scores of all 1000 test sequences at T = 200 would be 640 MB per tensor.
+const EVAL_CHUNK: usize = 100;
+
+/// The test MSE of `model` on `x` `[N, T, 2]`, `y` `[N]`, `EVAL_CHUNK`
+/// sequences at a time, and for a model with attention the weight it puts
+/// on the two marked steps (the sum of both, averaged over the sequences).
+fn evaluate<B: LstmBackend>(
+    model: &SequenceRegressor<B>,
+    x: &Tensor<B, 3>,
+    y: &Tensor<B, 1>,
+) -> (f64, Option<f64>) {
+    let [n, t, _] = x.dims();
+    let mut squared_error = 0.0;
+    let mut on_markers = None;
+    for start in (0..n).step_by(EVAL_CHUNK) {
+        let end = (start + EVAL_CHUNK).min(n);
+        let chunk = x.clone().slice([start..end, 0..t, 0..2]);
+        let (prediction, weights) = model.forward_with_attention(chunk.clone());
+        let error = prediction - y.clone().slice([start..end]);
+        squared_error += error.powi_scalar(2).sum().into_scalar().elem::<f64>();
+        if let Some(weights) = weights {
+            let markers = chunk
+                .slice([0..end - start, 0..t, 1..2])
+                .reshape([end - start, t]);
+            let mass = (weights * markers).sum().into_scalar().elem::<f64>();
+            *on_markers.get_or_insert(0.0) += mass;
+        }
+    }
+    (squared_error / n as f64, on_markers.map(|m| m / n as f64))
 }
 
 /// ‖∂L_n/∂x_{n,t}‖ averaged over the first 256 test sequences `x` `[N, T, 2]`
@@ -284,6 +350,8 @@ mod tests {
             seed: 1,
             test_mse: 0.5,
             steps_to_solve: None,
+            attention_on_markers: None,
+            forget_bias: None,
             seconds: 1.0,
         })
         .unwrap();

@@ -12,7 +12,7 @@ use artifact::{ArtifactWriter, Classifier, ClassifierConfig, ClassifierTraining}
 use burn::module::Module;
 use clap::{Args, ValueEnum};
 use data::{WordTokenizer, encode_all};
-use model::{CellKind, TextClassifierConfig};
+use model::{CellKind, Pooling, TextClassifierConfig};
 use std::path::PathBuf;
 
 /// Train the LSTM + attention sentiment classifier and write an artifact.
@@ -56,6 +56,9 @@ pub struct ClassifyArgs {
     /// Attention heads of --encoder transformer (--d-hidden must be a multiple).
     #[arg(long, default_value_t = 4, value_parser = positive_usize)]
     pub heads: usize,
+    /// How the encoder's outputs become one vector per sentence.
+    #[arg(long, value_enum, default_value_t = PoolingChoice::Attention)]
+    pub pooling: PoolingChoice,
     #[arg(long, default_value_t = 128, value_parser = positive_usize)]
     pub d_embed: usize,
     #[arg(long, default_value_t = 128, value_parser = positive_usize)]
@@ -87,6 +90,25 @@ pub struct ClassifyArgs {
     pub bucket: bool,
     #[command(flatten)]
     pub fit: FitArgs,
+}
+
+/// The choices of `--pooling` (`model::Pooling`).
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolingChoice {
+    /// Attention pooling alone.
+    Attention,
+    /// Attention, max and mean pooling concatenated (Howard & Ruder 2018's
+    /// concat pooling): an output layer three times as wide.
+    Concat,
+}
+
+impl From<PoolingChoice> for Pooling {
+    fn from(choice: PoolingChoice) -> Self {
+        match choice {
+            PoolingChoice::Attention => Pooling::Attention,
+            PoolingChoice::Concat => Pooling::Concat,
+        }
+    }
 }
 
 /// The encoder choices of `--encoder`.
@@ -181,7 +203,8 @@ pub fn run<B: TrainBackend>(args: &ClassifyArgs, device: &B::Device, backend: &s
             .with_cell(args.encoder.cell())
             .with_bidirectional(args.encoder.bidirectional())
             .with_layers(args.layers)
-            .with_heads(args.heads),
+            .with_heads(args.heads)
+            .with_pooling(Some(args.pooling.into())),
         labels: splits.labels.clone(),
         max_seq_len: args.max_seq_len,
         training: Some(args.record()),

@@ -89,6 +89,36 @@ fn lstm_beats_the_baseline_on_a_short_adding_problem() {
     );
 }
 
+/// Nearly untrained, attention is nearly uniform, so the weight on the two
+/// marked steps of 12 is about 2/12 (reading the values' channel instead of
+/// the markers' would give about 1/2).
+#[test]
+fn adding_reports_the_attention_on_the_marked_steps() {
+    let stdout = train(&[
+        "adding",
+        "--encoder",
+        "lstm",
+        "--attention",
+        "--forget-bias",
+        "0",
+        "--seq-len",
+        "12",
+        "--steps",
+        "1",
+        "--lr",
+        "1e-6",
+        "--d-hidden",
+        "8",
+        "--test-size",
+        "150",
+        "--json",
+    ]);
+    let json: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let mass = json["attention_on_markers"].as_f64().unwrap();
+    assert!((mass - 2.0 / 12.0).abs() < 0.03, "{mass}\n{stdout}");
+    assert_eq!(json["forget_bias"].as_f64(), Some(0.0));
+}
+
 #[test]
 fn adding_records_input_gradient_norms() {
     let tmp = tempfile::tempdir().unwrap();
@@ -115,4 +145,16 @@ fn adding_records_input_gradient_norms() {
     assert!(lines[1].starts_with("rnn,12,init,11,"));
     let norm: f64 = lines[12].rsplit(',').next().unwrap().parse().unwrap();
     assert!(norm > 0.0, "the last step's input must reach the loss");
+}
+
+#[test]
+fn a_forget_bias_for_another_cell_is_an_error() {
+    let out = common::train(&["adding", "--encoder", "gru", "--forget-bias", "0"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = common::stderr(&out);
+    assert!(
+        err.contains("--forget-bias") && err.contains("lstm"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
 }

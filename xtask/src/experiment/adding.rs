@@ -41,6 +41,14 @@ pub struct AddingArgs {
     /// Train nothing: redraw the table and the plot from the files in --out.
     #[arg(long)]
     plot_only: bool,
+    /// Train every run for all --steps, instead of stopping it at the first
+    /// evaluation that solves the task (`train adding --until-solved`).
+    #[arg(long)]
+    all_steps: bool,
+    /// Runs at a time (each is one `train adding` process; the seconds
+    /// recorded are then not comparable between runs).
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
 }
 
 /// The test MSE `train adding` counts as solved (`train::adding::SOLVED_MSE`).
@@ -120,9 +128,11 @@ pub fn run(args: &AddingArgs) -> Result<()> {
                 kept_csv.push('\n');
             }
         }
-        std::fs::remove_file(&csv)?;
     }
 
+    // Every run, in the order of the table; the gradient norms of each run
+    // that records them go to a file of their own, joined below in this order.
+    let mut runs = Vec::new();
     for &seq_len in &args.seq_lens {
         for (name, cell, attention) in MODELS {
             if !rerun(name) {
@@ -130,55 +140,32 @@ pub fn run(args: &AddingArgs) -> Result<()> {
             }
             results.retain(|(t, model, _), _| !(*t == seq_len && model == name));
             for seed in 1..=args.seeds {
-                let mut cmd = Command::new(&train);
-                cmd.args(["adding", "--json", "--encoder", cell])
-                    .args(["--seq-len", &seq_len.to_string()])
-                    .args(["--steps", &args.steps.to_string()])
-                    .args(["--seed", &seed.to_string()]);
-                if attention {
-                    cmd.arg("--attention");
-                }
-                if !attention && seq_len == args.gradient_seq_len && seed == 1 {
-                    cmd.arg("--grad-norms").arg(&csv);
-                }
-                let output = cmd.output().context("running train adding")?;
-                let stdout = String::from_utf8_lossy(&output.stdout);
-                if !output.status.success() {
-                    bail!(
-                        "train adding failed for {name} at T = {seq_len}:\n{stdout}{}",
-                        String::from_utf8_lossy(&output.stderr)
-                    );
-                }
-                let json = stdout.lines().last().unwrap_or_default();
-                let mut result: RunResult = serde_json::from_str(json)
-                    .with_context(|| format!("unexpected output of train adding: {json}"))?;
-                result.model = name.to_string();
-                result.seed = seed;
-                println!(
-                    "T = {seq_len:>3} {name:<15} seed {seed}: test MSE {:.5}, {} ({:.0} s)",
-                    result.test_mse,
-                    result
-                        .steps_to_solve
-                        .map_or(format!("never below {SOLVED_MSE}"), |s| format!(
-                            "below {SOLVED_MSE} after {s} steps"
-                        )),
-                    result.seconds
-                );
-                results.insert((seq_len, name.to_string(), seed), result);
+                let grad_norms = (!attention && seq_len == args.gradient_seq_len && seed == 1)
+                    .then(|| args.out.join(format!("gradients.{cell}.{seq_len}.part")));
+                runs.push(Run {
+                    name,
+                    cell,
+                    attention,
+                    seq_len,
+                    seed,
+                    grad_norms,
+                });
             }
         }
     }
-    if !kept_csv.is_empty() {
-        let header = if csv.exists() {
-            String::new()
-        } else {
-            format!("{GRADIENTS_HEADER}\n")
-        };
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&csv)?;
-        std::io::Write::write_all(&mut file, format!("{header}{kept_csv}").as_bytes())?;
+    for result in run_all(args, &train, &runs)? {
+        results.insert((result.seq_len, result.model.clone(), result.seed), result);
+    }
+    let mut parts = String::new();
+    for path in runs.iter().filter_map(|r| r.grad_norms.as_ref()) {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        parts.extend(text.lines().skip(1).map(|line| format!("{line}\n")));
+        std::fs::remove_file(path)?;
+    }
+    if !parts.is_empty() || !kept_csv.is_empty() {
+        std::fs::write(&csv, format!("{GRADIENTS_HEADER}\n{parts}{kept_csv}"))
+            .with_context(|| format!("cannot write {}", csv.display()))?;
     }
     let lines: Vec<String> = results
         .values()
@@ -199,12 +186,117 @@ pub fn run(args: &AddingArgs) -> Result<()> {
     Ok(())
 }
 
+/// One `train adding` run of the experiment.
+struct Run {
+    name: &'static str,
+    cell: &'static str,
+    attention: bool,
+    seq_len: usize,
+    seed: u64,
+    /// Where it records its input-gradient norms, if it does.
+    grad_norms: Option<PathBuf>,
+}
+
+/// Runs `runs`, `--jobs` at a time, and returns their results in any order.
+fn run_all(args: &AddingArgs, train: &Path, runs: &[Run]) -> Result<Vec<RunResult>> {
+    ensure!(args.jobs >= 1, "--jobs must be at least 1");
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..args.jobs)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut results = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(run) = runs.get(i) else {
+                            return Ok(results);
+                        };
+                        results.push(run_one(args, train, run)?);
+                    }
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for worker in workers {
+            let results: Result<Vec<RunResult>> = worker.join().expect("a worker thread panicked");
+            all.extend(results?);
+        }
+        Ok(all)
+    })
+}
+
+fn run_one(args: &AddingArgs, train: &Path, run: &Run) -> Result<RunResult> {
+    let Run {
+        name,
+        cell,
+        attention,
+        seq_len,
+        seed,
+        ..
+    } = *run;
+    let mut cmd = Command::new(train);
+    cmd.args(["adding", "--json", "--encoder", cell])
+        .args(["--seq-len", &seq_len.to_string()])
+        .args(["--steps", &args.steps.to_string()])
+        .args(["--seed", &seed.to_string()]);
+    if attention {
+        cmd.arg("--attention");
+    }
+    if !args.all_steps {
+        cmd.arg("--until-solved");
+    }
+    if let Some(path) = &run.grad_norms {
+        if path.exists() {
+            std::fs::remove_file(path)?;
+        }
+        cmd.arg("--grad-norms").arg(path);
+    }
+    let output = cmd.output().context("running train adding")?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        bail!(
+            "train adding failed for {name} at T = {seq_len}:\n{stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let json = stdout.lines().last().unwrap_or_default();
+    let mut result: RunResult = serde_json::from_str(json)
+        .with_context(|| format!("unexpected output of train adding: {json}"))?;
+    result.model = name.to_string();
+    result.seed = seed;
+    println!(
+        "T = {seq_len:>3} {name:<15} seed {seed}: test MSE {:.5}, {} ({:.0} s)",
+        result.test_mse,
+        result
+            .steps_to_solve
+            .map_or(format!("never below {SOLVED_MSE}"), |s| format!(
+                "below {SOLVED_MSE} after {s} steps"
+            )),
+        result.seconds
+    );
+    Ok(result)
+}
+
 fn markdown_table(args: &AddingArgs, results: &Results) -> String {
+    let stopping = if args.all_steps {
+        format!("Every run trains for {} steps", args.steps)
+    } else {
+        format!(
+            "A run stops at the first evaluation (every 50 steps) with test MSE below \
+             {SOLVED_MSE}, or after {} steps",
+            args.steps
+        )
+    };
     let mut s = format!(
-        "Command: `cargo xtask experiment adding`. Test MSE after {} steps of batch 32, mean ± \
-         sample standard deviation over the seeds, and how many seeds solved it (test MSE < \
-         {SOLVED_MSE}) with the mean steps they took. Predicting 1 always gives 0.167.\n\n| model |",
-        args.steps
+        "Command: `cargo xtask experiment adding{}`. {stopping}, batch 32. Each cell: how \
+         many seeds solved it (test MSE < {SOLVED_MSE}) and the steps they took (mean ± \
+         sample standard deviation); then the test MSE the other seeds were left at. \
+         Predicting 1 always gives 0.167.\n\n| model |",
+        if args.steps == 1000 {
+            String::new()
+        } else {
+            format!(" --steps {}", args.steps)
+        }
     );
     // Every T run, this time or (with --models) before.
     let seq_lens: std::collections::BTreeSet<usize> = results.keys().map(|k| k.0).collect();
@@ -222,29 +314,51 @@ fn markdown_table(args: &AddingArgs, results: &Results) -> String {
                 .filter(|((seq_len, model, _), _)| *seq_len == t && model == name)
                 .map(|(_, r)| r)
                 .collect();
-            if runs.is_empty() {
-                s.push_str(" not run |");
-                continue;
-            }
-            let (mean, sd) = mean_sd(&runs.iter().map(|r| r.test_mse).collect::<Vec<_>>());
-            let solved: Vec<f64> = runs
-                .iter()
-                .filter_map(|r| r.steps_to_solve.map(|s| s as f64))
-                .collect();
-            let steps = if solved.is_empty() {
-                String::new()
-            } else {
-                format!(", {:.0} steps", mean_sd(&solved).0)
-            };
-            s.push_str(&format!(
-                " {mean:.4} ± {sd:.4} ({}/{} solved{steps}) |",
-                solved.len(),
-                runs.len()
-            ));
+            s.push_str(&format!(" {} |", cell(&runs)));
         }
         s.push('\n');
     }
     s
+}
+
+/// "2/3 in 1200 ± 300 steps; 1 left at 0.0543", or "not run".
+fn cell(runs: &[&RunResult]) -> String {
+    if runs.is_empty() {
+        return "not run".into();
+    }
+    let solved: Vec<f64> = runs
+        .iter()
+        .filter_map(|r| r.steps_to_solve.map(|s| s as f64))
+        .collect();
+    let left: Vec<f64> = runs
+        .iter()
+        .filter(|r| r.steps_to_solve.is_none())
+        .map(|r| r.test_mse)
+        .collect();
+    let mut text = format!("{}/{}", solved.len(), runs.len());
+    if !solved.is_empty() {
+        text.push_str(&format!(" in {}", mean_sd_text(&solved, 0)));
+        text.push_str(if left.is_empty() { " steps" } else { " steps;" });
+    }
+    if !left.is_empty() {
+        let count = if solved.is_empty() {
+            ";".to_string()
+        } else {
+            format!(" {}", left.len())
+        };
+        text.push_str(&format!("{count} left at {}", mean_sd_text(&left, 4)));
+    }
+    text
+}
+
+/// "m ± sd" with `decimals`, or just "m" for one value.
+fn mean_sd_text(values: &[f64], decimals: usize) -> String {
+    let (mean, sd) = mean_sd(values);
+    if values.len() == 1 {
+        format!("{mean:.decimals$}")
+    } else {
+        format!("{mean:.decimals$} ± {sd:.decimals$}")
+    }
 }
 
 /// Draws ‖∂L/∂x_t‖ against the distance from the end, one line per
@@ -304,6 +418,36 @@ fn plot_gradients(csv: &Path, png: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn run(steps_to_solve: Option<usize>, test_mse: f64) -> RunResult {
+        RunResult {
+            model: "lstm".into(),
+            seed: 1,
+            seq_len: 100,
+            test_mse,
+            steps_to_solve,
+            seconds: 1.0,
+        }
+    }
+
+    /// A cell counts the seeds that solved the task, averages their steps,
+    /// and gives the MSE the others were left at.
+    #[test]
+    fn a_cell_splits_solved_from_unsolved_seeds() {
+        let (a, b, c) = (
+            run(Some(1000), 0.009),
+            run(Some(1500), 0.008),
+            run(None, 0.05),
+        );
+        assert_eq!(
+            cell(&[&a, &b, &c]),
+            "2/3 in 1250 ± 354 steps; 1 left at 0.0500"
+        );
+        assert_eq!(cell(&[&a, &b]), "2/2 in 1250 ± 354 steps");
+        let d = run(None, 0.15);
+        assert_eq!(cell(&[&c, &d]), "0/2; left at 0.1000 ± 0.0707");
+        assert_eq!(cell(&[]), "not run");
+    }
 
     /// The committed results parse with this crate's types: a change to what
     /// `train adding` writes that xtask would misread fails here (and in the

@@ -24,7 +24,7 @@ pub struct DefaultsArgs {
 
 /// The rows: a short name, what the table calls it, and the options added
 /// to the default `train` command (the first row adds none).
-const VARIANTS: [(&str, &str, &[&str]); 16] = [
+const VARIANTS: [(&str, &str, &[&str]); 17] = [
     ("default", "the default command (LSTM)", &[]),
     ("gru", "GRU encoder", &["--encoder", "gru"]),
     ("bilstm", "bidirectional LSTM", &["--encoder", "bilstm"]),
@@ -68,6 +68,11 @@ const VARIANTS: [(&str, &str, &[&str]); 16] = [
         "smoothing02",
         "label smoothing 0.2",
         &["--label-smoothing", "0.2"],
+    ),
+    (
+        "concat",
+        "attention, max and mean pooling concatenated",
+        &["--pooling", "concat"],
     ),
 ];
 

@@ -50,7 +50,8 @@ pub struct Unsupported;
 impl std::fmt::Display for Unsupported {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(
-            "the host classifier runs classifiers whose encoder is made of LSTM layers only",
+            "the host classifier runs classifiers whose encoder is made of LSTM layers \
+             only, pooled by attention alone",
         )
     }
 }
@@ -104,6 +105,9 @@ impl<F: Format> HostClassifier<F> {
     /// Fails for an encoder that is not made of LSTM layers.
     pub fn from_model<B: Backend>(model: &TextClassifier<B>) -> Result<Self, Unsupported> {
         let (embedding, encoder, attention, output) = model.parts();
+        if model.pooling() != crate::Pooling::Attention {
+            return Err(Unsupported);
+        }
         let lstms = encoder.lstm_layers().ok_or(Unsupported)?;
         let [vocab, d_embed] = embedding.weight.val().dims();
         let embedding = F::table(&values(embedding.weight.val()), vocab, d_embed);
