@@ -14,22 +14,30 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// The defaults of the options that [`options`] writes out when they differ.
+const SEQ_LENS: &str = "10,50,100,200";
+/// Enough for the LSTM to solve T = 100 in most seeds (docs/fundamentals.md);
+/// runs stop when solved, so more steps cost only the runs that do not.
+const STEPS: usize = 3000;
+const SEEDS: u64 = 3;
+const OUT: &str = "docs/experiments/adding";
+
 #[derive(Args)]
 pub struct AddingArgs {
     /// Sequence lengths T.
-    #[arg(long, default_value = "10,50,100,200", value_delimiter = ',')]
+    #[arg(long, default_value = SEQ_LENS, value_delimiter = ',')]
     seq_lens: Vec<usize>,
     /// Training steps per run (batch 32 each).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = STEPS)]
     steps: usize,
     /// Run every model at every T with seeds 1..=N (the gradient norms are
     /// recorded for seed 1).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = SEEDS)]
     seeds: u64,
     /// The T at which the input-gradient norms of rnn, gru, lstm and the transformer are recorded.
     #[arg(long, default_value_t = 100)]
     gradient_seq_len: usize,
-    #[arg(long, default_value = "docs/experiments/adding")]
+    #[arg(long, default_value = OUT)]
     out: PathBuf,
     /// Rerun only these models (as named in the table), keeping the other
     /// rows from the previous run's results.jsonl.
@@ -292,11 +300,7 @@ fn markdown_table(args: &AddingArgs, results: &Results) -> String {
          many seeds solved it (test MSE < {SOLVED_MSE}) and the steps they took (mean ± \
          sample standard deviation); then the test MSE the other seeds were left at. \
          Predicting 1 always gives 0.167.\n\n| model |",
-        if args.steps == 1000 {
-            String::new()
-        } else {
-            format!(" --steps {}", args.steps)
-        }
+        options(args)
     );
     // Every T run, this time or (with --models) before.
     let seq_lens: std::collections::BTreeSet<usize> = results.keys().map(|k| k.0).collect();
@@ -307,6 +311,9 @@ fn markdown_table(args: &AddingArgs, results: &Results) -> String {
     s.push_str(&"---|".repeat(seq_lens.len()));
     s.push('\n');
     for (name, _, _) in MODELS {
+        if !results.keys().any(|(_, model, _)| model == name) {
+            continue;
+        }
         s.push_str(&format!("| {name} |"));
         for &t in &seq_lens {
             let runs: Vec<&RunResult> = results
@@ -317,6 +324,32 @@ fn markdown_table(args: &AddingArgs, results: &Results) -> String {
             s.push_str(&format!(" {} |", cell(&runs)));
         }
         s.push('\n');
+    }
+    s
+}
+
+/// The options of `args` that differ from the defaults (those that change
+/// the results or where they go), as typed.
+fn options(args: &AddingArgs) -> String {
+    let mut s = String::new();
+    let seq_lens: Vec<String> = args.seq_lens.iter().map(usize::to_string).collect();
+    if seq_lens.join(",") != SEQ_LENS {
+        s.push_str(&format!(" --seq-lens {}", seq_lens.join(",")));
+    }
+    if args.steps != STEPS {
+        s.push_str(&format!(" --steps {}", args.steps));
+    }
+    if args.seeds != SEEDS {
+        s.push_str(&format!(" --seeds {}", args.seeds));
+    }
+    if !args.models.is_empty() {
+        s.push_str(&format!(" --models {}", args.models.join(",")));
+    }
+    if args.all_steps {
+        s.push_str(" --all-steps");
+    }
+    if args.out != Path::new(OUT) {
+        s.push_str(&format!(" --out {}", args.out.display()));
     }
     s
 }

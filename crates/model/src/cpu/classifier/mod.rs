@@ -1,7 +1,8 @@
 //! The text classifier for inference on the CPU, outside Burn's tensor
 //! operations: the same function as
 //! [`TextClassifier::forward`](crate::TextClassifier) — embedding, stacked
-//! (bi)directional LSTM, attention pooling, output layer — over plain
+//! (bi)directional LSTM, attention pooling (and max and mean pooling beside
+//! it for `Pooling::Concat`), output layer — over plain
 //! buffers, in one of two weight formats ([`format`]):
 //!
 //! - [`F32Classifier`]: the model's own f32 values. Written with tensor
@@ -14,7 +15,7 @@
 //!   scale per row, at every step).
 //!
 //! Both keep in f32 the biases, the cell state, the gates' nonlinearities,
-//! and attention pooling, whose single scoring vector is cheap and whose
+//! and the pooling, whose single scoring vector is cheap and whose
 //! weights a person reads. Both pack the batch by length (no padded
 //! position is computed) and run one group of sequences per thread from
 //! embedding to logits.
@@ -30,9 +31,9 @@
 pub mod format;
 mod lstm;
 
-use crate::TextClassifier;
 use crate::cpu::kernel_threads;
 use crate::cpu::threads::pool;
+use crate::{Pooling, TextClassifier};
 use burn::prelude::*;
 use format::{F32, Format, Int8};
 use lstm::{HostLstm, Packed};
@@ -50,8 +51,7 @@ pub struct Unsupported;
 impl std::fmt::Display for Unsupported {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(
-            "the host classifier runs classifiers whose encoder is made of LSTM layers \
-             only, pooled by attention alone",
+            "the host classifier runs classifiers whose encoder is made of LSTM layers only",
         )
     }
 }
@@ -70,7 +70,9 @@ pub struct HostClassifier<F: Format> {
     /// Attention's scoring vector `[D]` and bias, in f32.
     score: Vec<f32>,
     score_bias: f32,
-    /// `[D, C]`
+    /// Attention alone, or with max and mean pooling after it.
+    pooling: Pooling,
+    /// `[P, C]`, P = D or 3D (the pooling's output).
     output: F::Matrix,
     /// `[C]`
     output_bias: Vec<f32>,
@@ -105,9 +107,6 @@ impl<F: Format> HostClassifier<F> {
     /// Fails for an encoder that is not made of LSTM layers.
     pub fn from_model<B: Backend>(model: &TextClassifier<B>) -> Result<Self, Unsupported> {
         let (embedding, encoder, attention, output) = model.parts();
-        if model.pooling() != crate::Pooling::Attention {
-            return Err(Unsupported);
-        }
         let lstms = encoder.lstm_layers().ok_or(Unsupported)?;
         let [vocab, d_embed] = embedding.weight.val().dims();
         let embedding = F::table(&values(embedding.weight.val()), vocab, d_embed);
@@ -121,7 +120,7 @@ impl<F: Format> HostClassifier<F> {
             .map(|(forward, backward)| (layer(forward), backward.map(layer)))
             .collect();
         let (score, score_bias) = attention.score_weights();
-        let [d, classes] = output.weight.val().dims();
+        let [pooled, classes] = output.weight.val().dims();
         let output_bias = match &output.bias {
             Some(bias) => values(bias.val()),
             None => vec![0.0; classes],
@@ -132,7 +131,8 @@ impl<F: Format> HostClassifier<F> {
             layers,
             score,
             score_bias,
-            output: F::matrix(&values(output.weight.val()), d, classes),
+            pooling: model.pooling(),
+            output: F::matrix(&values(output.weight.val()), pooled, classes),
             output_bias,
         })
     }
@@ -259,9 +259,11 @@ impl<F: Format> HostClassifier<F> {
             d_in = d_out;
         }
 
-        // Attention pooling over the real positions.
+        // Attention pooling over the real positions, then max and mean
+        // pooling beside it for `Pooling::Concat`.
         let d = d_in;
-        let mut pooled = vec![0.0; batch * d];
+        let p = self.pooling.d_output(d);
+        let mut pooled = vec![0.0; batch * p];
         for b in 0..batch {
             let weights = &mut attention[b * seq..b * seq + lengths[b]];
             for (t, w) in weights.iter_mut().enumerate() {
@@ -272,10 +274,22 @@ impl<F: Format> HostClassifier<F> {
             weights.iter_mut().for_each(|w| *w = (*w - max).exp());
             let sum: f32 = weights.iter().sum();
             weights.iter_mut().for_each(|w| *w /= sum);
-            let pooled = &mut pooled[b * d..(b + 1) * d];
+            let pooled = &mut pooled[b * p..(b + 1) * p];
+            let (attended, rest) = pooled.split_at_mut(d);
             for (t, &w) in weights.iter().enumerate() {
                 let h = &input[(b * seq + t) * d..(b * seq + t + 1) * d];
-                pooled.iter_mut().zip(h).for_each(|(p, h)| *p += w * h);
+                attended.iter_mut().zip(h).for_each(|(p, h)| *p += w * h);
+            }
+            if self.pooling == Pooling::Concat {
+                let (max, mean) = rest.split_at_mut(d);
+                max.fill(f32::NEG_INFINITY);
+                for t in 0..lengths[b] {
+                    let h = &input[(b * seq + t) * d..(b * seq + t + 1) * d];
+                    max.iter_mut().zip(h).for_each(|(m, &h)| *m = m.max(h));
+                    mean.iter_mut().zip(h).for_each(|(m, h)| *m += h);
+                }
+                let n = lengths[b] as f32;
+                mean.iter_mut().for_each(|m| *m /= n);
             }
         }
 
@@ -363,20 +377,26 @@ mod tests {
             .fold(0.0f32, f32::max)
     }
 
-    /// For one layer and for two bidirectional ones: how far format `F`'s
-    /// logits and attention are from the model's (largest differences);
-    /// checks that padding gets no weight, and that sequence 0 alone gets
-    /// what it gets in the batch to within `alone`.
+    /// For one layer and for two bidirectional ones, attention-pooled, and
+    /// for one layer concat-pooled: how far format `F`'s logits and
+    /// attention are from the model's (largest differences); checks that
+    /// padding gets no weight, and that sequence 0 alone gets what it gets
+    /// in the batch to within `alone`.
     fn follow_the_model<F: Format>(alone: f32) -> Vec<(f32, f32)> {
         let device = Default::default();
         let mut found = Vec::new();
-        for (layers, bidirectional) in [(1, false), (2, true)] {
+        for (layers, bidirectional, pooling) in [
+            (1, false, Pooling::Attention),
+            (2, true, Pooling::Attention),
+            (1, false, Pooling::Concat),
+        ] {
             <B as Backend>::seed(&device, 11);
             let model = TextClassifierConfig::new(50, 3)
                 .with_d_embed(24)
                 .with_d_hidden(20)
                 .with_layers(layers)
                 .with_bidirectional(bidirectional)
+                .with_pooling(Some(pooling))
                 .init::<B>(&device);
             let host = HostClassifier::<F>::from_model(&model).unwrap();
             let (tokens, seq, lengths) = batch();
@@ -386,7 +406,9 @@ mod tests {
                 largest_difference(&out.logits, &logits),
                 largest_difference(&out.attention, &attention),
             );
-            println!("{layers} layers, bidirectional {bidirectional}: logits {dl}, attention {da}");
+            println!(
+                "{layers} layers, bidirectional {bidirectional}, {pooling}: logits {dl}, attention {da}"
+            );
             found.push((dl, da));
             for (b, &len) in lengths.iter().enumerate() {
                 let row = &out.attention[b * seq..(b + 1) * seq];
