@@ -100,6 +100,11 @@ type Results = BTreeMap<(usize, String, u64), RunResult>;
 
 pub fn run(args: &AddingArgs) -> Result<()> {
     ensure!(args.seeds >= 1, "--seeds must be at least 1");
+    ensure!(args.jobs >= 1, "--jobs must be at least 1");
+    ensure!(
+        args.seq_lens.iter().all(|&t| t >= 2),
+        "--seq-lens: every T must be at least 2 (one marker in each half)"
+    );
     let train = if args.plot_only {
         PathBuf::new()
     } else {
@@ -161,15 +166,17 @@ pub fn run(args: &AddingArgs) -> Result<()> {
             }
         }
     }
-    for result in run_all(args, &train, &runs)? {
+    let (done, errors) = run_all(args, &train, &runs);
+    for result in done {
         results.insert((result.seq_len, result.model.clone(), result.seed), result);
     }
     let mut parts = String::new();
     for path in runs.iter().filter_map(|r| r.grad_norms.as_ref()) {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        parts.extend(text.lines().skip(1).map(|line| format!("{line}\n")));
-        std::fs::remove_file(path)?;
+        // Absent when that run failed.
+        if let Ok(text) = std::fs::read_to_string(path) {
+            parts.extend(text.lines().skip(1).map(|line| format!("{line}\n")));
+            std::fs::remove_file(path)?;
+        }
     }
     if !parts.is_empty() || !kept_csv.is_empty() {
         std::fs::write(&csv, format!("{GRADIENTS_HEADER}\n{parts}{kept_csv}"))
@@ -191,6 +198,9 @@ pub fn run(args: &AddingArgs) -> Result<()> {
         plot_gradients(&csv, &png)?;
         println!("gradient norms: {} and {}", csv.display(), png.display());
     }
+    if let Some(first) = errors.into_iter().next() {
+        bail!("the results of the runs that succeeded are written; a run failed: {first:#}");
+    }
     Ok(())
 }
 
@@ -205,32 +215,39 @@ struct Run {
     grad_norms: Option<PathBuf>,
 }
 
-/// Runs `runs`, `--jobs` at a time, and returns their results in any order.
-fn run_all(args: &AddingArgs, train: &Path, runs: &[Run]) -> Result<Vec<RunResult>> {
-    ensure!(args.jobs >= 1, "--jobs must be at least 1");
+/// Runs `runs`, `--jobs` at a time, and returns the results of those that
+/// succeeded (in any order) and the errors of those that did not; a failed
+/// run stops no other.
+fn run_all(args: &AddingArgs, train: &Path, runs: &[Run]) -> (Vec<RunResult>, Vec<anyhow::Error>) {
     let next = std::sync::atomic::AtomicUsize::new(0);
-    std::thread::scope(|scope| {
+    let outcomes = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..args.jobs)
             .map(|_| {
                 scope.spawn(|| {
-                    let mut results = Vec::new();
+                    let mut outcomes = Vec::new();
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let Some(run) = runs.get(i) else {
-                            return Ok(results);
+                            return outcomes;
                         };
-                        results.push(run_one(args, train, run)?);
+                        outcomes.push(run_one(args, train, run));
                     }
                 })
             })
             .collect();
-        let mut all = Vec::new();
-        for worker in workers {
-            let results: Result<Vec<RunResult>> = worker.join().expect("a worker thread panicked");
-            all.extend(results?);
+        workers
+            .into_iter()
+            .flat_map(|worker| worker.join().expect("a worker thread panicked"))
+            .collect::<Vec<_>>()
+    });
+    let (mut results, mut errors) = (Vec::new(), Vec::new());
+    for outcome in outcomes {
+        match outcome {
+            Ok(result) => results.push(result),
+            Err(error) => errors.push(error),
         }
-        Ok(all)
-    })
+    }
+    (results, errors)
 }
 
 fn run_one(args: &AddingArgs, train: &Path, run: &Run) -> Result<RunResult> {
