@@ -135,12 +135,13 @@ impl<B: LstmBackend> TextClassifier<B> {
         // would not need it (a forward-only one): with the lengths, the CPU
         // kernel skips the padded steps at inference.
         let hidden = self.encoder.forward(x, Some(mask.clone())).outputs; // [B, T, D]
-        let (pooled, attention) = self.attention.forward(hidden.clone(), Some(mask.clone())); // [B, D], [B, T]
-        let pooled = match self.pooling {
-            Pooling::Attention => pooled,
+        let (pooled, attention) = match self.pooling {
+            Pooling::Attention => self.attention.forward(hidden, Some(mask)), // [B, D], [B, T]
             Pooling::Concat => {
+                let (attended, attention) =
+                    self.attention.forward(hidden.clone(), Some(mask.clone()));
                 let (max, mean) = max_and_mean(hidden, mask); // [B, D] each
-                Tensor::cat(vec![pooled, max, mean], 1) // [B, 3D]
+                (Tensor::cat(vec![attended, max, mean], 1), attention) // [B, 3D], [B, T]
             }
         };
         let logits = self.output.forward(self.output_dropout.forward(pooled)); // [B, C]
