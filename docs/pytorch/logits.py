@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Loads the weights `infer export` wrote into the PyTorch module of the team's
 reference (`AttnLstmClassifier` of xtask/pytorch_reference.py, a copy of
-../shared/bench/pytorch_reference.py) and prints the logits, one JSON line per
-input.
+../shared/bench/pytorch_reference.py; with concat pooling, the default, when the
+output layer reads three times the LSTM's width) and prints the logits, one JSON
+line per input.
 
     python3 -m pip install torch numpy tokenizers
     cargo run --release -p infer -- export --artifact-dir artifacts/mr --to mr.safetensors
@@ -24,6 +25,26 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from pytorch_reference import AttnLstmClassifier  # noqa: E402
 
 UNK_ID = 1
+
+
+class ConcatPoolLstmClassifier(AttnLstmClassifier):
+    """The reference module with concat pooling (`train --pooling concat`, the
+    default): attention, the maximum and the mean over the real steps,
+    concatenated before the output layer, as `model::Pooling::Concat` does."""
+
+    def __init__(self, vocab, embed, hidden, classes):
+        super().__init__(vocab, embed, hidden, classes)
+        self.out = torch.nn.Linear(3 * hidden, classes)
+
+    def forward(self, tokens, mask):
+        h, _ = self.lstm(self.embedding(tokens))        # [B, T, H]
+        s = self.score(h).squeeze(-1).masked_fill(~mask, float("-inf"))
+        w = torch.softmax(s, dim=1)                     # [B, T]
+        attended = (w.unsqueeze(-1) * h).sum(dim=1)     # [B, H]
+        real = mask.unsqueeze(-1)                       # [B, T, 1]
+        largest = h.masked_fill(~real, float("-inf")).amax(dim=1)  # [B, H]
+        mean = (h * real).sum(dim=1) / real.sum(dim=1)  # [B, H]
+        return self.out(torch.cat([attended, largest, mean], dim=1))  # [B, C]
 DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
 
 
@@ -53,8 +74,10 @@ def main():
     config = json.loads(metadata.get("config", "{}"))
     vocab, embed = state["embedding.weight"].shape
     hidden = state["lstm.weight_hh_l0"].shape[1]
-    classes = state["out.weight"].shape[0]
-    model = AttnLstmClassifier(vocab, embed, hidden, classes)
+    classes, pooled = state["out.weight"].shape
+    # The output layer's width tells the pooling: the LSTM's alone, or three times it.
+    module = ConcatPoolLstmClassifier if pooled == 3 * hidden else AttnLstmClassifier
+    model = module(vocab, embed, hidden, classes)
     model.load_state_dict(state, strict=True)
     model.eval()
 

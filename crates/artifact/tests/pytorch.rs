@@ -6,7 +6,7 @@
 use artifact::pytorch::{PytorchWeights, export};
 use burn::backend::NdArray;
 use burn::prelude::*;
-use model::{CellKind, CharLmConfig, TextClassifierConfig};
+use model::{CellKind, CharLmConfig, Pooling, TextClassifierConfig};
 use std::path::Path;
 use std::process::Command;
 
@@ -212,7 +212,8 @@ fn files_that_do_not_fit_are_refused_naming_the_tensor() {
 }
 
 /// The PyTorch side: docs/pytorch/logits.py loads the file into the
-/// reference module and prints its logits for the same ids.
+/// reference module (concat pooling too) and prints its logits for the
+/// same ids.
 #[test]
 fn pytorch_gives_the_same_logits() {
     let torch = Command::new("python3")
@@ -224,11 +225,18 @@ fn pytorch_gives_the_same_logits() {
         );
         return;
     }
+    for pooling in [Pooling::Attention, Pooling::Concat] {
+        let ours = config()
+            .with_pooling(Some(pooling))
+            .init::<B>(&Default::default());
+        pytorch_logits_match(&ours);
+    }
+}
+
+fn pytorch_logits_match(ours: &model::TextClassifier<B>) {
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("model.safetensors");
-    let device = Default::default();
-    let ours = config().init::<B>(&device);
-    export(&ours, "classifier", &serde_json::json!({}), &file).unwrap();
+    export(ours, "classifier", &serde_json::json!({}), &file).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/pytorch/logits.py");
     let ids = serde_json::to_string(&rows()).unwrap();
     let out = Command::new("python3")
@@ -252,7 +260,7 @@ fn pytorch_gives_the_same_logits() {
         })
         .collect();
     // Each sentence alone in PyTorch, all three padded together here.
-    let ours = logits(&ours);
+    let ours = logits(ours);
     assert_eq!(theirs.len(), ours.len());
     for (a, b) in ours.iter().zip(&theirs) {
         assert!(

@@ -56,8 +56,10 @@ pub struct ClassifyArgs {
     /// Attention heads of --encoder transformer (--d-hidden must be a multiple).
     #[arg(long, default_value_t = 4, value_parser = positive_usize)]
     pub heads: usize,
-    /// How the encoder's outputs become one vector per sentence.
-    #[arg(long, value_enum, default_value_t = PoolingChoice::Attention)]
+    /// How the encoder's outputs become one vector per sentence. Concat
+    /// pooling is the default: over 5 seeds its validation mean is 0.43
+    /// points above attention alone (docs/generalization.md).
+    #[arg(long, value_enum, default_value_t = PoolingChoice::Concat)]
     pub pooling: PoolingChoice,
     #[arg(long, default_value_t = 128, value_parser = positive_usize)]
     pub d_embed: usize,
@@ -222,9 +224,10 @@ pub fn run<B: TrainBackend>(args: &ClassifyArgs, device: &B::Device, backend: &s
     let mut model = ClassifierStep::new(config.model.init::<B>(device));
     model.label_smoothing = args.label_smoothing as f32;
     println!(
-        "model: {} encoder, {} layer(s), {} parameters",
+        "model: {} encoder, {} layer(s), {} pooling, {} parameters",
         args.encoder.to_possible_value().unwrap().get_name(),
         args.layers,
+        config.model.pooling(),
         model.num_params()
     );
     let train = encode_all(&tokenizer, &splits.train)?;

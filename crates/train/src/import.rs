@@ -15,7 +15,7 @@ use artifact::pytorch::PytorchWeights;
 use artifact::{ArtifactWriter, Classifier, ClassifierConfig, ClassifierMetrics};
 use clap::Args;
 use data::WordTokenizer;
-use model::{CellKind, LstmBackend, TextClassifierConfig};
+use model::{CellKind, LstmBackend, Pooling, TextClassifierConfig};
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
@@ -70,12 +70,29 @@ pub fn run<B: LstmBackend>(args: &ImportArgs, device: &B::Device, backend: &str)
         embedding.len() == 2 && recurrent.len() == 2 && output.len() == 2,
         "{file}: embedding.weight, lstm.weight_hh_l0 and out.weight must be matrices"
     );
+    let bidirectional = weights.shape("lstm.weight_ih_l0_reverse").is_some();
+    // The output layer reads the pooled vector: the encoder's outputs alone
+    // (attention pooling) or three times as many (concat pooling).
+    let d_encoder = recurrent[1] * if bidirectional { 2 } else { 1 };
+    let pooling = if output[1] == d_encoder {
+        Pooling::Attention
+    } else if output[1] == 3 * d_encoder {
+        Pooling::Concat
+    } else {
+        bail!(
+            "{file}: out.weight reads {} values, but the LSTM gives {d_encoder} per step: \
+             {d_encoder} for attention pooling or {} for concat pooling",
+            output[1],
+            3 * d_encoder
+        )
+    };
     let model = TextClassifierConfig::new(embedding[0], output[0])
         .with_d_embed(embedding[1])
         .with_d_hidden(recurrent[1])
         .with_cell(CellKind::Lstm)
         .with_layers(weights.lstm_layers().max(1))
-        .with_bidirectional(weights.shape("lstm.weight_ih_l0_reverse").is_some());
+        .with_bidirectional(bidirectional)
+        .with_pooling(Some(pooling));
 
     let tokenizer = WordTokenizer::load(&args.tokenizer)?;
     ensure!(

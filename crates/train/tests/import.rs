@@ -10,7 +10,72 @@ use artifact::pytorch::export;
 use burn::backend::NdArray;
 use common::{check, load, metrics, mr_dir, mr_split, stderr, train};
 use data::WordTokenizer;
-use model::{CharLmConfig, TextClassifierConfig};
+use model::{CharLmConfig, Pooling, TextClassifierConfig};
+
+/// A classifier with concat pooling (the default) imports as one: its
+/// output layer reads three times the LSTM's width, and that is how the
+/// pooling is told.
+#[test]
+fn concat_pooling_is_read_from_the_output_layer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let texts = mr_split("train");
+    let tokenizer = WordTokenizer::train(texts.iter().map(|t| t.text.as_str()), 2, 30_000).unwrap();
+    tokenizer
+        .save(tmp.path().join("tokenizer.json").as_path())
+        .unwrap();
+    let config = TextClassifierConfig::new(tokenizer.vocab_size(), 2)
+        .with_d_embed(8)
+        .with_d_hidden(6)
+        .with_pooling(Some(Pooling::Concat));
+    let original = config.init::<NdArray>(&Default::default());
+    let weights = tmp.path().join("concat.safetensors");
+    export(&original, "classifier", &serde_json::json!({}), &weights).unwrap();
+    let imported_dir = tmp.path().join("imported");
+    let out = train(&[
+        "import",
+        "--from",
+        weights.to_str().unwrap(),
+        "--tokenizer",
+        tmp.path().join("tokenizer.json").to_str().unwrap(),
+        "--data-dir",
+        mr_dir().to_str().unwrap(),
+        "--artifact-dir",
+        imported_dir.to_str().unwrap(),
+    ]);
+    check(&out);
+    let imported = load(&imported_dir);
+    assert_eq!(imported.config.model.pooling(), Pooling::Concat);
+    let sentences = ["an utterly charming film", "a dull , lifeless plot"];
+    let reference = Classifier::new(
+        original,
+        tokenizer,
+        imported.config.clone(),
+        &Default::default(),
+    );
+    assert_eq!(
+        imported.logits(&sentences, 8).unwrap(),
+        reference.logits(&sentences, 8).unwrap()
+    );
+}
+
+/// A safetensors file of zeros with these f32 tensors (name, shape).
+fn write_safetensors(path: &std::path::Path, tensors: &[(&str, &[usize])]) {
+    let mut header = serde_json::Map::new();
+    let mut offset = 0;
+    for (name, shape) in tensors {
+        let bytes = 4 * shape.iter().product::<usize>();
+        header.insert(
+            name.to_string(),
+            serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + bytes]}),
+        );
+        offset += bytes;
+    }
+    let header = serde_json::Value::Object(header).to_string();
+    let mut file = (header.len() as u64).to_le_bytes().to_vec();
+    file.extend_from_slice(header.as_bytes());
+    file.resize(file.len() + offset, 0);
+    std::fs::write(path, file).unwrap();
+}
 
 #[test]
 fn imported_weights_predict_as_the_model_they_came_from() {
@@ -109,6 +174,26 @@ fn imported_weights_predict_as_the_model_they_came_from() {
     .unwrap();
     let err = import(&[], &path("lm.safetensors"), &path("tokenizer.json"));
     assert!(err.contains("not the attention classifier"), "{err}");
+    // An output layer that reads neither the LSTM's 4 values nor 3 × 4.
+    write_safetensors(
+        &tmp.path().join("odd.safetensors"),
+        &[
+            ("embedding.weight", &[30, 3]),
+            ("lstm.weight_ih_l0", &[16, 3]),
+            ("lstm.weight_hh_l0", &[16, 4]),
+            ("lstm.bias_ih_l0", &[16]),
+            ("lstm.bias_hh_l0", &[16]),
+            ("score.weight", &[1, 4]),
+            ("score.bias", &[1]),
+            ("out.weight", &[2, 5]),
+            ("out.bias", &[2]),
+        ],
+    );
+    let err = import(&[], &path("odd.safetensors"), &path("tokenizer.json"));
+    assert!(
+        err.contains("out.weight reads 5 values") && err.contains("12 for concat pooling"),
+        "{err}"
+    );
     let err = import(&[], &path("nowhere.safetensors"), &path("tokenizer.json"));
     assert!(
         err.contains("cannot read") && err.contains("nowhere.safetensors"),
