@@ -45,3 +45,43 @@ pub fn release_binary(name: &str, package: &str, no_build: bool) -> Result<PathB
     );
     Ok(path)
 }
+
+#[cfg(test)]
+mod tests {
+    /// `cargo run -p P`, as the README writes it, needs one binary to run:
+    /// a package with several names its default (`default-run`).
+    #[test]
+    fn every_package_with_several_binaries_names_the_one_cargo_run_runs() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let out = std::process::Command::new(cargo)
+            .args(["metadata", "--no-deps", "--format-version", "1"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let metadata: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let packages = metadata["packages"].as_array().unwrap();
+        assert!(packages.iter().any(|p| p["name"] == "infer"));
+        for package in packages {
+            let bins: Vec<&str> = package["targets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|t| t["kind"].as_array().unwrap().iter().any(|k| k == "bin"))
+                .map(|t| t["name"].as_str().unwrap())
+                .collect();
+            if bins.len() > 1 {
+                let default = package["default_run"].as_str();
+                assert!(
+                    default.is_some_and(|d| bins.contains(&d)),
+                    "{}: binaries {bins:?} and no default-run",
+                    package["name"]
+                );
+            }
+        }
+    }
+}

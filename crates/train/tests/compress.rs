@@ -7,7 +7,7 @@ mod common;
 use artifact::{Classifier, ClassifierMetrics};
 use burn::backend::NdArray;
 use common::{check, load, metrics, mr_dir, mr_split, train};
-use model::ParamCounts;
+use model::{ParamCounts, Pooling};
 use std::path::Path;
 
 /// Loads `dir` as `infer` does and checks that its test accuracy and
@@ -52,6 +52,7 @@ fn quantize_prune_and_distill_write_artifacts_that_infer_loads() {
         "32",
     ]));
     let teacher_classifier = load(&teacher);
+    assert_eq!(teacher_classifier.config.model.pooling(), Pooling::Concat);
 
     // int8: a quarter of the size, and nearly the same probabilities.
     check(&train(&[
@@ -168,6 +169,11 @@ fn quantize_prune_and_distill_write_artifacts_that_infer_loads() {
             alpha,
         ]));
         let (_, student) = round_trip(&tmp.path().join(name));
+        // The teacher's architecture, smaller: the default's concat pooling too.
+        assert_eq!(
+            load(&tmp.path().join(name)).config.model.pooling(),
+            Pooling::Concat
+        );
         let compression = student.compression.unwrap();
         assert!(compression.parameters < ParamCounts::of(teacher_classifier.model()).total / 4);
     }

@@ -78,7 +78,9 @@ pub fn run<B: TrainBackend>(args: &DistillArgs, device: &B::Device, backend: &st
         .with_d_embed(args.d_embed)
         .with_d_hidden(args.d_hidden)
         .with_embedding_dropout(args.embedding_dropout)
-        .with_output_dropout(args.output_dropout),
+        .with_output_dropout(args.output_dropout)
+        // The teacher's architecture, smaller: its pooling too.
+        .with_pooling(teacher.config.model.pooling),
         labels: teacher.config.labels.clone(),
         max_seq_len: teacher.config.max_seq_len,
         training: Some(ClassifierTraining {
