@@ -8,7 +8,8 @@ use burn::prelude::*;
 use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::Tolerance;
 use model::{
-    AlignmentKind, CellKind, TextClassifierConfig, TransformerTranslatorConfig, TranslatorConfig,
+    AlignmentKind, CellKind, Pooling, TextClassifierConfig, TransformerTranslatorConfig,
+    TranslatorConfig,
 };
 
 /// Whether wgpu finds an adapter. Without one the test fails, saying what
@@ -50,18 +51,23 @@ where
     (cpu, gpu)
 }
 
-/// The classifier with its default LSTM encoder and with a Transformer.
+/// The classifier with its LSTM encoder and with a Transformer, each with
+/// attention pooling and with concat pooling (`train`'s default).
 #[test]
 fn ndarray_and_wgpu_give_the_same_logits_from_one_record() {
     if !wgpu_available() {
         return;
     }
     let (cpu, gpu) = (Default::default(), WgpuDevice::default());
-    for cell in [CellKind::Lstm, CellKind::Transformer] {
+    let cases = [CellKind::Lstm, CellKind::Transformer]
+        .into_iter()
+        .flat_map(|cell| [Pooling::Attention, Pooling::Concat].map(|pooling| (cell, pooling)));
+    for (cell, pooling) in cases {
         let config = TextClassifierConfig::new(300, 2)
             .with_d_embed(32)
             .with_d_hidden(24)
-            .with_cell(cell);
+            .with_cell(cell)
+            .with_pooling(Some(pooling));
         let (cpu_model, gpu_model) = on_both(
             || config.init::<NdArray>(&cpu),
             || config.init::<Wgpu>(&gpu),
@@ -80,7 +86,7 @@ fn ndarray_and_wgpu_give_the_same_logits_from_one_record() {
         let cpu_logits = cpu_out.logits.into_data();
         let gpu_logits = gpu_out.logits.into_data();
         let maxdiff = max_abs_diff(&cpu_logits, &gpu_logits);
-        println!("{cell}: logits OK, maxdiff = {maxdiff:e}");
+        println!("{cell}, {pooling} pooling: logits OK, maxdiff = {maxdiff:e}");
         cpu_logits.assert_approx_eq::<f32>(&gpu_logits, Tolerance::absolute(1e-4));
         cpu_out
             .attention
