@@ -95,6 +95,85 @@ fn ndarray_and_wgpu_give_the_same_logits_from_one_record() {
     }
 }
 
+/// Every parameter's gradient, flattened, in the module's order.
+struct Gradients<'a, B: burn::tensor::backend::AutodiffBackend> {
+    grads: &'a B::Gradients,
+    values: Vec<Vec<f32>>,
+}
+
+impl<B: burn::tensor::backend::AutodiffBackend> burn::module::ModuleVisitor<B>
+    for Gradients<'_, B>
+{
+    fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<B, D>>) {
+        let grad = param
+            .grad(self.grads)
+            .expect("every parameter gets a gradient");
+        self.values.push(grad.into_data().to_vec().unwrap());
+    }
+}
+
+/// One backward pass through the classifier with concat pooling (`train`'s
+/// default) gives the same gradient for every parameter on both backends:
+/// max pooling's gradient reaches the winning steps on wgpu as on ndarray.
+#[test]
+fn concat_pooling_gradients_agree_on_both_backends() {
+    use burn::backend::Autodiff;
+    if !wgpu_available() {
+        return;
+    }
+    let (cpu, gpu) = (Default::default(), WgpuDevice::default());
+    let config = TextClassifierConfig::new(60, 2)
+        .with_d_embed(8)
+        .with_d_hidden(6)
+        .with_embedding_dropout(0.0)
+        .with_output_dropout(0.0)
+        .with_pooling(Some(Pooling::Concat));
+    let recorder = BinBytesRecorder::<FullPrecisionSettings>::default();
+    let bytes = recorder
+        .record(config.init::<NdArray>(&cpu).into_record(), ())
+        .unwrap();
+    let cpu_model = config
+        .init::<Autodiff<NdArray>>(&cpu)
+        .load_record(recorder.load(bytes.clone(), &cpu).unwrap());
+    let gpu_model = config
+        .init::<Autodiff<Wgpu>>(&gpu)
+        .load_record(recorder.load(bytes, &gpu).unwrap());
+
+    let ids = [[12, 45, 7, 59, 3, 0], [5, 6, 7, 8, 9, 10]];
+    fn gradients<B: burn::tensor::backend::AutodiffBackend + model::LstmBackend>(
+        model: &model::TextClassifier<B>,
+        ids: [[i32; 6]; 2],
+        device: &B::Device,
+    ) -> Vec<Vec<f32>> {
+        let tokens = Tensor::<B, 2, Int>::from_ints(ids, device);
+        let logits = model
+            .forward(tokens.clone(), tokens.not_equal_elem(0))
+            .logits; // [2, 2]
+        let weights = Tensor::<B, 2>::from_floats([[1.0, -2.0], [0.5, 3.0]], device);
+        let grads = (logits * weights).sum().backward();
+        let mut visitor = Gradients::<B> {
+            grads: &grads,
+            values: Vec::new(),
+        };
+        model.visit(&mut visitor);
+        visitor.values
+    }
+    let on_cpu = gradients(&cpu_model, ids, &cpu);
+    let on_gpu = gradients(&gpu_model, ids, &gpu);
+    assert_eq!(on_cpu.len(), on_gpu.len());
+    for (i, (a, b)) in on_cpu.iter().zip(&on_gpu).enumerate() {
+        assert_eq!(a.len(), b.len());
+        let largest = a.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+        assert!(largest > 0.0, "parameter {i}: a zero gradient");
+        for (x, y) in a.iter().zip(b) {
+            assert!(
+                (x - y).abs() < 1e-4,
+                "parameter {i}: {x} on ndarray, {y} on wgpu"
+            );
+        }
+    }
+}
+
 /// The translator's encoder and decoder steps, with each kind of attention:
 /// the same record gives the same logits and attention weights on both.
 #[test]
