@@ -63,6 +63,6 @@ mod tests {
         for encoder in ENCODERS {
             assert!(results.iter().any(|r| r.variant == encoder), "{encoder}");
         }
-        assert!(markdown_table(&results).contains("| transformer | 1320707 |"));
+        assert!(markdown_table(&results).contains("| transformer | 1321219 |"));
     }
 }
