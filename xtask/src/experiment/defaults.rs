@@ -22,103 +22,64 @@ pub struct DefaultsArgs {
     artifacts: PathBuf,
 }
 
-/// The rows: a short name, what the table calls it, and the options added
-/// to the default `train` command (the first row adds none).
-///
-/// Round 1 measured each candidate as one change from the default of the
-/// time, attention pooling; concat pooling won it and became the default,
-/// so those rows name `--pooling attention` and reproduce round 1 as it
-/// was. Round 2 measures the round-1 candidates that came closest on top
-/// of concat pooling.
-const VARIANTS: [(&str, &str, &[&str]); 21] = [
-    ("default", "the default command (LSTM, concat pooling)", &[]),
-    (
-        "attention",
-        "round 1's base: attention pooling alone",
-        &["--pooling", "attention"],
-    ),
-    (
-        "gru",
-        "GRU encoder",
-        &["--pooling", "attention", "--encoder", "gru"],
-    ),
-    (
-        "bilstm",
-        "bidirectional LSTM",
-        &["--pooling", "attention", "--encoder", "bilstm"],
-    ),
-    (
-        "layers2",
-        "two LSTM layers",
-        &["--pooling", "attention", "--layers", "2"],
-    ),
-    (
-        "hidden256",
-        "hidden size 256",
-        &["--pooling", "attention", "--d-hidden", "256"],
-    ),
+/// Round 1's base, the default when it ran (2026-12-03): attention pooling
+/// alone. Each round-1 row adds these options, so the command reproduces
+/// round 1 as it was now that concat pooling, its winner, is the default.
+const ROUND_1_BASE: [&str; 2] = ["--pooling", "attention"];
+
+/// Round 1: a short name, what the table calls it, and the options added to
+/// [`ROUND_1_BASE`] (the first row adds none).
+const ROUND_1: [(&str, &str, &[&str]); 16] = [
+    ("attention", "round 1's base: attention pooling alone", &[]),
+    ("gru", "GRU encoder", &["--encoder", "gru"]),
+    ("bilstm", "bidirectional LSTM", &["--encoder", "bilstm"]),
+    ("layers2", "two LSTM layers", &["--layers", "2"]),
+    ("hidden256", "hidden size 256", &["--d-hidden", "256"]),
     (
         "recurrent",
         "variational recurrent dropout 0.25",
-        &["--pooling", "attention", "--recurrent-dropout", "0.25"],
+        &["--recurrent-dropout", "0.25"],
     ),
     (
         "embedding06",
         "embedding dropout 0.6",
-        &["--pooling", "attention", "--embedding-dropout", "0.6"],
+        &["--embedding-dropout", "0.6"],
     ),
-    (
-        "decay",
-        "weight decay 0.05",
-        &["--pooling", "attention", "--weight-decay", "0.05"],
-    ),
-    (
-        "bucket",
-        "length bucketing",
-        &["--pooling", "attention", "--bucket"],
-    ),
+    ("decay", "weight decay 0.05", &["--weight-decay", "0.05"]),
+    ("bucket", "length bucketing", &["--bucket"]),
     (
         "lr1e3",
         "learning rate 1e-3, 15 epochs",
-        &["--pooling", "attention", "--lr", "0.001", "--epochs", "15"],
+        &["--lr", "0.001", "--epochs", "15"],
     ),
     (
         "cosine",
         "cosine learning-rate decay",
-        &["--pooling", "attention", "--lr-schedule", "cosine"],
+        &["--lr-schedule", "cosine"],
     ),
     (
         "cosine3e3",
         "cosine decay from 3e-3",
-        &[
-            "--pooling",
-            "attention",
-            "--lr-schedule",
-            "cosine",
-            "--lr",
-            "0.003",
-        ],
+        &["--lr-schedule", "cosine", "--lr", "0.003"],
     ),
-    (
-        "average3",
-        "mean weights of 3 epochs",
-        &["--pooling", "attention", "--average", "3"],
-    ),
-    (
-        "average5",
-        "mean weights of 5 epochs",
-        &["--pooling", "attention", "--average", "5"],
-    ),
+    ("average3", "mean weights of 3 epochs", &["--average", "3"]),
+    ("average5", "mean weights of 5 epochs", &["--average", "5"]),
     (
         "smoothing01",
         "label smoothing 0.1",
-        &["--pooling", "attention", "--label-smoothing", "0.1"],
+        &["--label-smoothing", "0.1"],
     ),
     (
         "smoothing02",
         "label smoothing 0.2",
-        &["--pooling", "attention", "--label-smoothing", "0.2"],
+        &["--label-smoothing", "0.2"],
     ),
+];
+
+/// Round 2: the default command (the first row, no options) and the
+/// round-1 candidates that came closest, on top of concat pooling.
+const ROUND_2: [(&str, &str, &[&str]); 5] = [
+    ("default", "the default command (LSTM, concat pooling)", &[]),
     ("concat-gru", "round 2: GRU encoder", &["--encoder", "gru"]),
     (
         "concat-bilstm",
@@ -133,10 +94,29 @@ const VARIANTS: [(&str, &str, &[&str]); 21] = [
     ("concat-bucket", "round 2: length bucketing", &["--bucket"]),
 ];
 
-pub fn run(args: &DefaultsArgs) -> Result<()> {
-    let variants: Vec<Variant> = VARIANTS
+/// Every row in the table's order — the default, round 1, the rest of
+/// round 2 — with its whole options.
+fn variants() -> Vec<(&'static str, &'static str, Vec<&'static str>)> {
+    let (default, round_2) = ROUND_2
+        .split_first()
+        .expect("round 2 starts with the default");
+    let round_1 = ROUND_1.iter().map(|(name, label, options)| {
+        let options = ROUND_1_BASE.iter().chain(options.iter()).copied();
+        (*name, *label, options.collect())
+    });
+    let round_2 = round_2
         .iter()
-        .map(|(name, _, options)| (*name, options.iter().map(|o| o.to_string()).collect()))
+        .map(|(name, label, options)| (*name, *label, options.to_vec()));
+    std::iter::once((default.0, default.1, default.2.to_vec()))
+        .chain(round_1)
+        .chain(round_2)
+        .collect()
+}
+
+pub fn run(args: &DefaultsArgs) -> Result<()> {
+    let variants: Vec<Variant> = variants()
+        .into_iter()
+        .map(|(name, _, options)| (name, options.iter().map(|o| o.to_string()).collect()))
         .collect();
     run_and_tabulate(
         &args.seeds,
@@ -149,15 +129,15 @@ pub fn run(args: &DefaultsArgs) -> Result<()> {
 }
 
 fn markdown_table(results: &[SeedRun]) -> String {
-    let rows: Vec<(&str, String)> = VARIANTS
-        .iter()
+    let rows: Vec<(&str, String)> = variants()
+        .into_iter()
         .map(|(name, label, options)| {
             let options = if options.is_empty() {
                 String::new()
             } else {
                 format!(" (`{}`)", options.join(" "))
             };
-            (*name, format!("{label}{options}"))
+            (name, format!("{label}{options}"))
         })
         .collect();
     let mut table = accuracy_table(
@@ -208,7 +188,7 @@ mod tests {
             .join("../docs/experiments/defaults/results.jsonl");
         let results = super::super::seeds::read_jsonl(&path).unwrap();
         let table = markdown_table(&results);
-        for (name, label, _) in VARIANTS {
+        for (name, label, _) in variants() {
             assert!(results.iter().any(|r| r.variant == name), "{name}");
             assert!(table.contains(label), "{label}");
         }
