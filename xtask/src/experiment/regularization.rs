@@ -29,13 +29,8 @@ pub struct RegularizationArgs {
 }
 
 /// No regularization at all: no dropout, no decay, no clipping, and the
-/// weights of the last epoch. Attention pooling alone, the classifier these
-/// runs measured (2026-12-03) before concat pooling became the default: the
-/// table is about regularization, and pinning the pooling keeps it
-/// reproducible as it was.
-const NONE: [&str; 8] = [
-    "--pooling",
-    "attention",
+/// weights of the last epoch.
+const NONE: [&str; 6] = [
     "--embedding-dropout",
     "0",
     "--output-dropout",
@@ -128,9 +123,7 @@ fn markdown_table(epochs: usize, results: &[SeedRun]) -> String {
         "Command: `cargo xtask experiment regularization` ({epochs} epochs at most, seeds 1..=N, \
          ndarray). Accuracies are of the weights each run kept, on each whole split with \
          dropout off, as mean ± sample standard deviation over the seeds, in %; the gap is \
-         the mean train minus the mean test accuracy. Every run adds its options to the first \
-         row's: attention pooling alone, the default when these runs were made (2026-12-03), \
-         before concat pooling.\n\n\
+         the mean train minus the mean test accuracy.\n\n\
          | run | options | seeds | train | valid | test | gap | epochs kept | seconds (mean) |\n\
          |---|---|---:|---:|---:|---:|---:|---:|---:|\n"
     );
