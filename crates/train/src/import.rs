@@ -74,18 +74,18 @@ pub fn run<B: LstmBackend>(args: &ImportArgs, device: &B::Device, backend: &str)
     // The output layer reads the pooled vector: the encoder's outputs alone
     // (attention pooling) or three times as many (concat pooling).
     let d_encoder = recurrent[1] * if bidirectional { 2 } else { 1 };
-    let pooling = if output[1] == d_encoder {
-        Pooling::Attention
-    } else if output[1] == 3 * d_encoder {
-        Pooling::Concat
-    } else {
-        bail!(
-            "{file}: out.weight reads {} values, but the LSTM gives {d_encoder} per step: \
-             {d_encoder} for attention pooling or {} for concat pooling",
-            output[1],
-            3 * d_encoder
-        )
-    };
+    let pooling = [Pooling::Attention, Pooling::Concat]
+        .into_iter()
+        .find(|pooling| pooling.d_output(d_encoder) == output[1])
+        .with_context(|| {
+            format!(
+                "{file}: out.weight reads {} values, but the LSTM gives {d_encoder} per step: \
+                 {} for attention pooling or {} for concat pooling",
+                output[1],
+                Pooling::Attention.d_output(d_encoder),
+                Pooling::Concat.d_output(d_encoder)
+            )
+        })?;
     let model = TextClassifierConfig::new(embedding[0], output[0])
         .with_d_embed(embedding[1])
         .with_d_hidden(recurrent[1])
