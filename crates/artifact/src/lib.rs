@@ -70,7 +70,8 @@ pub use metrics::{
     ClassifierMetrics, Compression, CompressionSettings, History, LmMetrics, TranslatorMetrics,
 };
 pub use options::{
-    ClassifierTraining, Granularity, LmTraining, LrSchedule, Scope, Select, TranslatorTraining,
+    ClassifierTraining, Granularity, LmTraining, LrSchedule, Pretraining, Scope, Select,
+    TranslatorTraining,
 };
 
 #[cfg(feature = "model")]

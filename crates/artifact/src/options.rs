@@ -136,6 +136,19 @@ pub struct ClassifierTraining {
     /// Checkpoint averaging: the mean of this many epochs' weights was kept
     /// (0 where written before averaging existed, which kept one).
     pub average: usize,
+    /// The embedding and encoder were first trained as a word language
+    /// model (absent: they started from random weights).
+    pub pretraining: Option<Pretraining>,
+}
+
+/// Language-model pretraining of a classifier's embedding and encoder
+/// (`train --pretrain-epochs`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pretraining {
+    pub epochs: usize,
+    pub lr: f64,
+    /// Gradual unfreezing in the classifier's first epochs.
+    pub unfreeze: bool,
 }
 
 /// How a character language model was trained.

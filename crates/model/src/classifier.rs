@@ -129,12 +129,7 @@ impl<B: LstmBackend> TextClassifier<B> {
         tokens: Tensor<B, 2, Int>,
         mask: Tensor<B, 2, Bool>,
     ) -> ClassifierOutput<B> {
-        let x = self.embedding.forward(tokens); // [B, T, E]
-        let x = self.embedding_dropout.forward(x);
-        // The encoder gets the mask even when its outputs at real positions
-        // would not need it (a forward-only one): with the lengths, the CPU
-        // kernel skips the padded steps at inference.
-        let hidden = self.encoder.forward(x, Some(mask.clone())).outputs; // [B, T, D]
+        let hidden = self.encode(tokens, mask.clone()); // [B, T, D]
         let (pooled, attention) = match self.pooling {
             Pooling::Attention => self.attention.forward(hidden, Some(mask)), // [B, D], [B, T]
             Pooling::Concat => {
@@ -147,12 +142,34 @@ impl<B: LstmBackend> TextClassifier<B> {
         let logits = self.output.forward(self.output_dropout.forward(pooled)); // [B, C]
         ClassifierOutput { logits, attention }
     }
+
+    /// The encoder's output at every position of right-padded token ids
+    /// `[B, T]` (embedding, its dropout, the encoder): `[B, T, D]`. What
+    /// the classifier pools, and what a language model pretraining the
+    /// embedding and encoder (`train --pretrain-epochs`) predicts from.
+    pub fn encode(&self, tokens: Tensor<B, 2, Int>, mask: Tensor<B, 2, Bool>) -> Tensor<B, 3> {
+        let x = self.embedding.forward(tokens); // [B, T, E]
+        let x = self.embedding_dropout.forward(x);
+        // The encoder gets the mask even when its outputs at real positions
+        // would not need it (a forward-only one): with the lengths, the CPU
+        // kernel skips the padded steps at inference.
+        self.encoder.forward(x, Some(mask)).outputs // [B, T, D]
+    }
 }
 
 /// The parts the host inference path reads (`crate::cpu::classifier`).
 impl<B: Backend> TextClassifier<B> {
     pub fn pooling(&self) -> Pooling {
         self.pooling
+    }
+
+    /// The word embedding (what `train --pretrain-epochs` pretrains, with the encoder).
+    pub fn embedding(&self) -> &Embedding<B> {
+        &self.embedding
+    }
+
+    pub fn encoder(&self) -> &Encoder<B> {
+        &self.encoder
     }
 
     pub(crate) fn parts(&self) -> (&Embedding<B>, &Encoder<B>, &AttentionPooling<B>, &Linear<B>) {

@@ -124,7 +124,7 @@ pub struct Batching {
 /// returns the kept epoch's weights.
 #[allow(clippy::too_many_arguments)]
 pub fn fit_classifier<B, O>(
-    step: ClassifierStep<B>,
+    mut step: ClassifierStep<B>,
     optimizer: O,
     plan: &Plan,
     batching: &Batching,
@@ -182,6 +182,13 @@ where
         );
         std::sync::Arc::new(loader)
     };
+    if let Some(unfreezing) = &mut step.unfreezing {
+        unfreezing.steps_per_epoch = train_batches;
+        let taken = done * train_batches;
+        unfreezing
+            .steps
+            .store(taken, std::sync::atomic::Ordering::Relaxed);
+    }
     let valid_loader = DataLoaderBuilder::<B::InnerBackend, _, _>::new(batcher)
         .batch_size(VALID_BATCH)
         .set_device(device.clone())

@@ -5,10 +5,11 @@ use crate::TrainBackend;
 use crate::classifier::{Splits, evaluate_and_write, fit_classifier, optimizer};
 use crate::cli::FitArgs;
 use crate::fit::{Start, log_dir};
-use crate::step::{ClassifierStep, TrainItem};
+use crate::pretrain::{PretrainData, pretrain};
+use crate::step::{ClassifierStep, TrainItem, Unfreezing};
 use anyhow::Result;
 use artifact::args::{dropout, non_negative_f64, positive_f64, positive_usize};
-use artifact::{ArtifactWriter, Classifier, ClassifierConfig, ClassifierTraining};
+use artifact::{ArtifactWriter, Classifier, ClassifierConfig, ClassifierTraining, Pretraining};
 use burn::module::Module;
 use clap::{Args, ValueEnum};
 use data::{WordTokenizer, encode_all};
@@ -90,6 +91,19 @@ pub struct ClassifyArgs {
     /// The batches are formed once per run; their order changes every epoch.
     #[arg(long)]
     pub bucket: bool,
+    /// Before learning the labels, train the embedding and encoder as a
+    /// word language model on the training split's sentences for this many
+    /// epochs (ULMFiT's first stage; 0 = off).
+    #[arg(long, default_value_t = 0)]
+    pub pretrain_epochs: usize,
+    /// The pretraining's Adam learning rate.
+    #[arg(long, default_value_t = 2e-3, value_parser = positive_f64)]
+    pub pretrain_lr: f64,
+    /// With --pretrain-epochs: the first epoch trains the pooling and the
+    /// output layer alone, the second adds the encoder, the third the
+    /// embedding (ULMFiT's gradual unfreezing).
+    #[arg(long)]
+    pub unfreeze: bool,
     #[command(flatten)]
     pub fit: FitArgs,
 }
@@ -164,7 +178,16 @@ impl ClassifyArgs {
             min_freq: self.min_freq,
             max_vocab: self.max_vocab,
             limit: self.fit.limit,
+            pretraining: self.pretraining(),
         }
+    }
+
+    fn pretraining(&self) -> Option<Pretraining> {
+        (self.pretrain_epochs > 0).then_some(Pretraining {
+            epochs: self.pretrain_epochs,
+            lr: self.pretrain_lr,
+            unfreeze: self.unfreeze,
+        })
     }
 }
 
@@ -183,6 +206,17 @@ pub fn run<B: TrainBackend>(args: &ClassifyArgs, device: &B::Device, backend: &s
             "--recurrent-dropout needs a recurrent encoder, not --encoder transformer"
         );
     }
+    if args.pretrain_epochs > 0 {
+        anyhow::ensure!(
+            args.encoder.cell() != CellKind::Transformer && !args.encoder.bidirectional(),
+            "--pretrain-epochs needs an encoder that reads left to right (lstm, gru or rnn): \
+             a language model must not see the word it predicts"
+        );
+    }
+    anyhow::ensure!(
+        !args.unfreeze || args.pretrain_epochs > 0,
+        "--unfreeze unfreezes pretrained layers: it needs --pretrain-epochs"
+    );
     let splits = Splits::read(&args.data_dir, args.labels.as_deref(), args.fit.limit)?;
 
     let tokenizer = WordTokenizer::train(
@@ -239,6 +273,27 @@ pub fn run<B: TrainBackend>(args: &ClassifyArgs, device: &B::Device, backend: &s
         args.fit.resume,
     )?;
     let start = Start::prepare(&log_dir(writer.dir()), &config, args.fit.resume)?;
+    if let Some(pretraining) = args.pretraining() {
+        // A resumed run's weights come from its checkpoint.
+        if start.done == 0 {
+            model.model = pretrain(
+                model.model,
+                &config.model,
+                &PretrainData {
+                    train: &train,
+                    valid: &valid,
+                    batch_size: args.fit.batch_size,
+                    max_seq_len: config.max_seq_len,
+                    seed: args.fit.seed,
+                },
+                &pretraining,
+                device,
+            );
+        }
+        if pretraining.unfreeze {
+            model.unfreezing = Some(Unfreezing::default());
+        }
+    }
     let batching = args.fit.batching(args.bucket, config.max_seq_len);
     let fitted = fit_classifier(
         model,
@@ -309,6 +364,34 @@ mod tests {
                 .err()
                 .unwrap_or_else(|| panic!("{bad:?} was accepted"));
             assert!(err.to_string().contains(bad[0]), "{bad:?}: {err}");
+        }
+    }
+
+    /// Pretraining an encoder that sees the word it would predict, or
+    /// unfreezing layers that were never pretrained, is refused before
+    /// any data is read.
+    #[test]
+    fn pretraining_options_that_cannot_work_are_refused() {
+        for (options, expected) in [
+            (
+                &["--pretrain-epochs", "1", "--encoder", "bilstm"][..],
+                "--pretrain-epochs",
+            ),
+            (
+                &["--pretrain-epochs", "1", "--encoder", "transformer"],
+                "--pretrain-epochs",
+            ),
+            (&["--unfreeze"], "--unfreeze"),
+        ] {
+            let args = Cli::parse_from(
+                ["train", "--data-dir", "/nonexistent"]
+                    .iter()
+                    .chain(options),
+            )
+            .args;
+            let err = run::<Autodiff<NdArray>>(&args, &Default::default(), "ndarray")
+                .expect_err(&format!("{options:?} was accepted"));
+            assert!(err.to_string().contains(expected), "{options:?}: {err}");
         }
     }
 

@@ -47,6 +47,7 @@ pub mod import;
 pub mod lm;
 pub mod loader;
 pub mod mlp;
+pub mod pretrain;
 pub mod renderer;
 pub mod resume;
 pub mod schedule;

@@ -9,9 +9,12 @@
 
 use crate::TrainBackend;
 use burn::data::dataloader::batcher::Batcher;
+use burn::module::{ModuleVisitor, Param};
 use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
+use burn::tensor::backend::AutodiffBackend;
 use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
 use data::{EncodedText, TextBatch, TextBatcher};
 use model::{LstmBackend, TextClassifier};
@@ -38,6 +41,40 @@ pub struct ClassifierStep<B: Backend> {
     /// (0 = off). Validation loss is plain cross-entropy whatever it is.
     #[module(skip)]
     pub label_smoothing: f32,
+    /// Gradual unfreezing (Howard & Ruder 2018) of a pretrained embedding
+    /// and encoder: set, the first epoch trains the pooling and output
+    /// layer alone, the second adds the encoder, the third the embedding.
+    #[module(skip)]
+    pub unfreezing: Option<Unfreezing>,
+}
+
+/// Counts the training steps, to tell the epoch a step belongs to; the
+/// training loop sets both once it knows its batches.
+#[derive(Debug, Clone, Default)]
+pub struct Unfreezing {
+    pub steps_per_epoch: usize,
+    /// Steps taken, those of the epochs a resumed run has done included.
+    pub steps: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Unfreezing {
+    /// The 0-based epoch of the step about to be taken, counting it.
+    fn next_epoch(&self) -> usize {
+        let step = self
+            .steps
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        step / self.steps_per_epoch.max(1)
+    }
+}
+
+/// Drops the gradients of the parameters it visits: the optimizer leaves
+/// a parameter without a gradient as it is.
+struct Freeze<'a>(&'a mut GradientsParams);
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for Freeze<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        self.0.remove::<B::InnerBackend, D>(param.id);
+    }
 }
 
 /// A training example, with the teacher's logits for it when distilling.
@@ -116,6 +153,7 @@ impl<B: LstmBackend> ClassifierStep<B> {
             model,
             distillation: None,
             label_smoothing: 0.0,
+            unfreezing: None,
         }
     }
 
@@ -148,8 +186,20 @@ impl<B: TrainBackend> TrainStep for ClassifierStep<B> {
     fn step(&self, batch: TrainBatch<B>) -> TrainOutput<ClassificationOutput<B>> {
         let output = self.forward_loss(batch, true);
         crate::watch::check_loss(output.loss.clone().into_scalar().elem::<f64>());
-        let grads = output.loss.backward();
-        TrainOutput::new(self, grads, output)
+        let mut grads = GradientsParams::from_grads(output.loss.backward(), self);
+        if let Some(unfreezing) = &self.unfreezing {
+            let epoch = unfreezing.next_epoch();
+            if epoch < 2 {
+                self.model.embedding().visit(&mut Freeze(&mut grads));
+            }
+            if epoch < 1 {
+                self.model.encoder().visit(&mut Freeze(&mut grads));
+            }
+        }
+        TrainOutput {
+            grads,
+            item: output,
+        }
     }
 }
 
@@ -166,6 +216,73 @@ impl<B: LstmBackend> InferenceStep for ClassifierStep<B> {
 mod tests {
     use super::*;
     use burn::backend::NdArray;
+
+    /// How many of the parameters `module` visits have a gradient in `grads`.
+    fn with_gradient<M: Module<A>>(module: &M, grads: &GradientsParams) -> (usize, usize) {
+        struct Count<'a>(&'a GradientsParams, usize, usize);
+        impl ModuleVisitor<A> for Count<'_> {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<A, D>>) {
+                self.1 += usize::from(self.0.get::<NdArray, D>(param.id).is_some());
+                self.2 += 1;
+            }
+        }
+        let mut count = Count(grads, 0, 0);
+        module.visit(&mut count);
+        (count.1, count.2)
+    }
+
+    type A = burn::backend::Autodiff<NdArray>;
+
+    /// Gradual unfreezing, with two steps per epoch: epoch 1 updates the
+    /// pooling and output layer alone, epoch 2 adds the encoder, epoch 3 the
+    /// embedding. A parameter without a gradient is one the optimizer leaves.
+    #[test]
+    fn gradual_unfreezing_adds_the_encoder_then_the_embedding() {
+        let device = Default::default();
+        let model = model::TextClassifierConfig::new(12, 2)
+            .with_d_embed(4)
+            .with_d_hidden(4)
+            .init::<A>(&device);
+        let mut step = ClassifierStep::new(model);
+        step.unfreezing = Some(Unfreezing {
+            steps_per_epoch: 2,
+            ..Unfreezing::default()
+        });
+        let batcher = TrainBatcher {
+            text: TextBatcher::new(8),
+        };
+        let items = vec![
+            TrainItem::from(EncodedText {
+                ids: vec![2, 3, 4],
+                label: 0,
+            }),
+            TrainItem::from(EncodedText {
+                ids: vec![5, 6],
+                label: 1,
+            }),
+        ];
+        let (_, embedding) = with_gradient(step.model.embedding(), &GradientsParams::new());
+        let (_, encoder) = with_gradient(step.model.encoder(), &GradientsParams::new());
+        let (_, all) = with_gradient(&step.model, &GradientsParams::new());
+        // (embedding, encoder, all) parameters with a gradient, step by step.
+        let expected = [
+            (0, 0, all - embedding - encoder),
+            (0, 0, all - embedding - encoder),
+            (0, encoder, all - embedding),
+            (0, encoder, all - embedding),
+            (embedding, encoder, all),
+            (embedding, encoder, all),
+        ];
+        for (i, expected) in expected.into_iter().enumerate() {
+            let grads = TrainStep::step(&step, batcher.batch(items.clone(), &device)).grads;
+            let got = (
+                with_gradient(step.model.embedding(), &grads).0,
+                with_gradient(step.model.encoder(), &grads).0,
+                with_gradient(&step.model, &grads).0,
+            );
+            assert_eq!(got, expected, "step {i}");
+        }
+    }
 
     /// Worked out by hand: teacher logits (2 ln 3, 0) at T = 2 give
     /// p = (3/4, 1/4); student logits (0, 0) give q = (1/2, 1/2).

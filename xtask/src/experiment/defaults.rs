@@ -78,7 +78,7 @@ const ROUND_1: [(&str, &str, &[&str]); 16] = [
 
 /// Round 2: the default command (the first row, no options) and the
 /// round-1 candidates that came closest, on top of concat pooling.
-const ROUND_2: [(&str, &str, &[&str]); 5] = [
+const ROUND_2: [(&str, &str, &[&str]); 7] = [
     ("default", "the default command (LSTM, concat pooling)", &[]),
     ("concat-gru", "round 2: GRU encoder", &["--encoder", "gru"]),
     (
@@ -92,6 +92,16 @@ const ROUND_2: [(&str, &str, &[&str]); 5] = [
         &["--weight-decay", "0.05"],
     ),
     ("concat-bucket", "round 2: length bucketing", &["--bucket"]),
+    (
+        "concat-pretrain",
+        "round 2: embedding and encoder pretrained as a word language model, 3 epochs",
+        &["--pretrain-epochs", "3"],
+    ),
+    (
+        "concat-ulmfit",
+        "round 2: the same, then gradual unfreezing (ULMFiT)",
+        &["--pretrain-epochs", "3", "--unfreeze"],
+    ),
 ];
 
 /// Every row in the table's order — the default, round 1, the rest of

@@ -100,6 +100,7 @@ pub fn run<B: TrainBackend>(args: &DistillArgs, device: &B::Device, backend: &st
             min_freq: args.min_freq,
             max_vocab: args.max_vocab,
             limit: args.fit.limit,
+            pretraining: None,
         }),
     };
     artifact::memory::check_fits(
