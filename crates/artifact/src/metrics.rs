@@ -82,7 +82,7 @@ pub struct History {
 /// How a compressed artifact was made from another one.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Compression {
-    /// `quantize`, `prune` or `distill`.
+    /// `quantize`, `prune`, `shrink` or `distill`.
     pub method: String,
     /// The artifact it was made from.
     pub from: String,
@@ -130,6 +130,21 @@ pub enum CompressionSettings {
         temperature: f64,
         alpha: f64,
         teacher_parameters: usize,
+    },
+    /// Structured pruning: whole embedding dimensions and hidden units removed.
+    Shrink {
+        /// The fraction of the dimensions and of the units removed.
+        sparsity: f64,
+        /// Embedding dimensions and hidden units (per layer): before, after.
+        d_embed: (usize, usize),
+        d_hidden: (usize, usize),
+        teacher_parameters: usize,
+        /// Fine-tuning epochs after the cut.
+        epochs: usize,
+        lr: f64,
+        lr_schedule: LrSchedule,
+        /// Validation accuracy right after the cut.
+        valid_accuracy_before_fine_tuning: f64,
     },
 }
 

@@ -23,7 +23,7 @@ pub struct AttentionPoolingConfig {
 #[derive(Module, Debug)]
 pub struct AttentionPooling<B: Backend> {
     /// One score per time step: s_t = w · h_t + b. `H -> 1`
-    score: Linear<B>,
+    pub(crate) score: Linear<B>,
 }
 
 impl AttentionPoolingConfig {
@@ -58,6 +58,13 @@ impl<B: Backend> AttentionPooling<B> {
 }
 
 impl<B: Backend> AttentionPooling<B> {
+    /// Pooling over only the `units` (ascending indices) of each vector.
+    pub(crate) fn keep(&self, units: &[usize]) -> AttentionPooling<B> {
+        AttentionPooling {
+            score: crate::units::keep_linear(&self.score, units, &[0]),
+        }
+    }
+
     /// The scoring layer's weight `[H]` and bias, as values.
     pub(crate) fn score_weights(&self) -> (Vec<f32>, f32) {
         let weight = self.score.weight.val().dequantize().into_data();

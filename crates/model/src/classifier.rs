@@ -64,15 +64,15 @@ pub struct ClassifierOutput<B: Backend> {
 
 #[derive(Module, Debug)]
 pub struct TextClassifier<B: Backend> {
-    embedding: Embedding<B>,
-    encoder: Encoder<B>,
-    attention: AttentionPooling<B>,
-    embedding_dropout: Dropout,
-    output_dropout: Dropout,
-    output: Linear<B>,
+    pub(crate) embedding: Embedding<B>,
+    pub(crate) encoder: Encoder<B>,
+    pub(crate) attention: AttentionPooling<B>,
+    pub(crate) embedding_dropout: Dropout,
+    pub(crate) output_dropout: Dropout,
+    pub(crate) output: Linear<B>,
     /// Not in the record: it comes from the config, like the layers' sizes.
     #[module(skip)]
-    pooling: Pooling,
+    pub(crate) pooling: Pooling,
 }
 
 impl TextClassifierConfig {

@@ -291,6 +291,34 @@ impl<B: Backend> Encoder<B> {
     }
 }
 
+impl<B: Backend> Encoder<B> {
+    /// The encoder of forward LSTM layers that reads only the `inputs`
+    /// features and keeps only `units[l]` of layer l (ascending indices).
+    /// Panics unless every layer is a forward-only LSTM.
+    pub(crate) fn keep_lstm_units(&self, inputs: &[usize], units: &[Vec<usize>]) -> Encoder<B> {
+        let lstms = self.lstm_layers().expect("LSTM layers");
+        assert_eq!(lstms.len(), units.len(), "one set of units per layer");
+        let layers = lstms
+            .iter()
+            .enumerate()
+            .map(|(l, (lstm, backward))| {
+                assert!(backward.is_none(), "a forward-only encoder");
+                let inputs = if l == 0 { inputs } else { &units[l - 1] };
+                EncoderLayer {
+                    forward: RecurrentLayer::Lstm(lstm.keep(inputs, &units[l])),
+                    backward: None,
+                }
+            })
+            .collect();
+        Encoder {
+            layers,
+            self_attention: None,
+            dropout: self.dropout.clone(),
+            recurrent_dropout: self.recurrent_dropout.clone(),
+        }
+    }
+}
+
 impl<B: LstmBackend> Encoder<B> {
     /// Encodes `x` `[B, T, E]`. `mask` `[B, T]` is true at real tokens of a
     /// right-padded batch (every row needs at least one); `None` means every

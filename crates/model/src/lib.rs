@@ -48,6 +48,7 @@ mod self_attention;
 mod seq2seq;
 mod transformer_translator;
 mod translator;
+mod units;
 
 pub use alignment::{Alignment, AlignmentConfig, AlignmentKind, Keys};
 pub use attention::{AttentionPooling, AttentionPoolingConfig};
@@ -74,6 +75,7 @@ pub use transformer_translator::{
     EncodedMemory, TransformerTranslator, TransformerTranslatorConfig,
 };
 pub use translator::{DecoderState, EncodedSource, Translator, TranslatorConfig, TranslatorOutput};
+pub use units::{UnitImportance, Units};
 
 use burn::prelude::*;
 

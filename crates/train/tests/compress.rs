@@ -1,5 +1,5 @@
 //! `train compress` end to end: a small classifier trained for one short
-//! epoch is quantized, pruned and distilled; each compressed artifact loads
+//! epoch is quantized, pruned, shrunk and distilled; each compressed artifact loads
 //! the way `infer` loads it and evaluates to the accuracy its metrics claim.
 
 mod common;
@@ -145,6 +145,41 @@ fn quantize_prune_and_distill_write_artifacts_that_infer_loads() {
     assert!((matrix_sparsity - 0.5).abs() < 1e-3, "{matrix_sparsity}");
     // Biases are kept, so slightly under half of all parameters are zero.
     assert!(compression.sparsity > 0.45 && compression.sparsity < 0.5);
+
+    // Structured pruning: half the embedding dimensions and half the
+    // hidden units go, leaving a smaller dense model and a smaller file.
+    check(&train(&[
+        "compress",
+        "shrink",
+        "--from",
+        &path("teacher"),
+        "--artifact-dir",
+        &path("shrunk"),
+        "--data-dir",
+        data,
+        "--sparsity",
+        "0.5",
+        "--epochs",
+        "1",
+        "--limit",
+        "320",
+    ]));
+    let (shrunk, metrics) = round_trip(&tmp.path().join("shrunk"));
+    let model = &shrunk.config.model;
+    assert_eq!((model.d_embed, model.d_hidden), (16, 16));
+    let compression = metrics.compression.unwrap();
+    assert_eq!(compression.nonzero_parameters, compression.parameters);
+    let teacher_parameters = ParamCounts::of(teacher_classifier.model()).total;
+    assert!(compression.parameters * 100 < teacher_parameters * 55);
+    assert!(size("shrunk") * 100 < size("teacher") * 55);
+    assert!(matches!(
+        compression.settings,
+        Some(artifact::CompressionSettings::Shrink {
+            d_embed: (32, 16),
+            d_hidden: (32, 16),
+            ..
+        })
+    ));
 
     // A distilled student, and the same student on the labels alone.
     for (name, alpha) in [("student", "0.7"), ("alone", "0")] {

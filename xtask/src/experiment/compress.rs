@@ -25,7 +25,7 @@ pub struct CompressArgs {
     #[arg(long, default_value = "artifacts/compress")]
     artifacts: PathBuf,
     /// Rerun only these steps (teacher, int8, int8-block, prune50, prune80,
-    /// prune90, student, alone); the report always covers all of them.
+    /// prune90, shrink80, student, alone); the report always covers all of them.
     #[arg(long, value_delimiter = ',')]
     steps: Vec<String>,
     /// Use the release train and infer as they are instead of building them first.
@@ -39,7 +39,7 @@ pub struct CompressArgs {
 /// The steps: the artifact each writes, the `train` arguments after `--from
 /// teacher --artifact-dir <artifact>` (the teacher's are the whole command),
 /// and whether the command takes `--seed`.
-const STEPS: [(&str, &[&str], bool); 8] = [
+const STEPS: [(&str, &[&str], bool); 9] = [
     ("teacher", &[], true),
     ("int8", &["compress", "quantize"], false),
     (
@@ -57,6 +57,11 @@ const STEPS: [(&str, &[&str], bool); 8] = [
     ("prune50", &["compress", "prune", "--sparsity", "0.5"], true),
     ("prune80", &["compress", "prune", "--sparsity", "0.8"], true),
     ("prune90", &["compress", "prune", "--sparsity", "0.9"], true),
+    (
+        "shrink80",
+        &["compress", "shrink", "--sparsity", "0.8"],
+        true,
+    ),
     ("student", &["compress", "distill"], true),
     ("alone", &["compress", "distill", "--alpha", "0"], true),
 ];

@@ -113,6 +113,23 @@ impl LstmConfig {
     }
 }
 
+impl<B: Backend> Lstm<B> {
+    /// The layer that reads only the `inputs` features of its input and has
+    /// only the hidden `units` (ascending indices), with their weights.
+    pub(crate) fn keep(&self, inputs: &[usize], units: &[usize]) -> Lstm<B> {
+        let h = self.d_hidden;
+        // Each kept unit's column in each of the four gate blocks.
+        let gates: Vec<usize> = (0..4)
+            .flat_map(|gate| units.iter().map(move |k| gate * h + k))
+            .collect();
+        Lstm {
+            input: crate::units::keep_linear(&self.input, inputs, &gates),
+            recurrent: crate::units::keep_linear(&self.recurrent, units, &gates),
+            d_hidden: units.len(),
+        }
+    }
+}
+
 impl<B: LstmBackend> Lstm<B> {
     /// Runs over `x` `[B, T, E]` from a zero state. Returns the hidden state of
     /// every step `[B, T, H]` and the final state.

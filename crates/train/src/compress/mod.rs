@@ -7,6 +7,9 @@
 //! - [`prune`]: magnitude pruning of the weight matrices to a target sparsity
 //!   (per layer or global), then fine-tuning with the mask re-applied after
 //!   every optimizer step, so pruned weights stay exactly zero.
+//! - [`shrink`]: structured pruning — whole embedding dimensions and LSTM
+//!   hidden units removed, the least important first, leaving a smaller
+//!   dense model that is then fine-tuned.
 //! - [`distill`]: a small student trained on the teacher's temperature-softened
 //!   outputs mixed with the labels ([`crate::step::distillation_loss`]);
 //!   `--alpha 0` trains the same student on the labels alone.
@@ -16,6 +19,7 @@
 pub mod distill;
 pub mod prune;
 pub mod quantize;
+pub mod shrink;
 
 use crate::TrainBackend;
 use crate::classifier::Splits;
@@ -40,6 +44,8 @@ pub enum Method {
     Quantize(quantize::QuantizeArgs),
     /// Magnitude pruning to a target sparsity, then fine-tuning that keeps pruned weights at zero.
     Prune(prune::PruneArgs),
+    /// Structured pruning: whole embedding dimensions and hidden units removed, a smaller model fine-tuned.
+    Shrink(shrink::ShrinkArgs),
     /// A small student trained on the teacher's softened outputs and the labels.
     Distill(distill::DistillArgs),
     /// Moved to `infer report` (it trains nothing).
@@ -68,6 +74,7 @@ pub fn run<B: TrainBackend>(args: &CompressArgs, device: &B::Device, backend: &s
     match &args.method {
         Method::Quantize(args) => quantize::run::<B>(args, device, backend),
         Method::Prune(args) => prune::run::<B>(args, device, backend),
+        Method::Shrink(args) => shrink::run::<B>(args, device, backend),
         Method::Distill(args) => distill::run::<B>(args, device, backend),
         Method::Report { rest } => bail!(
             "the report moved to infer (it trains nothing): cargo run --release -p infer -- report {}",
