@@ -23,12 +23,20 @@ pub mod shrink;
 
 use crate::TrainBackend;
 use crate::classifier::Splits;
+use crate::classifier::evaluate_and_write;
+use crate::fit::RunInfo;
+use crate::step::TrainItem;
 use anyhow::{Result, bail};
 use artifact::files::{METRICS_FILE, read_json};
-use artifact::{Classifier, ClassifierMetrics, Compression, CompressionSettings};
+use artifact::{
+    ArtifactWriter, Classifier, ClassifierConfig, ClassifierMetrics, Compression,
+    CompressionSettings,
+};
 use burn::module::Module;
 use burn::prelude::*;
 use clap::{Args, Subcommand};
+use data::encode_all;
+use model::TextClassifier;
 use model::{LstmBackend, ParamCounts};
 use std::path::{Path, PathBuf};
 
@@ -117,6 +125,48 @@ impl<B: LstmBackend> Source<B> {
             metrics,
             splits,
         })
+    }
+
+    /// The training and validation splits tokenized by the source's
+    /// tokenizer, as training items: what a fine-tuning of the source's
+    /// weights trains and validates on.
+    pub fn train_and_valid_items(&self) -> Result<(Vec<TrainItem>, Vec<TrainItem>)> {
+        let encode = |items| -> Result<Vec<TrainItem>> {
+            Ok(encode_all(&self.classifier.tokenizer, items)?
+                .into_iter()
+                .map(TrainItem::from)
+                .collect())
+        };
+        Ok((encode(&self.splits.train)?, encode(&self.splits.valid)?))
+    }
+
+    /// Writes `model`, made from the source by `method` with `settings`
+    /// and the source's tokenizer, as an artifact into `writer`, once it is
+    /// evaluated on the source's splits.
+    #[allow(clippy::too_many_arguments)]
+    pub fn write(
+        &self,
+        writer: ArtifactWriter,
+        model: TextClassifier<B>,
+        config: ClassifierConfig,
+        run: RunInfo,
+        (method, settings): (&str, CompressionSettings),
+        from: &Path,
+        backend: &str,
+        device: &B::Device,
+    ) -> Result<()> {
+        let compression = compression(method, from, &model, settings);
+        let tokenizer = self.classifier.tokenizer.clone();
+        let classifier = Classifier::new(model, tokenizer, config, device);
+        evaluate_and_write(
+            writer,
+            classifier,
+            &self.splits,
+            run,
+            backend,
+            Some(compression),
+        )?;
+        Ok(())
     }
 
     /// The source model's logits for each training text, in order: the

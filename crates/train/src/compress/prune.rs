@@ -4,13 +4,13 @@
 //! training loop with the masks re-applied after every optimizer step
 //! ([`Masked`]), so that pruned weights stay exactly zero.
 
-use super::{Source, SourceAndTarget, compression};
+use super::{Source, SourceAndTarget};
 use crate::TrainBackend;
 use crate::adamw::FusedAdamWConfig;
-use crate::classifier::{evaluate_and_write, fit_classifier};
+use crate::classifier::fit_classifier;
 use crate::cli::FitArgs;
 use crate::fit::{RunInfo, Start, log_dir};
-use crate::step::{ClassifierStep, Distillation, TrainItem};
+use crate::step::{ClassifierStep, Distillation};
 use anyhow::{Result, bail, ensure};
 use artifact::args::{positive_f64, positive_usize, unit_interval};
 use artifact::weights::load_weights;
@@ -20,7 +20,6 @@ use burn::optim::{GradientsParams, MultiGradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
-use data::encode_all;
 use model::{ParamCounts, TextClassifier};
 use std::collections::HashMap;
 
@@ -66,13 +65,7 @@ pub fn run<B: TrainBackend>(args: &PruneArgs, device: &B::Device, backend: &str)
     let source = Source::<B::InnerBackend>::load(&args.paths, args.fit.limit, device)?;
     let config = source.classifier.config.clone();
     let tokenizer = source.classifier.tokenizer.clone();
-    let encode = |items| -> Result<Vec<TrainItem>> {
-        Ok(encode_all(&tokenizer, items)?
-            .into_iter()
-            .map(TrainItem::from)
-            .collect())
-    };
-    let (mut train, valid) = (encode(&source.splits.train)?, encode(&source.splits.valid)?);
+    let (mut train, valid) = source.train_and_valid_items()?;
     // The unpruned model as the fine-tuning's teacher.
     let distillation = (args.distill_alpha > 0.0 && args.epochs > 0).then_some(Distillation {
         temperature: args.temperature,
@@ -223,17 +216,16 @@ pub fn run<B: TrainBackend>(args: &PruneArgs, device: &B::Device, backend: &str)
         valid_accuracy_before_fine_tuning: before_fine_tuning,
         distillation: distillation.map(|d| (d.temperature, d.alpha)),
     };
-    let compression = compression("prune", &args.paths.from, &model, settings);
-    let classifier = Classifier::new(model, tokenizer, config, device);
-    evaluate_and_write(
+    source.write(
         writer,
-        classifier,
-        &source.splits,
+        model,
+        config,
         run,
+        ("prune", settings),
+        &args.paths.from,
         backend,
-        Some(compression),
-    )?;
-    Ok(())
+        device,
+    )
 }
 
 /// Which weights magnitude pruning removes: a 0/1 mask per weight matrix

@@ -6,20 +6,19 @@
 //! pruning, which writes zeros into matrices of the same size, the result
 //! is a smaller model: a smaller file and fewer operations per word.
 
-use super::{Source, SourceAndTarget, compression};
+use super::{Source, SourceAndTarget};
 use crate::TrainBackend;
 use crate::adamw::FusedAdamWConfig;
-use crate::classifier::{evaluate_and_write, fit_classifier};
+use crate::classifier::fit_classifier;
 use crate::cli::FitArgs;
 use crate::fit::{RunInfo, Start, log_dir};
-use crate::step::{ClassifierStep, TrainItem};
+use crate::step::ClassifierStep;
 use anyhow::{Result, ensure};
 use artifact::args::positive_f64;
 use artifact::weights::load_weights;
 use artifact::{ArtifactWriter, Classifier, CompressionSettings};
 use burn::module::{AutodiffModule, Module};
 use clap::Args;
-use data::encode_all;
 
 #[derive(Args, Debug, Clone)]
 pub struct ShrinkArgs {
@@ -92,12 +91,6 @@ pub fn run<B: TrainBackend>(args: &ShrinkArgs, device: &B::Device, backend: &str
         args.fit.resume,
     )?;
     let (model, run) = if args.epochs > 0 {
-        let encode = |items| -> Result<Vec<TrainItem>> {
-            Ok(encode_all(&tokenizer, items)?
-                .into_iter()
-                .map(TrainItem::from)
-                .collect())
-        };
         // What a resume must repeat.
         let options = serde_json::json!({
             "from": &args.paths.from,
@@ -113,14 +106,15 @@ pub fn run<B: TrainBackend>(args: &ShrinkArgs, device: &B::Device, backend: &str
             "limit": args.fit.limit,
         });
         let start = Start::prepare(&log_dir(writer.dir()), &options, args.fit.resume)?;
+        let (train, valid) = source.train_and_valid_items()?;
         B::seed(device, args.fit.seed);
         let fitted = fit_classifier(
             ClassifierStep::new(model),
             FusedAdamWConfig::new(0.0).init(),
             &plan,
             &args.fit.batching(false, config.max_seq_len),
-            encode(&source.splits.train)?,
-            encode(&source.splits.valid)?,
+            train,
+            valid,
             &start,
             device,
         )?;
@@ -142,17 +136,16 @@ pub fn run<B: TrainBackend>(args: &ShrinkArgs, device: &B::Device, backend: &str
         lr_schedule: args.fit.lr_schedule,
         valid_accuracy_before_fine_tuning: accuracy,
     };
-    let compression = compression("shrink", &args.paths.from, &model, settings);
-    let classifier = Classifier::new(model, tokenizer, config, device);
-    evaluate_and_write(
+    source.write(
         writer,
-        classifier,
-        &source.splits,
+        model,
+        config,
         run,
+        ("shrink", settings),
+        &args.paths.from,
         backend,
-        Some(compression),
-    )?;
-    Ok(())
+        device,
+    )
 }
 
 #[cfg(test)]
