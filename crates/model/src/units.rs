@@ -178,18 +178,12 @@ impl<B: Backend> TextClassifier<B> {
             .flat_map(|b| h.iter().map(move |k| b * d_hidden + k))
             .collect();
         let classes: Vec<usize> = (0..self.output.weight.dims()[1]).collect();
-        let vocab: Vec<usize> = (0..self.embedding.weight.dims()[0]).collect();
-        let embedding = keep_linear(
-            &Linear {
-                weight: self.embedding.weight.clone(),
-                bias: None,
-            },
-            &vocab,
-            &keep.embedding,
-        );
+        // Every word's row, only the kept columns `[V, E']`.
+        let embedding = self.embedding.weight.val();
+        let columns = indices(&keep.embedding, &embedding.device());
         TextClassifier {
             embedding: Embedding {
-                weight: embedding.weight,
+                weight: Param::from_tensor(embedding.select(1, columns).detach()),
             },
             encoder: self.encoder.keep_lstm_units(&keep.embedding, &keep.hidden),
             attention: self.attention.keep(h),
