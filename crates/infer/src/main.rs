@@ -193,6 +193,7 @@ struct ServeArgs {
 
 fn main() {
     let cli = Cli::parse();
+    model::keep_freed_memory();
     model::configure_threads();
     let result = match cli.command.unwrap_or(Command::Classify(cli.classify)) {
         Command::Classify(args) => classify(args),

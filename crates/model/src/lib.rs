@@ -56,7 +56,7 @@ pub use char_lm::{CharLm, CharLmConfig, CharLmOutput};
 pub use classifier::{ClassifierOutput, TextClassifier, TextClassifierConfig};
 pub use cpu::classifier::format::{F32, Format, Int8};
 pub use cpu::classifier::{F32Classifier, HostClassifier, HostOutput, Int8Classifier, Unsupported};
-pub use cpu::{CpuBackend, configure_threads, kernel_threads};
+pub use cpu::{CpuBackend, configure_threads, keep_freed_memory, kernel_threads};
 pub use decode::{Hypothesis, SearchOptions, translate};
 pub use dropout::VariationalDropout;
 pub use encoder::{CellKind, Encoder, EncoderConfig, EncoderOutput, RecurrentLayer};

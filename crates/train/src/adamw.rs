@@ -6,7 +6,8 @@
 //! allocated result. For the classifier's 20,000 × 128 embedding that was
 //! 13.8 ms of a 46 ms training step in the bench (`docs/perf/README.md`).
 //! [`FusedAdamW`] computes the same update element by element in one pass on
-//! ndarray and flex, and with tensor operations elsewhere. Its state is
+//! ndarray and flex (`model::cpu::adamw_update`, on every core), and with
+//! tensor operations elsewhere. Its state is
 //! Burn's [`AdamWState`], so checkpoints keep Burn's format.
 //!
 //! ```text
@@ -23,18 +24,7 @@ use burn::tensor::TensorPrimitive;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::ops::FloatTensor;
 use model::CpuBackend;
-
-/// The constants of one update.
-#[derive(Debug, Clone, Copy)]
-pub struct Update {
-    pub lr: f32,
-    pub beta_1: f32,
-    pub beta_2: f32,
-    pub epsilon: f32,
-    pub weight_decay: f32,
-    /// The step number t, from 1.
-    pub time: i32,
-}
+use model::cpu::{AdamWUpdate, adamw_update};
 
 /// A backend that can apply one AdamW update to a parameter tensor.
 pub trait AdamWKernel: Backend {
@@ -44,7 +34,7 @@ pub trait AdamWKernel: Backend {
         weights: FloatTensor<Self>,
         grad: FloatTensor<Self>,
         moments: Option<(FloatTensor<Self>, FloatTensor<Self>)>,
-        update: Update,
+        update: AdamWUpdate,
     ) -> [FloatTensor<Self>; 3];
 }
 
@@ -53,7 +43,7 @@ fn cpu_update<B: CpuBackend>(
     weights: FloatTensor<B>,
     grad: FloatTensor<B>,
     moments: Option<(FloatTensor<B>, FloatTensor<B>)>,
-    u: Update,
+    u: AdamWUpdate,
 ) -> [FloatTensor<B>; 3] {
     let device = B::float_device(&weights);
     let shape = burn::tensor::TensorMetadata::shape(&weights);
@@ -63,15 +53,7 @@ fn cpu_update<B: CpuBackend>(
         Some((m, v)) => (B::into_vec(m), B::into_vec(v)),
         None => (vec![0.0; w.len()], vec![0.0; w.len()]),
     };
-    let decay = 1.0 - u.lr * u.weight_decay;
-    let correction_1 = 1.0 - u.beta_1.powi(u.time);
-    let correction_2 = 1.0 - u.beta_2.powi(u.time);
-    for (((w, g), m), v) in w.iter_mut().zip(&g).zip(&mut m).zip(&mut v) {
-        *m = u.beta_1 * *m + (1.0 - u.beta_1) * g;
-        *v = u.beta_2 * *v + (1.0 - u.beta_2) * g * g;
-        let step = (*m / correction_1) / ((*v / correction_2).sqrt() + u.epsilon);
-        *w = *w * decay - u.lr * step;
-    }
+    adamw_update(&mut w, &g, &mut m, &mut v, u);
     [w, m, v].map(|values| B::from_vec(values, shape.clone(), &device))
 }
 
@@ -83,7 +65,7 @@ macro_rules! cpu_adamw {
                 weights: FloatTensor<Self>,
                 grad: FloatTensor<Self>,
                 moments: Option<(FloatTensor<Self>, FloatTensor<Self>)>,
-                update: Update,
+                update: AdamWUpdate,
             ) -> [FloatTensor<Self>; 3] {
                 cpu_update::<Self>(weights, grad, moments, update)
             }
@@ -101,7 +83,7 @@ impl AdamWKernel for burn::backend::Wgpu {
         weights: FloatTensor<Self>,
         grad: FloatTensor<Self>,
         moments: Option<(FloatTensor<Self>, FloatTensor<Self>)>,
-        u: Update,
+        u: AdamWUpdate,
     ) -> [FloatTensor<Self>; 3] {
         let float = |t| Tensor::<Self, 1>::from_primitive(TensorPrimitive::Float(t));
         let (w, g) = (float(weights), float(grad));
@@ -190,7 +172,7 @@ impl<B: AdamWKernel> SimpleOptimizer<B> for FusedAdamW {
             tensor.into_primitive().tensor(),
             grad.into_primitive().tensor(),
             moments,
-            Update {
+            AdamWUpdate {
                 lr: lr as f32,
                 beta_1: c.beta_1,
                 beta_2: c.beta_2,

@@ -60,6 +60,7 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
+    model::keep_freed_memory();
     model::configure_threads();
     let device = Default::default();
     let result = match cli.command.unwrap_or(Command::Classify(cli.classify)) {

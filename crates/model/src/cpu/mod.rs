@@ -3,23 +3,30 @@
 //!
 //! - [`host`]: float tensors read as and made from plain memory ([`CpuBackend`]).
 //! - [`threads`]: the process's thread policy ([`configure_threads`]).
+//! - [`memory`]: the binaries' memory policy ([`keep_freed_memory`]).
 //! - [`matmul`]: strided matrix products (gemm, and a few-rows path).
 //! - [`simd`]: code compiled for AVX-512 or AVX2 when the CPU has them, and
 //!   the exp-based sigmoid and tanh.
 //! - [`lstm`]: the LSTM layer's forward and backward passes.
+//! - [`adamw`]: AdamW's update as one pass over the weights, the gradient
+//!   and the moments.
 //! - [`int8`]: the int8 product (AVX-512 VNNI, or a portable loop).
 //! - [`classifier`]: the text classifier for inference on plain buffers,
 //!   with f32 or int8 weights ([`HostClassifier`](classifier::HostClassifier)).
 
+mod adamw;
 pub mod classifier;
 mod host;
 mod int8;
 pub(crate) mod lstm;
 mod matmul;
+mod memory;
 mod simd;
 mod threads;
 
+pub use adamw::{AdamWUpdate, adamw_update};
 pub use host::CpuBackend;
+pub use memory::keep_freed_memory;
 pub use threads::{configure_threads, kernel_threads};
 
 #[cfg(test)]

@@ -104,6 +104,7 @@ struct Measurement {
 
 fn main() {
     let cli = Cli::parse();
+    model::keep_freed_memory();
     model::configure_threads();
     let mut results = Vec::new();
     for case in CASES
