@@ -148,7 +148,8 @@ impl<B: LstmBackend> TextClassifier<B> {
     /// the classifier pools, and what a language model pretraining the
     /// embedding and encoder (`train --pretrain-epochs`) predicts from.
     pub fn encode(&self, tokens: Tensor<B, 2, Int>, mask: Tensor<B, 2, Bool>) -> Tensor<B, 3> {
-        let x = self.embedding.forward(tokens); // [B, T, E]
+        // Burn's lookup, with the CPU backends' own gradient (`embedding_op`).
+        let x = crate::embedding_op::embedding(self.embedding.weight.val(), tokens); // [B, T, E]
         let x = self.embedding_dropout.forward(x);
         // The encoder gets the mask even when its outputs at real positions
         // would not need it (a forward-only one): with the lengths, the CPU

@@ -37,6 +37,7 @@ mod classifier;
 pub mod cpu;
 mod decode;
 mod dropout;
+mod embedding_op;
 mod encoder;
 mod lstm;
 mod mlp;

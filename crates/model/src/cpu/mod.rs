@@ -8,6 +8,7 @@
 //! - [`simd`]: code compiled for AVX-512 or AVX2 when the CPU has them, and
 //!   the exp-based sigmoid and tanh.
 //! - [`lstm`]: the LSTM layer's forward and backward passes.
+//! - [`embedding`]: the gradient of an embedding table.
 //! - [`adamw`]: AdamW's update as one pass over the weights, the gradient
 //!   and the moments.
 //! - [`int8`]: the int8 product (AVX-512 VNNI, or a portable loop).
@@ -16,6 +17,7 @@
 
 mod adamw;
 pub mod classifier;
+pub(crate) mod embedding;
 mod host;
 mod int8;
 pub(crate) mod lstm;

@@ -63,6 +63,18 @@ pub trait LstmKernel: Backend {
     /// From the gradient of the forward output `[B·T + B, H]`, the gradients of
     /// x, W, b, U, h_0 and c_0, in that order.
     fn lstm_backward(trace: Self::LstmTrace, grad: FloatTensor<Self>) -> [FloatTensor<Self>; 6];
+
+    /// The gradient of an embedding table with `vocab` rows from the
+    /// gradient of its lookup `[B, T, D]` at `ids` `[B, T]`: `[vocab, D]`
+    /// (see [`crate::embedding_op`]). Burn's formula unless a backend has its
+    /// own.
+    fn embedding_grad(
+        vocab: usize,
+        grad: FloatTensor<Self>,
+        ids: IntTensor<Self>,
+    ) -> FloatTensor<Self> {
+        crate::embedding_op::burns_embedding_grad::<Self>(vocab, grad, ids)
+    }
 }
 
 /// The inputs of one LSTM layer over a sequence. Gate order i, f, g, o.
@@ -103,6 +115,13 @@ pub trait LstmBackend: Backend {
 
     /// See [`LstmKernel::lstm_forward`]; returns `[B·T + B, H]`.
     fn lstm(inputs: LstmInputs<Self>) -> FloatTensor<Self>;
+
+    /// The rows of `weights` `[V, D]` at `ids` `[B, T]`: `[B, T, D]`. Burn's
+    /// lookup; on `Autodiff<B>` one node whose gradient is
+    /// [`LstmKernel::embedding_grad`] (see [`crate::embedding_op`]).
+    fn embedding_lookup(weights: FloatTensor<Self>, ids: IntTensor<Self>) -> FloatTensor<Self> {
+        Self::embedding(weights, ids)
+    }
 }
 
 /// The CPU kernel on a CPU backend.
@@ -123,6 +142,14 @@ macro_rules! cpu_kernel {
                 grad: FloatTensor<Self>,
             ) -> [FloatTensor<Self>; 6] {
                 crate::cpu::lstm::lstm_backward::<Self>(trace, grad)
+            }
+
+            fn embedding_grad(
+                vocab: usize,
+                grad: FloatTensor<Self>,
+                ids: IntTensor<Self>,
+            ) -> FloatTensor<Self> {
+                crate::cpu::embedding::embedding_grad::<Self>(vocab, grad, ids)
             }
         }
     };
@@ -231,6 +258,10 @@ impl<B: LstmKernel, C: CheckpointStrategy> LstmBackend for Autodiff<B, C> {
             OpsKind::Tracked(prep) => prep.finish(trace.expect("a trace was asked for"), out),
             OpsKind::UnTracked(prep) => prep.finish(out),
         }
+    }
+
+    fn embedding_lookup(weights: FloatTensor<Self>, ids: IntTensor<Self>) -> FloatTensor<Self> {
+        crate::embedding_op::tracked_lookup::<B, C>(weights, ids)
     }
 }
 
