@@ -8,7 +8,8 @@ use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 
-use crate::cell_ops::linear_3d;
+use crate::LstmBackend;
+use crate::linear_op::linear_rows;
 
 /// Scores of padded positions before the softmax: far enough below any real
 /// score that `exp` underflows to exactly 0 in f32, so padding gets no weight.
@@ -34,7 +35,7 @@ impl AttentionPoolingConfig {
     }
 }
 
-impl<B: Backend> AttentionPooling<B> {
+impl<B: LstmBackend> AttentionPooling<B> {
     /// Pools `hidden` `[B, T, H]` over time, ignoring positions where `mask`
     /// `[B, T]` is false (`None`: every position is real). Every row of
     /// `mask` must have at least one true.
@@ -47,7 +48,10 @@ impl<B: Backend> AttentionPooling<B> {
         mask: Option<Tensor<B, 2, Bool>>,
     ) -> (Tensor<B, 2>, Tensor<B, 2>) {
         let [batch, seq, d_hidden] = hidden.dims();
-        let mut scores = linear_3d(&self.score, hidden.clone()).reshape([batch, seq]); // [B, T]
+        // One Linear over the B·T rows, with the CPU backends' own weight
+        // gradient (`linear_op`).
+        let rows = hidden.clone().reshape([batch * seq, d_hidden]);
+        let mut scores = linear_rows(&self.score, rows).reshape([batch, seq]); // [B, T]
         if let Some(mask) = mask {
             scores = scores.mask_fill(mask.bool_not(), MASKED_SCORE);
         }

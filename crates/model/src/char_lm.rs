@@ -7,7 +7,7 @@
 //! text into the next (truncated backpropagation through time) and generation
 //! can feed one character at a time.
 
-use crate::cell_ops::linear_3d;
+use crate::linear_op::linear_rows;
 use crate::{CellKind, Lstm, LstmConfig, LstmState};
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::prelude::*;
@@ -109,8 +109,13 @@ impl<B: LstmBackend> CharLm<B> {
             x = self.dropout.forward(out);
             next.push(end);
         }
+        // One Linear over the B·T rows, with the CPU backends' own weight
+        // gradient (`linear_op`).
+        let [batch, seq, d_hidden] = x.dims();
+        let logits = linear_rows(&self.output, x.reshape([batch * seq, d_hidden])); // [B·T, V]
+        let vocab = logits.dims()[1];
         CharLmOutput {
-            logits: linear_3d(&self.output, x), // [B, T, V]
+            logits: logits.reshape([batch, seq, vocab]), // [B, T, V]
             state: next,
         }
     }

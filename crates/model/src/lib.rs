@@ -39,6 +39,7 @@ mod decode;
 mod dropout;
 mod embedding_op;
 mod encoder;
+mod linear_op;
 mod lstm;
 mod mlp;
 mod param_counts;

@@ -9,6 +9,7 @@
 //!   the exp-based sigmoid and tanh.
 //! - [`lstm`]: the LSTM layer's forward and backward passes.
 //! - [`embedding`]: the gradient of an embedding table.
+//! - [`transpose`]: the weight gradient of a Linear over rows.
 //! - [`adamw`]: AdamW's update as one pass over the weights, the gradient
 //!   and the moments.
 //! - [`int8`]: the int8 product (AVX-512 VNNI, or a portable loop).
@@ -25,6 +26,7 @@ mod matmul;
 mod memory;
 mod simd;
 mod threads;
+pub(crate) mod transpose;
 
 pub use adamw::{AdamWUpdate, adamw_update};
 pub use host::CpuBackend;

@@ -75,6 +75,13 @@ pub trait LstmKernel: Backend {
     ) -> FloatTensor<Self> {
         crate::embedding_op::burns_embedding_grad::<Self>(vocab, grad, ids)
     }
+
+    /// xᵀ g, the weight gradient of a Linear over rows x `[N, D]` from the
+    /// gradient g `[N, O]` of its output: `[D, O]` (see
+    /// [`crate::linear_op`]). Burn's formula unless a backend has its own.
+    fn linear_weight_grad(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::linear_weight_backward(x, grad)
+    }
 }
 
 /// The inputs of one LSTM layer over a sequence. Gate order i, f, g, o.
@@ -122,6 +129,17 @@ pub trait LstmBackend: Backend {
     fn embedding_lookup(weights: FloatTensor<Self>, ids: IntTensor<Self>) -> FloatTensor<Self> {
         Self::embedding(weights, ids)
     }
+
+    /// x W + b for x `[N, D]`, W `[D, O]`, b `[O]`: `[N, O]`. Burn's Linear;
+    /// on `Autodiff<B>` one node whose weight gradient is
+    /// [`LstmKernel::linear_weight_grad`] (see [`crate::linear_op`]).
+    fn linear_rows(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        Self::linear(x, weight, Some(bias))
+    }
 }
 
 /// The CPU kernel on a CPU backend.
@@ -150,6 +168,13 @@ macro_rules! cpu_kernel {
                 ids: IntTensor<Self>,
             ) -> FloatTensor<Self> {
                 crate::cpu::embedding::embedding_grad::<Self>(vocab, grad, ids)
+            }
+
+            fn linear_weight_grad(
+                x: FloatTensor<Self>,
+                grad: FloatTensor<Self>,
+            ) -> FloatTensor<Self> {
+                crate::cpu::transpose::linear_weight_grad::<Self>(x, grad)
             }
         }
     };
@@ -262,6 +287,14 @@ impl<B: LstmKernel, C: CheckpointStrategy> LstmBackend for Autodiff<B, C> {
 
     fn embedding_lookup(weights: FloatTensor<Self>, ids: IntTensor<Self>) -> FloatTensor<Self> {
         crate::embedding_op::tracked_lookup::<B, C>(weights, ids)
+    }
+
+    fn linear_rows(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        crate::linear_op::tracked_linear_rows::<B, C>(x, weight, bias)
     }
 }
 
