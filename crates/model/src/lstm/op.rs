@@ -45,7 +45,9 @@ use burn::tensor::ops::{FloatTensor, IntTensor};
 /// A concrete backend's implementation of the recurrence: the forward pass,
 /// keeping what the backward pass will need when asked, and the backward
 /// pass. The CPU backends run [`crate::cpu`]'s kernel; the others the
-/// tensor-operation version ([`super::tensor_ops`]).
+/// tensor-operation version ([`super::tensor_ops`]). It also carries the
+/// two other gradients this crate writes per backend, each with Burn's
+/// formula by default: an embedding table's and a Linear's weight's.
 pub trait LstmKernel: Backend {
     /// What the forward pass keeps for the backward pass.
     type LstmTrace: Clone + Send + std::fmt::Debug + 'static;
@@ -113,7 +115,9 @@ pub struct LstmInputs<B: Backend> {
 }
 
 /// A backend the models run on: the layer as one operation, recorded as one
-/// autodiff node on `Autodiff<B>` for any [`LstmKernel`] `B`.
+/// autodiff node on `Autodiff<B>` for any [`LstmKernel`] `B`; likewise the
+/// embedding lookup and a Linear over rows, whose gradients come from the
+/// [`LstmKernel`].
 pub trait LstmBackend: Backend {
     /// Whether the backend computes on the CPU, in host memory (ndarray,
     /// flex): inference may then run through the host classifier
