@@ -7,9 +7,10 @@
 //! text into the next (truncated backpropagation through time) and generation
 //! can feed one character at a time.
 
+use crate::ElementDropout;
 use crate::linear_op::linear_rows;
 use crate::{CellKind, Lstm, LstmConfig, LstmState};
-use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Linear, LinearConfig};
+use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::prelude::*;
 
 use crate::LstmBackend;
@@ -37,7 +38,7 @@ pub struct CharLmConfig {
 pub struct CharLm<B: Backend> {
     embedding: Embedding<B>,
     layers: Vec<Lstm<B>>,
-    dropout: Dropout,
+    dropout: ElementDropout,
     output: Linear<B>,
 }
 
@@ -82,7 +83,7 @@ impl CharLmConfig {
         CharLm {
             embedding: EmbeddingConfig::new(self.vocab_size, self.d_embed).init(device),
             layers,
-            dropout: DropoutConfig::new(self.dropout).init(),
+            dropout: ElementDropout::new(self.dropout),
             output: LinearConfig::new(self.d_hidden, self.vocab_size).init(device),
         }
     }

@@ -60,7 +60,7 @@ pub use cpu::classifier::format::{F32, Format, Int8};
 pub use cpu::classifier::{F32Classifier, HostClassifier, HostOutput, Int8Classifier, Unsupported};
 pub use cpu::{CpuBackend, configure_threads, keep_freed_memory, kernel_threads};
 pub use decode::{Hypothesis, SearchOptions, translate};
-pub use dropout::VariationalDropout;
+pub use dropout::{ElementDropout, VariationalDropout};
 pub use encoder::{CellKind, Encoder, EncoderConfig, EncoderOutput, RecurrentLayer};
 pub use lstm::op::{LstmBackend, LstmInputs, LstmKernel};
 pub use lstm::{Lstm, LstmConfig, LstmState};

@@ -122,6 +122,14 @@ impl FusedAdamWConfig {
         }
     }
 
+    /// AdamW (Adam when `weight_decay` is 0) with Burn's per-tensor norm
+    /// clipping when `clip_norm` > 0: the optimizer of `train` and
+    /// `train lm`.
+    pub fn clipped(weight_decay: f64, clip_norm: f64) -> Self {
+        let clipping = (clip_norm > 0.0).then(|| GradientClippingConfig::Norm(clip_norm as f32));
+        Self::new(weight_decay as f32).with_grad_clipping(clipping)
+    }
+
     pub fn with_grad_clipping(mut self, clipping: Option<GradientClippingConfig>) -> Self {
         self.grad_clipping = clipping;
         self

@@ -13,7 +13,6 @@ use artifact::metrics::build_profile;
 use artifact::{ArtifactWriter, Classifier, ClassifierMetrics, Compression};
 use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
 use burn::data::dataset::InMemDataset;
-use burn::grad_clipping::GradientClippingConfig;
 use burn::optim::Optimizer;
 use burn::train::metric::{AccuracyMetric, LossMetric};
 use burn::train::{Learner, SupervisedTraining};
@@ -100,8 +99,7 @@ impl Splits {
 /// The optimizer of a classifier run: AdamW (Adam when `weight_decay` is 0)
 /// with Burn's per-tensor norm clipping when `clip_norm` > 0.
 pub fn optimizer(weight_decay: f64, clip_norm: f64) -> FusedAdamWConfig {
-    let clipping = (clip_norm > 0.0).then(|| GradientClippingConfig::Norm(clip_norm as f32));
-    FusedAdamWConfig::new(weight_decay as f32).with_grad_clipping(clipping)
+    FusedAdamWConfig::clipped(weight_decay, clip_norm)
 }
 
 /// Validation batches: as large as memory comfortably allows (no gradients).

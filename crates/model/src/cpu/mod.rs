@@ -9,6 +9,7 @@
 //!   the exp-based sigmoid and tanh.
 //! - [`lstm`]: the LSTM layer's forward and backward passes.
 //! - [`embedding`]: the gradient of an embedding table.
+//! - [`dropout`]: dropout masks from a fast seeded generator.
 //! - [`transpose`]: the weight gradient of a Linear over rows.
 //! - [`adamw`]: AdamW's update as one pass over the weights, the gradient
 //!   and the moments.
@@ -18,6 +19,7 @@
 
 mod adamw;
 pub mod classifier;
+pub(crate) mod dropout;
 pub(crate) mod embedding;
 mod host;
 mod int8;

@@ -46,8 +46,9 @@ use burn::tensor::ops::{FloatTensor, IntTensor};
 /// keeping what the backward pass will need when asked, and the backward
 /// pass. The CPU backends run [`crate::cpu`]'s kernel; the others the
 /// tensor-operation version ([`super::tensor_ops`]). It also carries the
-/// two other gradients this crate writes per backend, each with Burn's
-/// formula by default: an embedding table's and a Linear's weight's.
+/// other operations this crate writes per backend, each Burn's by default:
+/// an embedding table's gradient, a Linear's weight gradient and a dropout
+/// mask.
 pub trait LstmKernel: Backend {
     /// What the forward pass keeps for the backward pass.
     type LstmTrace: Clone + Send + std::fmt::Debug + 'static;
@@ -83,6 +84,14 @@ pub trait LstmKernel: Backend {
     /// [`crate::linear_op`]). Burn's formula unless a backend has its own.
     fn linear_weight_grad(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
         Self::linear_weight_backward(x, grad)
+    }
+
+    /// A dropout mask of `shape`: each element 1 / `keep` with probability
+    /// `keep`, else 0, drawn so that `Backend::seed` fixes it (see
+    /// [`crate::ElementDropout`]). Burn's Bernoulli sampling unless a backend
+    /// has its own.
+    fn dropout_mask(shape: Shape, keep: f64, device: &Device<Self>) -> FloatTensor<Self> {
+        crate::dropout::burns_mask::<Self>(shape, keep, device)
     }
 }
 
@@ -144,6 +153,10 @@ pub trait LstmBackend: Backend {
     ) -> FloatTensor<Self> {
         Self::linear(x, weight, Some(bias))
     }
+
+    /// See [`LstmKernel::dropout_mask`]; on `Autodiff<B>` a constant, as
+    /// Burn's random tensors are.
+    fn dropout_mask(shape: Shape, keep: f64, device: &Device<Self>) -> FloatTensor<Self>;
 }
 
 /// The CPU kernel on a CPU backend.
@@ -179,6 +192,10 @@ macro_rules! cpu_kernel {
                 grad: FloatTensor<Self>,
             ) -> FloatTensor<Self> {
                 crate::cpu::transpose::linear_weight_grad::<Self>(x, grad)
+            }
+
+            fn dropout_mask(shape: Shape, keep: f64, device: &Device<Self>) -> FloatTensor<Self> {
+                crate::cpu::dropout::dropout_mask::<Self>(shape, keep, device)
             }
         }
     };
@@ -217,6 +234,10 @@ macro_rules! untracked {
 
             fn lstm(inputs: LstmInputs<Self>) -> FloatTensor<Self> {
                 <Self as LstmKernel>::lstm_forward(inputs, false).0
+            }
+
+            fn dropout_mask(shape: Shape, keep: f64, device: &Device<Self>) -> FloatTensor<Self> {
+                <Self as LstmKernel>::dropout_mask(shape, keep, device)
             }
         }
     };
@@ -299,6 +320,12 @@ impl<B: LstmKernel, C: CheckpointStrategy> LstmBackend for Autodiff<B, C> {
         bias: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
         crate::linear_op::tracked_linear_rows::<B, C>(x, weight, bias)
+    }
+
+    fn dropout_mask(shape: Shape, keep: f64, device: &Device<Self>) -> FloatTensor<Self> {
+        <Self as burn::tensor::backend::AutodiffBackend>::from_inner(B::dropout_mask(
+            shape, keep, device,
+        ))
     }
 }
 

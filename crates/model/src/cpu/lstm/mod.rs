@@ -182,10 +182,8 @@ fn forward(
     } = dims;
     let g4 = 4 * h;
     // The pre-activations of every step at once: b + x W. `[B·T, 4H]`
-    let mut gates = vec![0.0; batch * seq * g4];
-    gates
-        .chunks_mut(g4)
-        .for_each(|row| row.copy_from_slice(&weights.bias));
+    // (Written once, not zeroed first.)
+    let mut gates = weights.bias.repeat(batch * seq);
     matmul(
         &mut gates,
         g4,
