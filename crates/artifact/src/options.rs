@@ -166,6 +166,8 @@ pub struct LmTraining {
     pub lr: f64,
     /// Absent before schedules existed: constant.
     pub lr_schedule: LrSchedule,
+    /// Decoupled weight decay (AdamW); absent before it existed: 0.
+    pub weight_decay: f64,
     /// Per-tensor gradient norm clipping (0 = off).
     #[serde(alias = "clip")]
     pub clip_norm: f64,

@@ -31,11 +31,9 @@ pub struct ElementDropout {
 
 impl ElementDropout {
     pub fn new(prob: f64) -> Self {
-        assert!(
-            (0.0..1.0).contains(&prob),
-            "dropout probability must be in [0, 1), got {prob}"
-        );
-        Self { prob }
+        Self {
+            prob: checked(prob),
+        }
     }
 
     /// `x` with dropout applied; `x` itself with p = 0 or outside training
@@ -75,11 +73,9 @@ pub struct VariationalDropout {
 
 impl VariationalDropout {
     pub fn new(prob: f64) -> Self {
-        assert!(
-            (0.0..1.0).contains(&prob),
-            "dropout probability must be in [0, 1), got {prob}"
-        );
-        Self { prob }
+        Self {
+            prob: checked(prob),
+        }
     }
 
     /// A mask `[batch, d]` of zeros and 1 / (1 − p), one row per sequence, to
@@ -110,6 +106,15 @@ pub(crate) fn apply_per_sequence<B: Backend>(
         Some(mask) => x * mask.unsqueeze_dim::<3>(1),
         None => x,
     }
+}
+
+/// `prob`, a dropout probability, which must be in [0, 1).
+fn checked(prob: f64) -> f64 {
+    assert!(
+        (0.0..1.0).contains(&prob),
+        "dropout probability must be in [0, 1), got {prob}"
+    );
+    prob
 }
 
 #[cfg(test)]

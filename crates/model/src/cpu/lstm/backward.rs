@@ -32,7 +32,8 @@ pub(super) fn backward(trace: CpuTrace, grad: Vec<f32>, groups: usize) -> [Vec<f
     // Uᵀ `[4H, H]`, row-major: the step's product below reads it 8–10× faster
     // than U read through transposed strides, which gemm would otherwise
     // repack on every step (`docs/perf/README.md`).
-    let recurrent_t = transpose(&weights.recurrent, h, g4);
+    let mut recurrent_t = recycle::take(h * g4);
+    transpose_into(&weights.recurrent, h, g4, &mut recurrent_t);
     // The steps backwards, by groups of rows (see `forward_untraced`).
     let cut = Cut::new(batch, groups);
     let jobs: Vec<BackwardRows> = cut
@@ -81,6 +82,10 @@ pub(super) fn backward(trace: CpuTrace, grad: Vec<f32>, groups: usize) -> [Vec<f
         d_pre,
         false,
     );
+    // The trace is read no more: the next forward pass writes into it.
+    for buffer in [recurrent_t, hiddens, prev_cells, tanh_cells] {
+        recycle::give(buffer);
+    }
     let mut d_input_weight = vec![0.0; d_input * g4];
     matmul(
         &mut d_input_weight,
@@ -101,6 +106,7 @@ pub(super) fn backward(trace: CpuTrace, grad: Vec<f32>, groups: usize) -> [Vec<f
         View::rows(&weights.input, d_input, g4).transposed(),
         false,
     );
+    recycle::give(d_gates);
     [d_x, d_input_weight, d_bias, d_recurrent, dh_next, dc_next]
 }
 
@@ -196,15 +202,4 @@ fn backward_rows(rows: BackwardRows, recurrent_t: &[f32], dims: Dims, parallel: 
             dh_next.iter_mut().zip(mask).for_each(|(v, m)| *v *= m);
         }
     }
-}
-
-/// The transpose of a row-major `rows × cols` matrix, row-major.
-fn transpose(matrix: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut out = vec![0.0; rows * cols];
-    for (r, row) in matrix.chunks_exact(cols).enumerate() {
-        for (c, &v) in row.iter().enumerate() {
-            out[c * rows + r] = v;
-        }
-    }
-    out
 }

@@ -21,12 +21,14 @@
 //! The files: this one holds the entry points, the traced forward pass and
 //! the per-row cell steps; [`inference`] the pass without a trace (packed by
 //! length for a padded batch); [`backward`] the backward pass; [`groups`]
-//! how a batch is cut into groups of rows, one per thread.
+//! how a batch is cut into groups of rows, one per thread; [`recycle`] the
+//! trace's buffers, reused from one training step to the next.
 
 use super::host::CpuBackend;
 use super::matmul::{How, View, matmul, matmul_with};
 use super::simd::{best_instructions, sigmoid, tanh};
 use super::threads::pool;
+use super::transpose::transpose_into;
 use crate::LstmInputs;
 use burn::prelude::{Int, Tensor};
 use burn::tensor::TensorMetadata;
@@ -36,6 +38,7 @@ use rayon::prelude::*;
 mod backward;
 mod groups;
 mod inference;
+mod recycle;
 
 use backward::backward;
 use groups::{Cut, row_groups, run_groups};
@@ -182,8 +185,12 @@ fn forward(
     } = dims;
     let g4 = 4 * h;
     // The pre-activations of every step at once: b + x W. `[B·T, 4H]`
-    // (Written once, not zeroed first.)
-    let mut gates = weights.bias.repeat(batch * seq);
+    // (The bias is written into the last step's buffer, not into a fresh
+    // one zeroed first: see `recycle`.)
+    let mut gates = recycle::take(batch * seq * g4);
+    for row in gates.chunks_exact_mut(g4) {
+        row.copy_from_slice(&weights.bias);
+    }
     matmul(
         &mut gates,
         g4,
@@ -192,9 +199,11 @@ fn forward(
         true,
     );
     let mut out = vec![0.0; batch * (seq + 1) * h];
-    let mut hiddens = vec![0.0; batch * seq * h];
-    let mut prev_cells = vec![0.0; batch * seq * h];
-    let mut tanh_cells = vec![0.0; batch * seq * h];
+    // The trace: every element is written below, so the last step's
+    // buffers serve as they are.
+    let mut hiddens = recycle::take(batch * seq * h);
+    let mut prev_cells = recycle::take(batch * seq * h);
+    let mut tanh_cells = recycle::take(batch * seq * h);
     let (states, final_cells) = out.split_at_mut(batch * seq * h);
     // The recurrence, by groups of rows (see `forward_untraced`).
     let cut = Cut::new(batch, groups);
@@ -479,6 +488,49 @@ mod tests {
         assert!(one.2 == several.2, "the traces differ");
         assert!(one.3 == several.3, "the gradients differ");
         assert!(one.0 == one.1, "traced and untraced differ");
+    }
+
+    /// The pre-activations' and the trace's buffers are taken from the last
+    /// step's (`recycle`)
+    /// without being cleared: a run that gets buffers full of NaN gives the
+    /// same bits as one that gets fresh ones, so no stale element is read.
+    /// (The shape is this test's own, so no other test takes its buffers.)
+    #[test]
+    fn recycled_trace_buffers_change_no_bit() {
+        let (batch, seq, d_input, h) = (6, 7, 10, 40);
+        let inputs = inputs([batch, seq, d_input, h], [0.3, 0.2], None);
+        let grad = values(random([batch * (seq + 1), h], 1.0));
+        let dims = Dims {
+            batch,
+            seq,
+            d_input,
+            hidden: h,
+        };
+        let run = || {
+            let weights = Weights {
+                input: values(inputs.input_weight.clone()),
+                bias: values(inputs.input_bias.clone()),
+                recurrent: values(inputs.recurrent.clone()),
+            };
+            let (x, h0, c0) = (
+                values(inputs.x.clone()),
+                values(inputs.h0.clone()),
+                values(inputs.c0.clone()),
+            );
+            pool().install(|| {
+                let (out, trace) = forward(x, weights, h0, c0, None, dims, 1);
+                (out, backward(trace, grad.clone(), 1))
+            })
+        };
+        let fresh = run();
+        let trace = batch * seq * h;
+        for len in [4 * trace, trace, trace, trace, h * 4 * h] {
+            recycle::give(vec![f32::NAN; len]);
+        }
+        let stale = run();
+        assert!(fresh.0.iter().all(|v| v.is_finite()));
+        assert!(fresh.0 == stale.0, "the outputs differ");
+        assert!(fresh.1 == stale.1, "the gradients differ");
     }
 
     /// With the lengths of a padded batch, the pass without a trace skips
