@@ -491,9 +491,9 @@ mod tests {
     }
 
     /// The pre-activations' and the trace's buffers are taken from the last
-    /// step's (`recycle`)
-    /// without being cleared: a run that gets buffers full of NaN gives the
-    /// same bits as one that gets fresh ones, so no stale element is read.
+    /// step's (`recycle`) without being cleared: a run that gets buffers
+    /// full of NaN gives the same bits as one that gets fresh ones, so no
+    /// stale element is read.
     /// (The shape is this test's own, so no other test takes its buffers.)
     #[test]
     fn recycled_trace_buffers_change_no_bit() {

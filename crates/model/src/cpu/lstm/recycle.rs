@@ -1,4 +1,5 @@
-//! The trace's buffers, handed from one training step to the next.
+//! The LSTM's per-step buffers (pre-activations and trace), handed from
+//! one training step to the next.
 //!
 //! Every traced forward pass writes its pre-activations (`[B, T, 4H]`,
 //! 16 MiB for the language model's 512-wide layers) and its trace
@@ -12,9 +13,8 @@
 use std::sync::Mutex;
 
 /// Most buffers kept: the pre-activations, three of the trace and Uᵀ per
-/// layer, for a few layers.
-/// Beyond it the oldest is freed, so that a run of changing shapes holds no
-/// more than this many.
+/// layer, for a few layers. Beyond it the oldest is freed, so that a run of
+/// changing shapes holds no more than this many.
 const KEPT: usize = 16;
 
 static FREE: Mutex<Vec<Vec<f32>>> = Mutex::new(Vec::new());
