@@ -440,6 +440,25 @@ mod tests {
         }
     }
 
+    /// The kernel's weights, read from `inputs`.
+    fn weights(inputs: &LstmInputs<NdArray>) -> Weights {
+        Weights {
+            input: values(inputs.input_weight.clone()),
+            bias: values(inputs.input_bias.clone()),
+            recurrent: values(inputs.recurrent.clone()),
+        }
+    }
+
+    /// x, h_0, c_0 and the state mask, read from `inputs`.
+    fn state(inputs: &LstmInputs<NdArray>) -> (Vec<f32>, Vec<f32>, Vec<f32>, Option<Vec<f32>>) {
+        (
+            values(inputs.x.clone()),
+            values(inputs.h0.clone()),
+            values(inputs.c0.clone()),
+            inputs.state_mask.clone().map(values),
+        )
+    }
+
     /// Cutting the batch into groups of rows, each run on its own thread
     /// with single-threaded products, changes no bit of the outputs, the
     /// trace or the gradients: each row's sums are the same products in the
@@ -459,24 +478,12 @@ mod tests {
                 d_input,
                 hidden: h,
             };
-            let weights = || Weights {
-                input: values(inputs.input_weight.clone()),
-                bias: values(inputs.input_bias.clone()),
-                recurrent: values(inputs.recurrent.clone()),
-            };
-            let args = || {
-                (
-                    values(inputs.x.clone()),
-                    values(inputs.h0.clone()),
-                    values(inputs.c0.clone()),
-                    inputs.state_mask.clone().map(values),
-                )
-            };
             pool().install(|| {
-                let (x, h0, c0, mask) = args();
-                let (out, trace) = forward(x, weights(), h0, c0, mask, dims, groups);
-                let (x, h0, c0, mask) = args();
-                let untraced = forward_untraced(x, weights(), (h0, c0, mask), dims, groups, None);
+                let (x, h0, c0, mask) = state(&inputs);
+                let (out, trace) = forward(x, weights(&inputs), h0, c0, mask, dims, groups);
+                let (x, h0, c0, mask) = state(&inputs);
+                let untraced =
+                    forward_untraced(x, weights(&inputs), (h0, c0, mask), dims, groups, None);
                 let gates = trace.gates.clone();
                 let grads = backward(trace, grad.clone(), groups);
                 (out, untraced, gates, grads)
@@ -507,18 +514,9 @@ mod tests {
             hidden: h,
         };
         let run = || {
-            let weights = Weights {
-                input: values(inputs.input_weight.clone()),
-                bias: values(inputs.input_bias.clone()),
-                recurrent: values(inputs.recurrent.clone()),
-            };
-            let (x, h0, c0) = (
-                values(inputs.x.clone()),
-                values(inputs.h0.clone()),
-                values(inputs.c0.clone()),
-            );
+            let (x, h0, c0, mask) = state(&inputs);
             pool().install(|| {
-                let (out, trace) = forward(x, weights, h0, c0, None, dims, 1);
+                let (out, trace) = forward(x, weights(&inputs), h0, c0, mask, dims, 1);
                 (out, backward(trace, grad.clone(), 1))
             })
         };
