@@ -154,13 +154,19 @@ impl LmConfig {
     /// Reads and checks `dir/config.json`.
     pub fn load(dir: &Path) -> Result<Self> {
         let path = dir.join(CONFIG_FILE);
-        let config: Self = read_json(
-            &path,
-            &format!(
-                "a language-model config (train one with `{}`)",
-                crate::files::TRAIN_LM
-            ),
-        )?;
+        let what = format!(
+            "a language-model config (train one with `{}`)",
+            crate::files::TRAIN_LM
+        );
+        let mut value: serde_json::Value = read_json(&path, &what)?;
+        // Configs written before the recurrent dropout have none.
+        if let Some(model) = value.get_mut("model").and_then(|m| m.as_object_mut()) {
+            model
+                .entry("recurrent_dropout")
+                .or_insert(serde_json::json!(0.0));
+        }
+        let config: Self = serde_json::from_value(value)
+            .map_err(|e| anyhow::anyhow!("{} is not {what}: {e}", path.display()))?;
         let model = &config.model;
         positive(
             &path,
@@ -171,7 +177,13 @@ impl LmConfig {
                 ("model.layers", model.layers),
             ],
         )?;
-        dropouts(&path, &[("model.dropout", model.dropout)])?;
+        dropouts(
+            &path,
+            &[
+                ("model.dropout", model.dropout),
+                ("model.recurrent_dropout", model.recurrent_dropout),
+            ],
+        )?;
         Ok(config)
     }
 }
@@ -240,6 +252,39 @@ mod tests {
         assert_eq!(config.model.recurrent_dropout, 0.0);
         assert_eq!(config.model.heads, 4, "configs from before the Transformer");
         assert_eq!(config.training, None);
+    }
+
+    /// A language model's config from before the recurrent dropout loads
+    /// with none; a recurrent dropout that cannot be is refused, named.
+    #[test]
+    fn lm_configs_without_recurrent_dropout_load_and_a_bad_one_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |recurrent: Option<f64>| {
+            let mut model = serde_json::json!(
+                {"vocab_size": 76, "d_embed": 64, "d_hidden": 512, "layers": 2, "dropout": 0.3}
+            );
+            if let Some(p) = recurrent {
+                model["recurrent_dropout"] = serde_json::json!(p);
+            }
+            let config = serde_json::json!({"model": model});
+            std::fs::write(dir.path().join(CONFIG_FILE), config.to_string()).unwrap();
+        };
+        write(None);
+        assert_eq!(
+            LmConfig::load(dir.path()).unwrap().model.recurrent_dropout,
+            0.0
+        );
+        write(Some(0.25));
+        assert_eq!(
+            LmConfig::load(dir.path()).unwrap().model.recurrent_dropout,
+            0.25
+        );
+        write(Some(1.0));
+        let err = LmConfig::load(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.ends_with("config.json: model.recurrent_dropout is 1, but a dropout probability must be in [0, 1)"),
+            "{err}"
+        );
     }
 
     #[test]

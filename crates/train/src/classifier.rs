@@ -296,6 +296,7 @@ impl crate::cli::FitArgs {
             minutes: None,
             average: self.average,
             log_every: self.log_every,
+            horizon: Default::default(),
         }
     }
 

@@ -21,7 +21,7 @@ use crate::average::average;
 use crate::renderer::LineRenderer;
 pub use crate::resume::{EpochBatches, Start};
 use crate::resume::{logs_are_whole, put_first_epoch_back, read_progress, write_progress};
-use crate::schedule::Scheduler;
+use crate::schedule::{Horizon, Scheduler};
 use crate::watch::{self, Stop};
 use anyhow::{Context, Result, bail, ensure};
 use artifact::files::{PROGRESS_FILE, TRAINING_DIR};
@@ -57,6 +57,10 @@ pub struct Plan {
     pub average: usize,
     /// Without a terminal, print a progress line every this many batches.
     pub log_every: usize,
+    /// Where a cosine reaches zero: fixed after the first epoch when a
+    /// time budget cuts the planned epochs short (`Horizon::default()`
+    /// until then).
+    pub horizon: Horizon,
 }
 
 /// What a training run kept, and how it got there.
@@ -83,7 +87,13 @@ pub struct RunInfo {
 impl Plan {
     /// The learning rate of every step, for a run of `steps_per_epoch` steps per epoch.
     pub fn scheduler(&self, steps_per_epoch: usize) -> Scheduler {
-        Scheduler::new(self.schedule, self.lr, steps_per_epoch, self.epochs)
+        Scheduler::new(
+            self.schedule,
+            self.lr,
+            steps_per_epoch,
+            self.epochs,
+            self.horizon.clone(),
+        )
     }
 
     pub fn check(&self) -> Result<()> {
@@ -114,6 +124,9 @@ where
 {
     let log_dir = start.log_dir.as_path();
     let started = Instant::now();
+    if let Some(epochs) = start.horizon {
+        plan.horizon.fix(epochs);
+    }
     let mut training = training
         .with_file_checkpointer(WeightsRecorder::new())
         .with_checkpointing_strategy(KeepLastNCheckpoints::new(plan.epochs))
@@ -299,6 +312,10 @@ struct Stopping {
     deadline: Option<Instant>,
     /// When the last epoch ended (or training started).
     last: Instant,
+    /// The cosine's horizon, and the budget in seconds to fix it from when
+    /// the first epoch ends (a cosine under `--minutes` only).
+    horizon: Horizon,
+    budget: Option<f64>,
 }
 
 impl Stopping {
@@ -320,7 +337,30 @@ impl Stopping {
                 started + Duration::from_secs_f64(left)
             }),
             last: started,
+            horizon: plan.horizon.clone(),
+            budget: plan
+                .minutes
+                .filter(|_| plan.schedule == LrSchedule::Cosine)
+                .map(|minutes| minutes * 60.0),
         }
+    }
+
+    /// After the first epoch of a cosine under a budget: the epochs the
+    /// budget holds at that epoch's pace, at least 1 and at most the planned
+    /// ones, become the cosine's horizon.
+    fn fix_horizon(&self, epoch: usize, epoch_time: Duration) {
+        let Some(budget) = self.budget else { return };
+        if epoch != 1 || self.horizon.fixed().is_some() {
+            return;
+        }
+        let held = (budget / epoch_time.as_secs_f64().max(1e-3)).floor() as usize;
+        let epochs = held.clamp(1, self.epochs);
+        self.horizon.fix(epochs);
+        println!(
+            "epoch 1 took {:.0} s: the budget holds {epochs} epoch(s) of {}; the cosine reaches zero at the end of epoch {epochs} (`--epochs {epochs} --minutes 0` repeats this run)",
+            epoch_time.as_secs_f64(),
+            self.epochs
+        );
     }
 
     /// Whether the `select` metric has not improved for `patience` epochs,
@@ -372,6 +412,7 @@ impl EarlyStoppingStrategy for Stopping {
         let now = Instant::now();
         let epoch_time = now - self.last;
         self.last = now;
+        self.fix_horizon(epoch, epoch_time);
         let out_of_time = self.deadline.is_some_and(|d| now + epoch_time > d);
         if out_of_time && !stalled {
             println!(
@@ -379,16 +420,23 @@ impl EarlyStoppingStrategy for Stopping {
                 epoch_time.as_secs_f64()
             );
         }
-        let stop = stalled || out_of_time;
+        // Past the horizon the cosine's rate is zero: nothing would move.
+        let schedule_done = epoch >= self.horizon.epochs(self.epochs);
+        let stop = stalled || out_of_time || schedule_done;
         let seconds = self.seconds_before + self.started.elapsed().as_secs_f64();
         let finished = stop || epoch >= self.epochs;
         if !logged {
             eprintln!(
                 "warning: the training logs of epoch {epoch} are not complete after a minute; a resume would repeat it"
             );
-        } else if let Err(err) =
-            write_progress(&self.log_dir, &self.options, epoch, seconds, finished)
-        {
+        } else if let Err(err) = write_progress(
+            &self.log_dir,
+            &self.options,
+            epoch,
+            seconds,
+            finished,
+            self.horizon.fixed(),
+        ) {
             eprintln!("warning: {err:#}: a resume would repeat epoch {epoch}");
         }
         stop
@@ -410,5 +458,65 @@ mod tests {
         assert_eq!(pick_epoch(Select::Loss, &history), 2);
         assert_eq!(pick_epoch(Select::Accuracy, &history), 3);
         assert_eq!(pick_epoch(Select::Last, &history), 4);
+    }
+
+    /// A cosine under a budget takes as its horizon the epochs the budget
+    /// holds at the first epoch's pace, never more than planned; the later
+    /// epochs and the other schedules leave it as it is.
+    #[test]
+    fn the_first_epoch_fixes_the_cosines_horizon_from_the_budget() {
+        let plan = |schedule, minutes| Plan {
+            epochs: 10,
+            lr: 1e-3,
+            schedule,
+            select: Select::Loss,
+            patience: 0,
+            minutes,
+            average: 1,
+            log_every: 100,
+            horizon: Horizon::default(),
+        };
+        let batches = EpochBatches { train: 1, valid: 1 };
+        let start = Start {
+            log_dir: PathBuf::from("unused"),
+            done: 0,
+            seconds: 0.0,
+            options: serde_json::Value::Null,
+            finished: false,
+            horizon: None,
+        };
+        let stopping = |plan: &Plan| Stopping::new(plan, &start, batches, Instant::now());
+        let secs = Duration::from_secs_f64;
+
+        let cosine = plan(LrSchedule::Cosine, Some(1.0));
+        stopping(&cosine).fix_horizon(2, secs(25.0));
+        assert_eq!(
+            cosine.horizon.fixed(),
+            None,
+            "only the first epoch fixes it"
+        );
+        stopping(&cosine).fix_horizon(1, secs(25.0));
+        assert_eq!(
+            cosine.horizon.fixed(),
+            Some(2),
+            "60 s hold two epochs of 25 s"
+        );
+        stopping(&cosine).fix_horizon(1, secs(1.0));
+        assert_eq!(cosine.horizon.fixed(), Some(2), "fixed once");
+
+        let short = plan(LrSchedule::Cosine, Some(1.0));
+        stopping(&short).fix_horizon(1, secs(1.0));
+        assert_eq!(short.horizon.fixed(), Some(10), "never more than planned");
+        let slow = plan(LrSchedule::Cosine, Some(1.0));
+        stopping(&slow).fix_horizon(1, secs(90.0));
+        assert_eq!(slow.horizon.fixed(), Some(1), "at least the epoch done");
+
+        for other in [
+            plan(LrSchedule::Constant, Some(1.0)),
+            plan(LrSchedule::Cosine, None),
+        ] {
+            stopping(&other).fix_horizon(1, secs(25.0));
+            assert_eq!(other.horizon.fixed(), None);
+        }
     }
 }

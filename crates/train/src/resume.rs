@@ -32,6 +32,8 @@ pub struct Start {
     /// The interrupted run had already stopped training (its plan or early
     /// stopping said so): only the artifact is left to write.
     pub finished: bool,
+    /// The cosine's horizon the interrupted run fixed after its first epoch.
+    pub horizon: Option<usize>,
 }
 
 /// `training/progress.json`: what a resume needs to know of a run.
@@ -44,6 +46,9 @@ pub(crate) struct Progress {
     /// Training had stopped after `epochs_done`.
     #[serde(default)]
     finished: bool,
+    /// The epochs a cosine spans, once fixed by a time budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    horizon: Option<usize>,
 }
 
 /// How many batches an epoch has on each split. burn-train logs one line
@@ -68,6 +73,7 @@ impl Start {
             done: 0,
             seconds: 0.0,
             finished: false,
+            horizon: None,
             options,
         };
         let previous = resume.then(|| read_progress(log_dir)).flatten();
@@ -79,7 +85,7 @@ impl Start {
                 );
             }
             clear(log_dir)?;
-            write_progress(log_dir, &options, 0, 0.0, false)?;
+            write_progress(log_dir, &options, 0, 0.0, false, None)?;
             return Ok(fresh(options));
         };
         let changed = differences("", &previous.options, &options);
@@ -102,13 +108,13 @@ impl Start {
         if done == 0 {
             println!("--resume: the interrupted run had no complete epoch; starting at epoch 1");
             clear(log_dir)?;
-            write_progress(log_dir, &options, 0, 0.0, false)?;
+            write_progress(log_dir, &options, 0, 0.0, false, None)?;
             return Ok(fresh(options));
         }
         // The seconds of the epochs kept (the record may count more).
         let seconds = previous.seconds * done as f64 / previous.epochs_done.max(1) as f64;
         let finished = previous.finished && done == previous.epochs_done;
-        write_progress(log_dir, &options, done, seconds, finished)?;
+        write_progress(log_dir, &options, done, seconds, finished, previous.horizon)?;
         if !finished {
             set_first_epoch_aside(log_dir)?;
         }
@@ -121,6 +127,7 @@ impl Start {
             done,
             seconds,
             finished,
+            horizon: previous.horizon,
             options,
         })
     }
@@ -138,6 +145,7 @@ pub(crate) fn write_progress(
     epochs_done: usize,
     seconds: f64,
     finished: bool,
+    horizon: Option<usize>,
 ) -> Result<()> {
     std::fs::create_dir_all(log_dir)
         .with_context(|| format!("cannot create {}", log_dir.display()))?;
@@ -148,6 +156,7 @@ pub(crate) fn write_progress(
         epochs_done,
         seconds,
         finished,
+        horizon,
     };
     std::fs::write(&tmp, serde_json::to_vec_pretty(&progress)?)
         .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
@@ -321,5 +330,25 @@ fn differences(path: &str, old: &serde_json::Value, new: &serde_json::Value) -> 
         }
         _ if old == new => vec![],
         _ => vec![format!("{path}: {old} then, {new} now")],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The cosine's horizon survives in the progress record, and a record
+    /// written before it existed reads as none fixed.
+    #[test]
+    fn the_progress_keeps_the_cosines_horizon() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = serde_json::json!({"lr": 0.002});
+        write_progress(dir.path(), &options, 3, 30.0, false, Some(7)).unwrap();
+        let progress = read_progress(dir.path()).unwrap();
+        assert_eq!((progress.epochs_done, progress.horizon), (3, Some(7)));
+
+        let old = serde_json::json!({"options": options, "epochs_done": 3, "seconds": 30.0});
+        std::fs::write(dir.path().join(PROGRESS_FILE), old.to_string()).unwrap();
+        assert_eq!(read_progress(dir.path()).unwrap().horizon, None);
     }
 }

@@ -2,10 +2,43 @@
 //! an [`LrSchedule`] (constant, cosine or exponential, from `--lr-schedule`)
 //! over a run of known length. Its state is the step count, which the
 //! checkpoints keep, so a resumed run continues the same curve.
+//!
+//! A cosine must know where the run ends. With `--epochs` alone that is the
+//! last epoch; under a time budget it is the epochs the budget holds, which
+//! only the machine can tell: the [`Horizon`] is fixed once the first epoch
+//! has ended, from its time ([`crate::fit`]), and kept with the progress so
+//! that a resumed run follows the same curve.
 
 use artifact::LrSchedule;
 use burn::lr_scheduler::LrScheduler;
 use burn::tensor::backend::Backend;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The epochs a schedule spans, shared between the scheduler, which reads
+/// it at every step, and the loop that fixes it after the first epoch; 0
+/// until fixed, and then the scheduler spans all the planned epochs.
+#[derive(Debug, Clone, Default)]
+pub struct Horizon(Arc<AtomicUsize>);
+
+impl Horizon {
+    /// The epochs fixed, or `planned` while none are.
+    pub fn epochs(&self, planned: usize) -> usize {
+        match self.0.load(Ordering::Relaxed) {
+            0 => planned,
+            fixed => fixed,
+        }
+    }
+
+    /// The epochs fixed, if they are.
+    pub fn fixed(&self) -> Option<usize> {
+        Some(self.0.load(Ordering::Relaxed)).filter(|&epochs| epochs > 0)
+    }
+
+    pub fn fix(&self, epochs: usize) {
+        self.0.store(epochs.max(1), Ordering::Relaxed);
+    }
+}
 
 /// `schedule` from `lr`, counting steps.
 #[derive(Debug, Clone)]
@@ -13,19 +46,28 @@ pub struct Scheduler {
     schedule: LrSchedule,
     lr: f64,
     steps_per_epoch: usize,
-    /// The steps of all the planned epochs (the cosine reaches zero there).
-    total: usize,
+    /// The planned epochs, unless the horizon fixes fewer (the cosine
+    /// reaches zero at their end).
+    epochs: usize,
+    horizon: Horizon,
     /// Steps taken so far.
     step: usize,
 }
 
 impl Scheduler {
-    pub fn new(schedule: LrSchedule, lr: f64, steps_per_epoch: usize, epochs: usize) -> Self {
+    pub fn new(
+        schedule: LrSchedule,
+        lr: f64,
+        steps_per_epoch: usize,
+        epochs: usize,
+        horizon: Horizon,
+    ) -> Self {
         Self {
             schedule,
             lr,
             steps_per_epoch,
-            total: steps_per_epoch * epochs,
+            epochs,
+            horizon,
             step: 0,
         }
     }
@@ -59,7 +101,7 @@ impl LrScheduler for Scheduler {
             self.lr,
             self.step,
             self.steps_per_epoch,
-            self.total,
+            self.steps_per_epoch * self.horizon.epochs(self.epochs),
         );
         self.step += 1;
         lr
@@ -97,12 +139,13 @@ mod tests {
     /// its record continues where the saved one was.
     #[test]
     fn steps_follow_the_curve_and_resume_where_they_were() {
-        let mut scheduler = Scheduler::new(LrSchedule::Cosine, 0.01, 5, 4);
+        let mut scheduler = Scheduler::new(LrSchedule::Cosine, 0.01, 5, 4, Horizon::default());
         let first: Vec<f64> = (0..7).map(|_| scheduler.step()).collect();
         assert_eq!(first[0], 0.01);
         assert!(first.windows(2).all(|w| w[1] < w[0]), "{first:?}");
         let record = scheduler.to_record::<B>();
-        let mut resumed = Scheduler::new(LrSchedule::Cosine, 0.01, 5, 4).load_record::<B>(record);
+        let mut resumed = Scheduler::new(LrSchedule::Cosine, 0.01, 5, 4, Horizon::default())
+            .load_record::<B>(record);
         for _ in 0..13 {
             assert_eq!(resumed.step(), scheduler.step());
         }
@@ -110,5 +153,26 @@ mod tests {
             scheduler.step() == 0.0,
             "past the planned steps the cosine stays at zero"
         );
+    }
+
+    /// A horizon fixed after the first epoch bends the rest of the curve:
+    /// the steps already taken keep their rate, the cosine then reaches
+    /// zero at the fixed epoch's end, not the planned one's.
+    #[test]
+    fn a_fixed_horizon_ends_the_cosine_there() {
+        let horizon = Horizon::default();
+        let mut scheduler = Scheduler::new(LrSchedule::Cosine, 0.01, 5, 10, horizon.clone());
+        let planned: Vec<f64> = (0..5)
+            .map(|step| lr_at(LrSchedule::Cosine, 0.01, step, 5, 50))
+            .collect();
+        let first: Vec<f64> = (0..5).map(|_| scheduler.step()).collect();
+        assert_eq!(first, planned);
+        assert_eq!(horizon.fixed(), None);
+        horizon.fix(3);
+        assert_eq!(horizon.epochs(10), 3);
+        let rest: Vec<f64> = (0..10).map(|_| scheduler.step()).collect();
+        assert_eq!(rest[0], lr_at(LrSchedule::Cosine, 0.01, 5, 5, 15));
+        assert!(rest[9] < 0.01 * 0.02 && rest[9] > 0.0, "{rest:?}");
+        assert_eq!(scheduler.step(), 0.0, "zero from the fixed horizon on");
     }
 }

@@ -169,3 +169,51 @@ fn bad_input_gets_an_error_naming_the_problem() {
     assert_eq!(out.status.code(), Some(2), "a command-line error");
     assert!(String::from_utf8_lossy(&out.stderr).contains("--valid-fraction"));
 }
+
+/// A cosine under a time budget fixes its horizon after the first epoch,
+/// says so, records it, and the run stops by then: the rate is zero after.
+#[test]
+fn a_cosine_under_a_budget_ends_at_the_horizon_the_first_epoch_fixes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = tmp.path().join("text.txt");
+    std::fs::write(&text, SENTENCE.repeat(40)).unwrap();
+    let artifact = tmp.path().join("lm");
+    let out = train(&[
+        "--data",
+        text.to_str().unwrap(),
+        "--artifact-dir",
+        artifact.to_str().unwrap(),
+        "--d-embed",
+        "8",
+        "--d-hidden",
+        "16",
+        "--layers",
+        "1",
+        "--batch-size",
+        "4",
+        "--seq-len",
+        "16",
+        "--epochs",
+        "500",
+        "--patience",
+        "0",
+        "--lr-schedule",
+        "cosine",
+        "--minutes",
+        "0.02",
+    ]);
+    common::check(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let metrics: LmMetrics =
+        serde_json::from_str(&std::fs::read_to_string(artifact.join("metrics.json")).unwrap())
+            .unwrap();
+    let horizon = metrics.lr_horizon.expect("a budget fixes the horizon");
+    assert!((1..=500).contains(&horizon), "{horizon}");
+    assert!(
+        stdout.contains(&format!(
+            "the cosine reaches zero at the end of epoch {horizon} (`--epochs {horizon} --minutes 0` repeats this run)"
+        )),
+        "{stdout}"
+    );
+    assert!(metrics.epochs_run <= horizon, "{metrics:?}");
+}

@@ -142,6 +142,7 @@ pub fn make_lm_artifact(dir: &Path) {
             epochs_run: 1,
             train_seconds: 0.0,
             chars_per_second: 0.0,
+            lr_horizon: None,
             train_loss_per_epoch: vec![1.0],
             valid_loss_per_epoch: vec![1.0],
             backend: "ndarray".into(),

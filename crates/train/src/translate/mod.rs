@@ -330,6 +330,7 @@ pub fn run<B: TrainBackend>(args: &TranslateArgs, device: &B::Device, backend: &
         minutes: (args.minutes > 0.0).then_some(args.minutes),
         average: 1,
         log_every: args.log_every,
+        horizon: Default::default(),
     };
     plan.check()?;
 
