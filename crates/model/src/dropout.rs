@@ -11,8 +11,9 @@
 //! so applied inside a recurrence it would drop different units at every
 //! time step and the noise would compound along the sequence. Variational
 //! dropout reuses one mask at every step, on the inputs of a recurrent layer
-//! and on its recurrent state; the encoder applies it (see
-//! [`Encoder`](crate::Encoder)).
+//! and on its recurrent state; the encoder applies it to both (see
+//! [`Encoder`](crate::Encoder)), the language model to the state of each
+//! layer ([`CharLm`](crate::CharLm)).
 
 use crate::LstmBackend;
 use crate::lstm::op::float;
