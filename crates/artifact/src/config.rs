@@ -52,13 +52,10 @@ impl TranslationConfig {
             "a translation model's config (train one with `{}`)",
             crate::files::TRAIN_TRANSLATOR
         );
-        let mut value: serde_json::Value = read_json(&path, &what)?;
         // Configs written before the Transformer have no "arch": the LSTM.
-        if let Some(model) = value.get_mut("model").and_then(|m| m.as_object_mut()) {
+        let config: Self = read_migrated(&path, &what, |model| {
             model.entry("arch").or_insert(serde_json::json!("lstm"));
-        }
-        let config: Self = serde_json::from_value(value)
-            .map_err(|e| anyhow::anyhow!("{} is not {what}: {e}", path.display()))?;
+        })?;
         let (mut sizes, dropout) = config.model.sizes();
         sizes.push(("max_source_len", config.max_source_len));
         sizes.push(("max_target_len", config.max_target_len));
@@ -83,10 +80,7 @@ impl ClassifierConfig {
     pub fn load(dir: &Path) -> Result<Self> {
         let path = dir.join(CONFIG_FILE);
         let what = "a classifier's artifact config";
-        let mut value: serde_json::Value = read_json(&path, what)?;
-        migrate(&mut value);
-        let config: Self = serde_json::from_value(value)
-            .map_err(|e| anyhow::anyhow!("{} is not {what}: {e}", path.display()))?;
+        let config: Self = read_migrated(&path, what, migrate)?;
         config.check(&path)?;
         Ok(config)
     }
@@ -158,15 +152,12 @@ impl LmConfig {
             "a language-model config (train one with `{}`)",
             crate::files::TRAIN_LM
         );
-        let mut value: serde_json::Value = read_json(&path, &what)?;
         // Configs written before the recurrent dropout have none.
-        if let Some(model) = value.get_mut("model").and_then(|m| m.as_object_mut()) {
+        let config: Self = read_migrated(&path, &what, |model| {
             model
                 .entry("recurrent_dropout")
                 .or_insert(serde_json::json!(0.0));
-        }
-        let config: Self = serde_json::from_value(value)
-            .map_err(|e| anyhow::anyhow!("{} is not {what}: {e}", path.display()))?;
+        })?;
         let model = &config.model;
         positive(
             &path,
@@ -215,10 +206,23 @@ fn dropouts(path: &Path, fields: &[(&str, f64)]) -> Result<()> {
 /// `embedding_dropout` and `output_dropout` (it applied to both) and
 /// `recurrent_dropout` was added (there was none), and before the
 /// Transformer encoder brought `heads` (which recurrent encoders ignore).
-fn migrate(config: &mut serde_json::Value) {
-    let Some(model) = config.get_mut("model").and_then(|m| m.as_object_mut()) else {
-        return;
-    };
+/// Reads the config at `path` (`what` names it in errors), letting
+/// `migrate` fill in its `"model"` what older code did not write.
+fn read_migrated<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    what: &str,
+    migrate: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>),
+) -> Result<T> {
+    let mut value: serde_json::Value = read_json(path, what)?;
+    if let Some(model) = value.get_mut("model").and_then(|m| m.as_object_mut()) {
+        migrate(model);
+    }
+    serde_json::from_value(value)
+        .map_err(|e| anyhow::anyhow!("{} is not {what}: {e}", path.display()))
+}
+
+/// A classifier's `"model"` as older code wrote it, brought up to date.
+fn migrate(model: &mut serde_json::Map<String, serde_json::Value>) {
     model
         .entry("heads")
         .or_insert(serde_json::json!(TextClassifierConfig::new(1, 1).heads));
@@ -245,7 +249,7 @@ mod tests {
             "max_seq_len": 64,
             "training": {"epochs": "ten", "dropout": 0.3}
         });
-        migrate(&mut old);
+        migrate(old["model"].as_object_mut().unwrap());
         let config: ClassifierConfig = serde_json::from_value(old).unwrap();
         assert_eq!(config.model.embedding_dropout, 0.3);
         assert_eq!(config.model.output_dropout, 0.3);

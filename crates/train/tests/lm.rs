@@ -19,6 +19,11 @@ fn train(args: &[&str]) -> Output {
     common::train(&[&["lm"], args].concat())
 }
 
+/// The artifact's `metrics.json`.
+fn read_metrics(artifact: &Path) -> LmMetrics {
+    serde_json::from_str(&std::fs::read_to_string(artifact.join("metrics.json")).unwrap()).unwrap()
+}
+
 /// Trains a one-layer model on `SENTENCE` repeated into `dir`.
 fn train_on_repeated_sentence(dir: &Path) -> Output {
     let text_path = dir.join("text.txt");
@@ -64,9 +69,7 @@ fn a_small_model_learns_a_repeated_sentence_and_generates_it() {
     for file in ["config.json", "vocab.json", "model.mpk", "metrics.json"] {
         assert!(artifact.join(file).is_file(), "{file} missing");
     }
-    let metrics: LmMetrics =
-        serde_json::from_str(&std::fs::read_to_string(artifact.join("metrics.json")).unwrap())
-            .unwrap();
+    let metrics = read_metrics(&artifact);
     assert_eq!(metrics.epochs_run, 15);
     assert_eq!(metrics.valid_loss_per_epoch.len(), 15);
     assert_eq!(metrics.train_loss_per_epoch.len(), 15);
@@ -204,9 +207,7 @@ fn a_cosine_under_a_budget_ends_at_the_horizon_the_first_epoch_fixes() {
     ]);
     common::check(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let metrics: LmMetrics =
-        serde_json::from_str(&std::fs::read_to_string(artifact.join("metrics.json")).unwrap())
-            .unwrap();
+    let metrics = read_metrics(&artifact);
     let horizon = metrics.lr_horizon.expect("a budget fixes the horizon");
     assert!((1..=500).contains(&horizon), "{horizon}");
     assert!(
