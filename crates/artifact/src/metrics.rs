@@ -163,8 +163,8 @@ pub struct LmMetrics {
     /// Training characters per second of training time (validation passes
     /// included in the time).
     pub chars_per_second: f64,
-    /// The epoch at whose end a cosine learning rate reached zero, when the
-    /// time budget fixed it after the first epoch (`train lm --epochs N
+    /// The epoch at whose end a cosine or a cooldown reached zero, when the
+    /// time budget fixed it from the epochs' pace (`train lm --epochs N
     /// --minutes 0` with this N repeats the run).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lr_horizon: Option<usize>,

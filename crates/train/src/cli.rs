@@ -18,8 +18,9 @@ pub struct FitArgs {
     #[arg(long, default_value_t = 32, value_parser = positive_usize)]
     pub batch_size: usize,
     /// How the learning rate moves from --lr over the run: constant, cosine
-    /// (down to zero at the last planned epoch) or exponential:G (times G
-    /// per epoch).
+    /// (down to zero at the last planned epoch, or the last one --minutes
+    /// holds), exponential:G (times G per epoch) or cooldown:F (constant,
+    /// then a line down to zero over the last fraction F of the run).
     #[arg(long, default_value = "constant", value_parser = LrSchedule::parse)]
     pub lr_schedule: LrSchedule,
     /// Seeds the weights, dropout and the shuffling: same seed, same result on ndarray.

@@ -57,9 +57,9 @@ pub struct Plan {
     pub average: usize,
     /// Without a terminal, print a progress line every this many batches.
     pub log_every: usize,
-    /// Where a cosine reaches zero: fixed after the first epoch when a
-    /// time budget cuts the planned epochs short (`Horizon::default()`
-    /// until then).
+    /// Where a cosine or a cooldown reaches zero: fixed after the first
+    /// epoch when a time budget cuts the planned epochs short
+    /// (`Horizon::default()` until then).
     pub horizon: Horizon,
 }
 
@@ -312,8 +312,8 @@ struct Stopping {
     deadline: Option<Instant>,
     /// When the last epoch ended (or training started).
     last: Instant,
-    /// The cosine's horizon, and the budget in seconds to fix it from when
-    /// the first epoch ends (a cosine under `--minutes` only).
+    /// The schedule's horizon, and the budget in seconds to fix it from
+    /// (a cosine or a cooldown under `--minutes` only).
     horizon: Horizon,
     budget: Option<f64>,
 }
@@ -340,27 +340,40 @@ impl Stopping {
             horizon: plan.horizon.clone(),
             budget: plan
                 .minutes
-                .filter(|_| plan.schedule == LrSchedule::Cosine)
+                .filter(|_| plan.schedule.needs_horizon())
                 .map(|minutes| minutes * 60.0),
         }
     }
 
-    /// After the first epoch of a cosine under a budget: the epochs the
-    /// budget holds at that epoch's pace, at least 1 and at most the planned
-    /// ones, become the cosine's horizon.
-    fn fix_horizon(&self, epoch: usize, epoch_time: Duration) {
+    /// After each epoch of a cosine or a cooldown under a budget: the
+    /// epochs the budget holds at the mean pace of the epochs so far (all
+    /// `seconds` of them), at least the ones done and at most the planned
+    /// ones. The first epoch fixes the horizon. A later one lowers it when
+    /// the epochs have slowed, since a horizon too far would leave the
+    /// budget to stop the run before the rate reaches zero; none raises it,
+    /// so that the run ends on the curve it has followed.
+    fn update_horizon(&self, epoch: usize, seconds: f64) {
         let Some(budget) = self.budget else { return };
-        if epoch != 1 || self.horizon.fixed().is_some() {
-            return;
+        let done = epoch.clamp(1, self.epochs);
+        let pace = seconds.max(1e-3) / done as f64;
+        let held = ((budget / pace).floor() as usize).clamp(done, self.epochs);
+        let repeat = format!("`--epochs {held} --minutes 0` repeats this run");
+        match self.horizon.fixed() {
+            None => {
+                self.horizon.fix(held);
+                println!(
+                    "epoch {epoch} took {pace:.0} s: the budget holds {held} epoch(s) of {}; the rate reaches zero at the end of epoch {held} ({repeat})",
+                    self.epochs
+                );
+            }
+            Some(fixed) if held < fixed => {
+                self.horizon.fix(held);
+                println!(
+                    "the {epoch} epochs so far took {pace:.0} s each on average: the budget holds {held}, not {fixed}; the rate now reaches zero at the end of epoch {held} ({repeat})"
+                );
+            }
+            Some(_) => {}
         }
-        let held = (budget / epoch_time.as_secs_f64().max(1e-3)).floor() as usize;
-        let epochs = held.clamp(1, self.epochs);
-        self.horizon.fix(epochs);
-        println!(
-            "epoch 1 took {:.0} s: the budget holds {epochs} epoch(s) of {}; the cosine reaches zero at the end of epoch {epochs} (`--epochs {epochs} --minutes 0` repeats this run)",
-            epoch_time.as_secs_f64(),
-            self.epochs
-        );
     }
 
     /// Whether the `select` metric has not improved for `patience` epochs,
@@ -412,7 +425,10 @@ impl EarlyStoppingStrategy for Stopping {
         let now = Instant::now();
         let epoch_time = now - self.last;
         self.last = now;
-        self.fix_horizon(epoch, epoch_time);
+        self.update_horizon(
+            epoch,
+            self.seconds_before + self.started.elapsed().as_secs_f64(),
+        );
         let out_of_time = self.deadline.is_some_and(|d| now + epoch_time > d);
         if out_of_time && !stalled {
             println!(
@@ -420,7 +436,7 @@ impl EarlyStoppingStrategy for Stopping {
                 epoch_time.as_secs_f64()
             );
         }
-        // Past the horizon the cosine's rate is zero: nothing would move.
+        // Past the horizon the rate is zero: nothing would move.
         let schedule_done = epoch >= self.horizon.epochs(self.epochs);
         let stop = stalled || out_of_time || schedule_done;
         let seconds = self.seconds_before + self.started.elapsed().as_secs_f64();
@@ -460,11 +476,13 @@ mod tests {
         assert_eq!(pick_epoch(Select::Last, &history), 4);
     }
 
-    /// A cosine under a budget takes as its horizon the epochs the budget
-    /// holds at the first epoch's pace, never more than planned; the later
-    /// epochs and the other schedules leave it as it is.
+    /// A cosine or a cooldown under a budget takes as its horizon the
+    /// epochs the budget holds at the pace of the epochs so far: fixed by
+    /// the first, lowered by a later one if they slowed, never raised, never
+    /// past the planned epochs nor before the ones done; the other schedules
+    /// and a run without a budget leave it unfixed.
     #[test]
-    fn the_first_epoch_fixes_the_cosines_horizon_from_the_budget() {
+    fn the_epochs_pace_fixes_the_horizon_from_the_budget() {
         let plan = |schedule, minutes| Plan {
             epochs: 10,
             lr: 1e-3,
@@ -486,36 +504,49 @@ mod tests {
             horizon: None,
         };
         let stopping = |plan: &Plan| Stopping::new(plan, &start, batches, Instant::now());
-        let secs = Duration::from_secs_f64;
 
+        // A budget of 60 s.
         let cosine = plan(LrSchedule::Cosine, Some(1.0));
-        stopping(&cosine).fix_horizon(2, secs(25.0));
-        assert_eq!(
-            cosine.horizon.fixed(),
-            None,
-            "only the first epoch fixes it"
-        );
-        stopping(&cosine).fix_horizon(1, secs(25.0));
+        stopping(&cosine).update_horizon(1, 25.0);
         assert_eq!(
             cosine.horizon.fixed(),
             Some(2),
             "60 s hold two epochs of 25 s"
         );
-        stopping(&cosine).fix_horizon(1, secs(1.0));
-        assert_eq!(cosine.horizon.fixed(), Some(2), "fixed once");
+        stopping(&cosine).update_horizon(2, 30.0);
+        assert_eq!(
+            cosine.horizon.fixed(),
+            Some(2),
+            "a faster pace does not raise it"
+        );
+
+        let cooldown = plan(LrSchedule::Cooldown(0.2), Some(1.0));
+        stopping(&cooldown).update_horizon(1, 10.0);
+        assert_eq!(cooldown.horizon.fixed(), Some(6));
+        stopping(&cooldown).update_horizon(2, 24.0);
+        assert_eq!(cooldown.horizon.fixed(), Some(5), "12 s an epoch: lowered");
+        stopping(&cooldown).update_horizon(3, 36.0);
+        assert_eq!(cooldown.horizon.fixed(), Some(5), "the same pace");
+        stopping(&cooldown).update_horizon(4, 50.0);
+        assert_eq!(
+            cooldown.horizon.fixed(),
+            Some(4),
+            "never before the epochs done"
+        );
 
         let short = plan(LrSchedule::Cosine, Some(1.0));
-        stopping(&short).fix_horizon(1, secs(1.0));
+        stopping(&short).update_horizon(1, 1.0);
         assert_eq!(short.horizon.fixed(), Some(10), "never more than planned");
         let slow = plan(LrSchedule::Cosine, Some(1.0));
-        stopping(&slow).fix_horizon(1, secs(90.0));
+        stopping(&slow).update_horizon(1, 90.0);
         assert_eq!(slow.horizon.fixed(), Some(1), "at least the epoch done");
 
         for other in [
             plan(LrSchedule::Constant, Some(1.0)),
+            plan(LrSchedule::Exponential(0.9), Some(1.0)),
             plan(LrSchedule::Cosine, None),
         ] {
-            stopping(&other).fix_horizon(1, secs(25.0));
+            stopping(&other).update_horizon(1, 25.0);
             assert_eq!(other.horizon.fixed(), None);
         }
     }

@@ -32,7 +32,7 @@ pub struct Start {
     /// The interrupted run had already stopped training (its plan or early
     /// stopping said so): only the artifact is left to write.
     pub finished: bool,
-    /// The cosine's horizon the interrupted run fixed after its first epoch.
+    /// The schedule's horizon the interrupted run fixed from its epochs' pace.
     pub horizon: Option<usize>,
 }
 

@@ -1,13 +1,14 @@
 //! The learning rate of every step, as burn-train's Learner asks for it:
-//! an [`LrSchedule`] (constant, cosine or exponential, from `--lr-schedule`)
-//! over a run of known length. Its state is the step count, which the
+//! an [`LrSchedule`] (constant, cosine, exponential or a constant rate with
+//! a linear cooldown, from `--lr-schedule`) over a run of known length. Its state is the step count, which the
 //! checkpoints keep, so a resumed run continues the same curve.
 //!
-//! A cosine must know where the run ends. With `--epochs` alone that is the
-//! last epoch; under a time budget it is the epochs the budget holds, which
-//! only the machine can tell: the [`Horizon`] is fixed once the first epoch
-//! has ended, from its time ([`crate::fit`]), and kept with the progress so
-//! that a resumed run follows the same curve.
+//! A cosine or a cooldown must know where the run ends. With `--epochs`
+//! alone that is the last epoch; under a time budget it is the epochs the
+//! budget holds, which only the machine can tell: the [`Horizon`] is fixed
+//! once the first epoch has ended, from its time, and lowered after a later
+//! one if the epochs so far took longer on average ([`crate::fit`]); it is
+//! kept with the progress so that a resumed run follows the same curve.
 
 use artifact::LrSchedule;
 use burn::lr_scheduler::LrScheduler;
@@ -89,6 +90,13 @@ pub fn lr_at(
             0.5 * lr * (1.0 + (std::f64::consts::PI * done).cos())
         }
         LrSchedule::Exponential(g) => lr * g.powf(step as f64 / steps_per_epoch.max(1) as f64),
+        LrSchedule::Cooldown(fraction) => {
+            // The cooldown's steps, at least one: the rate of step `s` is
+            // lr × (total − s) / cooling once `s` is among the last `cooling`.
+            let cooling = ((fraction * total as f64).round() as usize).clamp(1, total.max(1));
+            let left = total.saturating_sub(step);
+            lr * (left.min(cooling) as f64 / cooling as f64)
+        }
     }
 }
 
@@ -133,6 +141,24 @@ mod tests {
         assert!((lr_at(exp, lr, 10, 10, 100) - lr / 2.0).abs() < 1e-12);
         assert!((lr_at(exp, lr, 25, 10, 100) - lr / 2f64.powf(2.5)).abs() < 1e-12);
         assert_eq!(lr_at(LrSchedule::Constant, lr, 77, 10, 100), lr);
+    }
+
+    /// A cooldown of a quarter over 100 steps: the full rate for 75 steps,
+    /// then a quarter less every 25/4 steps, down to zero at the end.
+    #[test]
+    fn a_cooldown_holds_the_rate_then_falls_in_a_line_to_zero() {
+        let lr = 0.002;
+        let cooldown = LrSchedule::Cooldown(0.25);
+        let at = |step| lr_at(cooldown, lr, step, 10, 100);
+        assert_eq!(at(0), lr);
+        assert_eq!(at(75), lr, "the last full-rate step");
+        assert!((at(76) - lr * 24.0 / 25.0).abs() < 1e-15);
+        assert!((at(90) - lr * 10.0 / 25.0).abs() < 1e-15);
+        assert!((at(99) - lr / 25.0).abs() < 1e-15);
+        assert_eq!(at(100), 0.0);
+        assert_eq!(at(150), 0.0, "past the end it stays at zero");
+        let rates: Vec<f64> = (0..=100).map(at).collect();
+        assert!(rates.windows(2).all(|w| w[1] <= w[0]), "never rises");
     }
 
     /// The steps follow the schedule's curve, and a scheduler restored from

@@ -173,48 +173,51 @@ fn bad_input_gets_an_error_naming_the_problem() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--valid-fraction"));
 }
 
-/// A cosine under a time budget fixes its horizon after the first epoch,
-/// says so, records it, and the run stops by then: the rate is zero after.
+/// A cosine or a cooldown under a time budget fixes its horizon after the
+/// first epoch (and lowers it if the epochs slow), says so, records it, and
+/// the run stops by then: the rate is zero after.
 #[test]
-fn a_cosine_under_a_budget_ends_at_the_horizon_the_first_epoch_fixes() {
+fn a_schedule_under_a_budget_ends_at_the_horizon_the_epochs_pace_fixes() {
     let tmp = tempfile::tempdir().unwrap();
     let text = tmp.path().join("text.txt");
     std::fs::write(&text, SENTENCE.repeat(40)).unwrap();
-    let artifact = tmp.path().join("lm");
-    let out = train(&[
-        "--data",
-        text.to_str().unwrap(),
-        "--artifact-dir",
-        artifact.to_str().unwrap(),
-        "--d-embed",
-        "8",
-        "--d-hidden",
-        "16",
-        "--layers",
-        "1",
-        "--batch-size",
-        "4",
-        "--seq-len",
-        "16",
-        "--epochs",
-        "500",
-        "--patience",
-        "0",
-        "--lr-schedule",
-        "cosine",
-        "--minutes",
-        "0.02",
-    ]);
-    common::check(&out);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let metrics = read_metrics(&artifact);
-    let horizon = metrics.lr_horizon.expect("a budget fixes the horizon");
-    assert!((1..=500).contains(&horizon), "{horizon}");
-    assert!(
-        stdout.contains(&format!(
-            "the cosine reaches zero at the end of epoch {horizon} (`--epochs {horizon} --minutes 0` repeats this run)"
-        )),
-        "{stdout}"
-    );
-    assert!(metrics.epochs_run <= horizon, "{metrics:?}");
+    for schedule in ["cosine", "cooldown:0.5"] {
+        let artifact = tmp.path().join(schedule.replace(':', "-"));
+        let out = train(&[
+            "--data",
+            text.to_str().unwrap(),
+            "--artifact-dir",
+            artifact.to_str().unwrap(),
+            "--d-embed",
+            "8",
+            "--d-hidden",
+            "16",
+            "--layers",
+            "1",
+            "--batch-size",
+            "4",
+            "--seq-len",
+            "16",
+            "--epochs",
+            "500",
+            "--patience",
+            "0",
+            "--lr-schedule",
+            schedule,
+            "--minutes",
+            "0.02",
+        ]);
+        common::check(&out);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let metrics = read_metrics(&artifact);
+        let horizon = metrics.lr_horizon.expect("a budget fixes the horizon");
+        assert!((1..=500).contains(&horizon), "{schedule}: {horizon}");
+        assert!(
+            stdout.contains(&format!(
+                "reaches zero at the end of epoch {horizon} (`--epochs {horizon} --minutes 0` repeats this run)"
+            )),
+            "{schedule}: {stdout}"
+        );
+        assert!(metrics.epochs_run <= horizon, "{schedule}: {metrics:?}");
+    }
 }

@@ -70,7 +70,9 @@ pub struct LmArgs {
     pub lr: f64,
     /// How the learning rate moves from --lr: constant, cosine (down to zero
     /// at the end of --epochs or, under --minutes, of the epochs the budget
-    /// holds at the first epoch's pace) or exponential:G (times G per epoch).
+    /// holds at the epochs' pace), exponential:G (times G per epoch) or
+    /// cooldown:F (constant, then a line down to zero over the last
+    /// fraction F of that run).
     /// Constant: with --recurrent-dropout 0.25 it ended 0.03 nats below the
     /// cosine, one run each (docs/generation.md).
     #[arg(long, default_value = "constant", value_parser = LrSchedule::parse)]
