@@ -430,14 +430,16 @@ impl EarlyStoppingStrategy for Stopping {
             self.seconds_before + self.started.elapsed().as_secs_f64(),
         );
         let out_of_time = self.deadline.is_some_and(|d| now + epoch_time > d);
-        if out_of_time && !stalled {
+        // Past the horizon the rate is zero: nothing would move.
+        let schedule_done = epoch >= self.horizon.epochs(self.epochs);
+        if schedule_done && epoch < self.epochs {
+            println!("epoch {epoch} ends the schedule: the rate is zero now; stopping");
+        } else if out_of_time && !stalled {
             println!(
                 "epoch {epoch} took {:.0} s: another would end past --minutes; stopping",
                 epoch_time.as_secs_f64()
             );
         }
-        // Past the horizon the rate is zero: nothing would move.
-        let schedule_done = epoch >= self.horizon.epochs(self.epochs);
         let stop = stalled || out_of_time || schedule_done;
         let seconds = self.seconds_before + self.started.elapsed().as_secs_f64();
         let finished = stop || epoch >= self.epochs;

@@ -104,8 +104,30 @@ const ROUND_2: [(&str, &str, &[&str]); 7] = [
     ),
 ];
 
+/// Round 3 (2026-12-05): the language model's new schedule on the
+/// classifier — the rate held, then a line down to zero over the last 20%
+/// of the run — alone and with the two round-2 candidates whose validation
+/// was closest.
+const ROUND_3: [(&str, &str, &[&str]); 3] = [
+    (
+        "concat-cooldown",
+        "round 3: the rate held, then a line to zero over the last 20%",
+        &["--lr-schedule", "cooldown:0.2"],
+    ),
+    (
+        "concat-cooldown-decay",
+        "round 3: the same with weight decay 0.05",
+        &["--lr-schedule", "cooldown:0.2", "--weight-decay", "0.05"],
+    ),
+    (
+        "concat-cooldown-bilstm",
+        "round 3: the same with a bidirectional LSTM",
+        &["--lr-schedule", "cooldown:0.2", "--encoder", "bilstm"],
+    ),
+];
+
 /// Every row in the table's order — the default, round 1, the rest of
-/// round 2 — with its whole options.
+/// round 2, round 3 — with its whole options.
 fn variants() -> Vec<(&'static str, &'static str, Vec<&'static str>)> {
     let (default, round_2) = ROUND_2
         .split_first()
@@ -114,12 +136,13 @@ fn variants() -> Vec<(&'static str, &'static str, Vec<&'static str>)> {
         let options = ROUND_1_BASE.iter().chain(options.iter()).copied();
         (*name, *label, options.collect())
     });
-    let round_2 = round_2
+    let later_rounds = round_2
         .iter()
+        .chain(ROUND_3.iter())
         .map(|(name, label, options)| (*name, *label, options.to_vec()));
     std::iter::once((default.0, default.1, default.2.to_vec()))
         .chain(round_1)
-        .chain(round_2)
+        .chain(later_rounds)
         .collect()
 }
 
@@ -156,7 +179,7 @@ fn markdown_table(results: &[SeedRun]) -> String {
          over the seeds, in %. A default is chosen by the validation mean, never by test. \
          Round 1 measured each candidate as one change from attention pooling, the default of \
          the time; concat pooling won it. Round 2 measures the closest candidates on top of \
-         concat pooling. \
+         concat pooling; round 3 the language model's cooldown schedule on top of it. \
          Command: `cargo xtask experiment defaults`. Training times are left out: these runs \
          shared the machine with builds (the encoders table has clean times).",
         &rows,
