@@ -361,8 +361,13 @@ impl Stopping {
         match self.horizon.fixed() {
             None => {
                 self.horizon.fix(held);
+                // A resumed run whose progress has no horizon fixes it later.
+                let took = match epoch {
+                    1 => format!("epoch 1 took {pace:.0} s"),
+                    _ => format!("the {epoch} epochs so far took {pace:.0} s each on average"),
+                };
                 println!(
-                    "epoch {epoch} took {pace:.0} s: the budget holds {held} epoch(s) of {}; the rate reaches zero at the end of epoch {held} ({repeat})",
+                    "{took}: the budget holds {held} epoch(s) of {}; the rate reaches zero at the end of epoch {held} ({repeat})",
                     self.epochs
                 );
             }
