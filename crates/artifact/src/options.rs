@@ -158,6 +158,10 @@ pub struct ClassifierTraining {
     /// The embedding and encoder were first trained as a word language
     /// model (absent: they started from random weights).
     pub pretraining: Option<Pretraining>,
+    /// The word embedding started from these pretrained vectors (absent:
+    /// from random ones).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embeddings: Option<PathBuf>,
 }
 
 /// Language-model pretraining of a classifier's embedding and encoder

@@ -31,6 +31,12 @@ pub enum DataError {
     UnknownChars { chars: String },
     #[error("the text has {chars} characters; one window of every stream needs at least {needed}")]
     TooShort { chars: usize, needed: usize },
+    #[error("{path}:{line}: {message}")]
+    WordVectors {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
     #[error("tokenizer: {0}")]
     Tokenizer(String),
 }

@@ -25,6 +25,7 @@ mod subword;
 pub mod synthetic;
 mod tokenizer;
 mod tsv;
+mod word_vectors;
 
 pub use batcher::{EncodedText, PaddedIds, TextBatch, TextBatcher, encode_all};
 pub use bucket::{Bucketed, POOL_BATCHES, bucket_by_length, padded_positions};
@@ -33,6 +34,7 @@ pub use error::DataError;
 pub use pairs::{EncodedPair, PairBatch, PairBatcher, SentencePair, encode_pairs, read_pairs};
 pub use subword::{BOS_ID, EOS_ID, SUBWORD_SPECIALS, SubwordTokenizer};
 pub use tokenizer::{PAD_ID, PAD_TOKEN, UNK_ID, UNK_TOKEN, WordTokenizer};
+pub use word_vectors::WordVectors;
 pub use tsv::{
     LabelledText, MR_LABELS, TsvRow, TsvRows, label_row, labelled_rows, labels_of,
     read_labelled_tsv, read_tsv,

@@ -6,6 +6,7 @@ use crate::DataError;
 use std::path::Path;
 use tokenizers::models::TrainerWrapper;
 use tokenizers::models::wordlevel::{WordLevel, WordLevelTrainer};
+use tokenizers::models::ModelWrapper;
 use tokenizers::normalizers::Lowercase;
 use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
 use tokenizers::{AddedToken, Tokenizer};
@@ -55,6 +56,47 @@ impl WordTokenizer {
         debug_assert_eq!(tokenizer.inner.token_to_id(PAD_TOKEN), Some(PAD_ID));
         debug_assert_eq!(tokenizer.inner.token_to_id(UNK_TOKEN), Some(UNK_ID));
         Ok(tokenizer)
+    }
+
+    /// Like [`WordTokenizer::train`], but a word seen fewer than
+    /// `min_frequency` times (and at least once) is also kept where `keep` is
+    /// true of it. Words with a pretrained vector (`train --embeddings`) need
+    /// no second sighting to start from a meaningful embedding. The order is
+    /// [`WordTokenizer::train`]'s: the most frequent first, ties by word, so
+    /// that a `keep` true of nothing gives the same vocabulary.
+    pub fn train_keeping<'a>(
+        texts: &[&'a str],
+        min_frequency: u64,
+        max_vocab: usize,
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<Self, DataError> {
+        // Every word in the trainer's order; the words seen `min_frequency`
+        // times are a prefix of that order.
+        let every = Self::train(texts.iter().copied(), 1, usize::MAX)?;
+        let frequent = Self::train(texts.iter().copied(), min_frequency, usize::MAX)?.vocab_size();
+        let mut vocab = ahash::AHashMap::new();
+        for id in 0..every.vocab_size() as u32 {
+            let word = every
+                .token(id)
+                .ok_or_else(|| DataError::Tokenizer(format!("id {id} has no word")))?;
+            if vocab.len() < max_vocab && ((id as usize) < frequent || keep(&word)) {
+                let next = vocab.len() as u32;
+                vocab.insert(word, next);
+            }
+        }
+        let model = WordLevel::builder()
+            .vocab(vocab)
+            .unk_token(UNK_TOKEN.to_string())
+            .build()
+            .map_err(tok_err)?;
+        let mut inner = every.inner;
+        inner.with_model(ModelWrapper::from(model));
+        Ok(Self { inner })
+    }
+
+    /// The word of `id`, as the vocabulary holds it (lowercase).
+    pub fn token(&self, id: u32) -> Option<String> {
+        self.inner.id_to_token(id)
     }
 
     /// Loads a `tokenizer.json` written by [`WordTokenizer::save`].
@@ -154,6 +196,31 @@ mod tests {
         assert_eq!(tok.vocab_size(), 2 + 3); // good, a, film
         let tok = WordTokenizer::train(texts.into_iter(), 1, 3).unwrap();
         assert_eq!(tok.vocab_size(), 3); // [PAD], [UNK], good
+    }
+
+    #[test]
+    fn train_keeping_adds_the_rare_words_kept_and_keeps_the_order() {
+        let texts = ["a good film.", "a bad film", "good, good acting!"];
+        let vocab = |tok: &WordTokenizer| -> Vec<String> {
+            (0..tok.vocab_size() as u32).map(|id| tok.token(id).unwrap()).collect()
+        };
+        // Keeping nothing is `train`.
+        let plain = WordTokenizer::train(texts.into_iter(), 2, 100).unwrap();
+        let none = WordTokenizer::train_keeping(&texts, 2, 100, |_| false).unwrap();
+        assert_eq!(vocab(&none), vocab(&plain));
+        // "bad" and "acting" are seen once; only "bad" is kept, after the
+        // frequent words, where its count puts it.
+        let kept = WordTokenizer::train_keeping(&texts, 2, 100, |w| w == "bad").unwrap();
+        assert_eq!(vocab(&kept), ["[PAD]", "[UNK]", "good", "a", "film", "bad"]);
+        assert_eq!(kept.encode("A bad acting").unwrap(), [3, 5, UNK_ID]);
+        // The limit still holds, specials included.
+        let small = WordTokenizer::train_keeping(&texts, 2, 4, |_| true).unwrap();
+        assert_eq!(vocab(&small), ["[PAD]", "[UNK]", "good", "a"]);
+        // And it saves and loads like any other.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokenizer.json");
+        kept.save(&path).unwrap();
+        assert_eq!(vocab(&WordTokenizer::load(&path).unwrap()), vocab(&kept));
     }
 
     #[test]

@@ -173,6 +173,23 @@ impl<B: Backend> TextClassifier<B> {
         &self.encoder
     }
 
+    /// The model with its word embedding replaced by `weight` (`[vocab,
+    /// d_embed]`, the shape it had), as a fresh parameter: pretrained word
+    /// vectors (`train --embeddings`).
+    pub fn with_embedding_weight(mut self, weight: Tensor<B, 2>) -> Self {
+        assert_eq!(
+            weight.dims(),
+            self.embedding.weight.dims(),
+            "the embedding's shape is [vocab, d_embed]"
+        );
+        // Rebuilt from its values, so that the parameter is a leaf of the
+        // autodiff graph whatever `weight` was computed from.
+        let device = weight.device();
+        let weight = Tensor::from_data(weight.into_data(), &device);
+        self.embedding.weight = burn::module::Param::from_tensor(weight);
+        self
+    }
+
     pub(crate) fn parts(&self) -> (&Embedding<B>, &Encoder<B>, &AttentionPooling<B>, &Linear<B>) {
         (
             &self.embedding,

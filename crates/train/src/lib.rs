@@ -41,6 +41,7 @@ pub mod average;
 pub mod classifier;
 pub mod classify;
 pub mod cli;
+pub mod embeddings;
 pub mod compress;
 pub mod fit;
 pub mod import;

@@ -18,6 +18,8 @@ fn args(artifact: &Path) -> Vec<String> {
         "4",
         "--limit",
         "4000",
+        "--embeddings",
+        "none",
         "--d-embed",
         "32",
         "--d-hidden",

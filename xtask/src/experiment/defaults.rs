@@ -22,9 +22,15 @@ pub struct DefaultsArgs {
     artifacts: PathBuf,
 }
 
+/// What rounds 1–3 started from: the random embedding of the default of
+/// their time. Their rows add these options, so that the command
+/// reproduces them now that GloVe, round 4's winner, is the default.
+const RANDOM_EMBEDDING: [&str; 2] = ["--embeddings", "none"];
+
 /// Round 1's base, the default when it ran (2026-12-03): attention pooling
-/// alone. Each round-1 row adds these options, so the command reproduces
-/// round 1 as it was now that concat pooling, its winner, is the default.
+/// alone. Each round-1 row adds these options (after [`RANDOM_EMBEDDING`]),
+/// so the command reproduces round 1 as it was now that concat pooling, its
+/// winner, is the default.
 const ROUND_1_BASE: [&str; 2] = ["--pooling", "attention"];
 
 /// Round 1: a short name, what the table calls it, and the options added to
@@ -76,10 +82,21 @@ const ROUND_1: [(&str, &str, &[&str]); 16] = [
     ),
 ];
 
-/// Round 2: the default command (the first row, no options) and the
-/// round-1 candidates that came closest, on top of concat pooling.
+/// The default command: no options.
+const DEFAULT: (&str, &str) = (
+    "default",
+    "the default command (LSTM, concat pooling, the embedding started from GloVe)",
+);
+
+/// Round 2: its base (the first row: the default from round 1 to round 4)
+/// and the round-1 candidates that came closest, on top of concat pooling.
+/// Rounds 2 and 3 add [`RANDOM_EMBEDDING`] to these options.
 const ROUND_2: [(&str, &str, &[&str]); 7] = [
-    ("default", "the default command (LSTM, concat pooling)", &[]),
+    (
+        "concat",
+        "rounds 2–4's base, the default of 2026-12-04 (LSTM, concat pooling, a random embedding)",
+        &[],
+    ),
     ("concat-gru", "round 2: GRU encoder", &["--encoder", "gru"]),
     (
         "concat-bilstm",
@@ -126,23 +143,63 @@ const ROUND_3: [(&str, &str, &[&str]); 3] = [
     ),
 ];
 
-/// Every row in the table's order — the default, round 1, the rest of
-/// round 2, round 3 — with its whole options.
+/// The pretrained vectors of round 4 (`cargo xtask data glove-mr`).
+const GLOVE: &str = "datasets/glove-mr/vectors.txt";
+
+/// Round 4 (2026-12-05): the word embedding started from GloVe's vectors,
+/// alone and with the candidates a pretrained embedding might change:
+/// lighter embedding dropout, round 3's best by validation, a BiLSTM.
+const ROUND_4: [(&str, &str, &[&str]); 4] = [
+    (
+        "glove",
+        "round 4: the embedding started from GloVe 6B 100d",
+        &["--embeddings", GLOVE],
+    ),
+    (
+        "glove-embedding03",
+        "round 4: the same with embedding dropout 0.3",
+        &["--embeddings", GLOVE, "--embedding-dropout", "0.3"],
+    ),
+    (
+        "glove-cooldown-decay",
+        "round 4: the same with round 3's cooldown and weight decay 0.05",
+        &[
+            "--embeddings",
+            GLOVE,
+            "--lr-schedule",
+            "cooldown:0.2",
+            "--weight-decay",
+            "0.05",
+        ],
+    ),
+    (
+        "glove-bilstm",
+        "round 4: the same with a bidirectional LSTM",
+        &["--embeddings", GLOVE, "--encoder", "bilstm"],
+    ),
+];
+
+/// Every row in the table's order — the default, round 1, round 2 with its
+/// base, rounds 3 and 4 — with its whole options.
 fn variants() -> Vec<(&'static str, &'static str, Vec<&'static str>)> {
-    let (default, round_2) = ROUND_2
-        .split_first()
-        .expect("round 2 starts with the default");
+    let random = |options: &[&'static str]| -> Vec<&'static str> {
+        RANDOM_EMBEDDING.iter().chain(options).copied().collect()
+    };
     let round_1 = ROUND_1.iter().map(|(name, label, options)| {
-        let options = ROUND_1_BASE.iter().chain(options.iter()).copied();
-        (*name, *label, options.collect())
+        let options: Vec<&str> = ROUND_1_BASE.iter().chain(options.iter()).copied().collect();
+        (*name, *label, random(&options))
     });
-    let later_rounds = round_2
+    let rounds_2_3 = ROUND_2
         .iter()
         .chain(ROUND_3.iter())
+        .map(|(name, label, options)| (*name, *label, random(options)));
+    let round_4 = ROUND_4
+        .iter()
         .map(|(name, label, options)| (*name, *label, options.to_vec()));
-    std::iter::once((default.0, default.1, default.2.to_vec()))
+    std::iter::once((DEFAULT.0, DEFAULT.1, Vec::new()))
         .chain(round_1)
-        .chain(later_rounds)
+        .chain(rounds_2_3)
+        .chain(round_4)
         .collect()
 }
 
@@ -179,7 +236,9 @@ fn markdown_table(results: &[SeedRun]) -> String {
          over the seeds, in %. A default is chosen by the validation mean, never by test. \
          Round 1 measured each candidate as one change from attention pooling, the default of \
          the time; concat pooling won it. Round 2 measures the closest candidates on top of \
-         concat pooling; round 3 the language model's cooldown schedule on top of it. \
+         concat pooling; round 3 the language model's cooldown schedule on top of it; rounds \
+         1–3 start from a random embedding (`--embeddings none`). Round 4 starts the embedding \
+         from GloVe's vectors, which won it and made the default. \
          Command: `cargo xtask experiment defaults`. Training times are left out: these runs \
          shared the machine with builds (the encoders table has clean times).",
         &rows,

@@ -25,7 +25,10 @@ const ENCODERS: [&str; 5] = ["rnn", "gru", "lstm", "bilstm", "transformer"];
 pub fn run(args: &EncodersArgs) -> Result<()> {
     let variants: Vec<Variant> = ENCODERS
         .iter()
-        .map(|e| (*e, vec!["--encoder".to_string(), e.to_string()]))
+        .map(|e| {
+            let options = ["--embeddings", "none", "--encoder", e];
+            (*e, options.iter().map(|o| o.to_string()).collect())
+        })
         .collect();
     run_and_tabulate(
         &args.seeds,
@@ -40,7 +43,8 @@ pub fn run(args: &EncodersArgs) -> Result<()> {
 fn markdown_table(results: &[SeedRun]) -> String {
     let rows: Vec<(&str, String)> = ENCODERS.iter().map(|e| (*e, e.to_string())).collect();
     accuracy_table(
-        "MR, the default `train` command with `--encoder E` (the epoch of best validation \
+        "MR, the default `train` command with `--embeddings none --encoder E` (the \
+         random embedding of the default before 2026-12-05; the epoch of best validation \
          accuracy kept), seeds 1..=N; mean ± sample standard deviation over the seeds, in %. \
          Command: `cargo xtask experiment encoders`.",
         &rows,

@@ -29,8 +29,11 @@ pub struct RegularizationArgs {
 }
 
 /// No regularization at all: no dropout, no decay, no clipping, and the
-/// weights of the last epoch.
-const NONE: [&str; 6] = [
+/// weights of the last epoch; and a random embedding, as when the table
+/// was measured (GloVe became the default on 2026-12-05).
+const NONE: [&str; 8] = [
+    "--embeddings",
+    "none",
     "--embedding-dropout",
     "0",
     "--output-dropout",

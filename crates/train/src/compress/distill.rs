@@ -101,6 +101,7 @@ pub fn run<B: TrainBackend>(args: &DistillArgs, device: &B::Device, backend: &st
             max_vocab: args.max_vocab,
             limit: args.fit.limit,
             pretraining: None,
+            embeddings: None,
         }),
     };
     artifact::memory::check_fits(

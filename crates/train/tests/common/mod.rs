@@ -17,10 +17,22 @@ pub fn mr_split(name: &str) -> Vec<LabelledText> {
     data::read_labelled_tsv(&mr_dir().join(format!("{name}.tsv")), &data::MR_LABELS).unwrap()
 }
 
-/// Runs the `train` binary with `args`.
+/// Runs the `train` binary. A classifier run (no subcommand, or
+/// `classify`) starts from a random embedding unless the test names
+/// `--embeddings`: the default vectors lie under the workspace root, not
+/// the crate directory tests run in, and fix --d-embed at 100, where the
+/// tests' tiny models choose their own width.
 pub fn train(args: &[&str]) -> Output {
+    let classifier = args
+        .first()
+        .is_none_or(|first| *first == "classify" || first.starts_with("--"));
+    let random_embedding = (classifier && !args.contains(&"--embeddings"))
+        .then_some(["--embeddings", "none"])
+        .into_iter()
+        .flatten();
     Command::new(env!("CARGO_BIN_EXE_train"))
         .args(args)
+        .args(random_embedding)
         .output()
         .unwrap()
 }
