@@ -34,8 +34,8 @@ pub use error::DataError;
 pub use pairs::{EncodedPair, PairBatch, PairBatcher, SentencePair, encode_pairs, read_pairs};
 pub use subword::{BOS_ID, EOS_ID, SUBWORD_SPECIALS, SubwordTokenizer};
 pub use tokenizer::{PAD_ID, PAD_TOKEN, UNK_ID, UNK_TOKEN, WordTokenizer};
-pub use word_vectors::WordVectors;
 pub use tsv::{
     LabelledText, MR_LABELS, TsvRow, TsvRows, label_row, labelled_rows, labels_of,
     read_labelled_tsv, read_tsv,
 };
+pub use word_vectors::WordVectors;

@@ -4,9 +4,9 @@
 
 use crate::DataError;
 use std::path::Path;
+use tokenizers::models::ModelWrapper;
 use tokenizers::models::TrainerWrapper;
 use tokenizers::models::wordlevel::{WordLevel, WordLevelTrainer};
-use tokenizers::models::ModelWrapper;
 use tokenizers::normalizers::Lowercase;
 use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
 use tokenizers::{AddedToken, Tokenizer};
@@ -202,7 +202,9 @@ mod tests {
     fn train_keeping_adds_the_rare_words_kept_and_keeps_the_order() {
         let texts = ["a good film.", "a bad film", "good, good acting!"];
         let vocab = |tok: &WordTokenizer| -> Vec<String> {
-            (0..tok.vocab_size() as u32).map(|id| tok.token(id).unwrap()).collect()
+            (0..tok.vocab_size() as u32)
+                .map(|id| tok.token(id).unwrap())
+                .collect()
         };
         // Keeping nothing is `train`.
         let plain = WordTokenizer::train(texts.into_iter(), 2, 100).unwrap();

@@ -88,14 +88,19 @@ impl WordVectors {
                     _ => {
                         return Err(error(
                             line,
-                            format!("the word {word:?} has the value {value:?}, not a finite number"),
+                            format!(
+                                "the word {word:?} has the value {value:?}, not a finite number"
+                            ),
                         ));
                     }
                 }
             }
             let row = vectors.index.len();
             if vectors.index.insert(word.to_string(), row).is_some() {
-                return Err(error(line, format!("the word {word:?} appears a second time")));
+                return Err(error(
+                    line,
+                    format!("the word {word:?} appears a second time"),
+                ));
             }
         }
         if vectors.index.is_empty() {
@@ -108,7 +113,10 @@ impl WordVectors {
         if let Some((count, _)) = declared.filter(|&(count, _)| count != vectors.len()) {
             return Err(error(
                 1,
-                format!("the header declares {count} words, the file has {}", vectors.len()),
+                format!(
+                    "the header declares {count} words, the file has {}",
+                    vectors.len()
+                ),
             ));
         }
         Ok(vectors)
@@ -143,7 +151,12 @@ impl WordVectors {
     pub fn std(&self) -> f32 {
         let n = self.values.len() as f64;
         let mean = self.values.iter().map(|&v| v as f64).sum::<f64>() / n;
-        let var = self.values.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+        let var = self
+            .values
+            .iter()
+            .map(|&v| (v as f64 - mean).powi(2))
+            .sum::<f64>()
+            / n;
         var.sqrt() as f32
     }
 }
@@ -165,19 +178,33 @@ mod tests {
         let word2vec = parse("2 2\r\nthe 0.5 -1\r\nfilm 2 0.25\r\n").unwrap();
         assert_eq!(word2vec.get("the"), Some(&[0.5f32, -1.0][..]));
         // Values 0.5, -1, 2, 0.25: mean 0.4375.
-        let expected = ((0.0625f64.powi(2) + 1.4375f64.powi(2) + 1.5625f64.powi(2) + 0.1875f64.powi(2)) / 4.0).sqrt();
+        let expected =
+            ((0.0625f64.powi(2) + 1.4375f64.powi(2) + 1.5625f64.powi(2) + 0.1875f64.powi(2)) / 4.0)
+                .sqrt();
         assert!((glove.std() as f64 - expected).abs() < 1e-6);
     }
 
     #[test]
     fn a_bad_line_is_named() {
         for (text, wanted) in [
-            ("the 0.5 -1\nfilm 2\n", "vectors.txt:2: the word \"film\" has 1 values, the vectors before it 2"),
-            ("the 0.5 x\n", "vectors.txt:1: the word \"the\" has the value \"x\""),
+            (
+                "the 0.5 -1\nfilm 2\n",
+                "vectors.txt:2: the word \"film\" has 1 values, the vectors before it 2",
+            ),
+            (
+                "the 0.5 x\n",
+                "vectors.txt:1: the word \"the\" has the value \"x\"",
+            ),
             ("the 0.5 NaN\n", "not a finite number"),
-            ("the 1\nthe 2\n", "vectors.txt:2: the word \"the\" appears a second time"),
+            (
+                "the 1\nthe 2\n",
+                "vectors.txt:2: the word \"the\" appears a second time",
+            ),
             ("the\n", "vectors.txt:1: the word \"the\" has no values"),
-            ("3 2\nthe 1 2\n", "vectors.txt:1: the header declares 3 words, the file has 1"),
+            (
+                "3 2\nthe 1 2\n",
+                "vectors.txt:1: the header declares 3 words, the file has 1",
+            ),
             ("\n\n", "no word vectors"),
         ] {
             let message = parse(text).unwrap_err().to_string();

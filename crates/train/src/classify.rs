@@ -248,9 +248,11 @@ pub fn run<B: TrainBackend>(args: &ClassifyArgs, device: &B::Device, backend: &s
 
     let texts: Vec<&str> = splits.train.iter().map(|t| t.text.as_str()).collect();
     let tokenizer = match &vectors {
-        Some(vectors) => WordTokenizer::train_keeping(&texts, args.min_freq, args.max_vocab, |w| {
-            vectors.contains(w)
-        })?,
+        Some(vectors) => {
+            WordTokenizer::train_keeping(&texts, args.min_freq, args.max_vocab, |w| {
+                vectors.contains(w)
+            })?
+        }
         None => WordTokenizer::train(texts.iter().copied(), args.min_freq, args.max_vocab)?,
     };
     println!(

@@ -39,7 +39,8 @@ struct Wink {
 
 pub fn generate(out: &Path, mr: &Path) -> Result<()> {
     let train = mr.join("train.tsv");
-    let text = fs::read_to_string(&train).with_context(|| format!("reading {}", train.display()))?;
+    let text =
+        fs::read_to_string(&train).with_context(|| format!("reading {}", train.display()))?;
     let mut mr_words = HashSet::new();
     for (i, line) in text.lines().enumerate() {
         let (_, sentence) = line
