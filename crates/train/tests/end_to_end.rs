@@ -93,6 +93,71 @@ fn one_short_epoch_then_infer() {
     assert!((evaluation.accuracy - test_accuracy).abs() < 1e-9);
 }
 
+/// `--embeddings` (the default's GloVe file): the vocabulary keeps the words
+/// seen once that have a vector, the embedding is the file's width, each
+/// word starts from its vector (after one short epoch "film" still points
+/// where GloVe's does), and the artifact records the file.
+#[test]
+fn pretrained_vectors_start_the_embedding_and_the_artifact_records_them() {
+    let glove = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../datasets/glove-mr/vectors.txt");
+    let tmp = tempfile::tempdir().unwrap();
+    let plain = tmp.path().join("plain");
+    let pretrained = tmp.path().join("glove");
+    let small = ["--limit", "640", "--d-hidden", "16", "--max-seq-len", "16"];
+    let out = one_epoch_on_mr(&plain, &small);
+    common::check(&out);
+    let mut options = small.to_vec();
+    options.extend(["--embeddings", glove.to_str().unwrap()]);
+    let out = one_epoch_on_mr(&pretrained, &options);
+    common::check(&out);
+    assert!(
+        common::stdout(&out).contains(" words start from the 15518 vectors of "),
+        "{}",
+        common::stdout(&out)
+    );
+
+    let plain = load(&plain);
+    let pretrained = load(&pretrained);
+    assert_eq!(pretrained.config.model.d_embed, 100);
+    assert_eq!(
+        pretrained
+            .config
+            .training
+            .as_ref()
+            .unwrap()
+            .embeddings
+            .as_deref(),
+        Some(glove.as_path())
+    );
+    assert_eq!(plain.config.training.as_ref().unwrap().embeddings, None);
+    // 640 sentences see most words once: the ones with a vector stay.
+    let (with, without) = (
+        pretrained.tokenizer.vocab_size(),
+        plain.tokenizer.vocab_size(),
+    );
+    assert!(with > 2 * without, "{with} words against {without}");
+
+    let vectors = data::WordVectors::read(&glove).unwrap();
+    let film = pretrained.tokenizer.encode("film").unwrap()[0] as usize;
+    let weight: Vec<f32> = pretrained
+        .model()
+        .embedding()
+        .weight
+        .val()
+        .into_data()
+        .to_vec()
+        .unwrap();
+    let row = &weight[film * 100..(film + 1) * 100];
+    let glove_film = vectors.get("film").unwrap();
+    let dot: f32 = row.iter().zip(glove_film).map(|(a, b)| a * b).sum();
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let cosine = dot / (norm(row) * norm(glove_film));
+    assert!(
+        cosine > 0.9,
+        "cosine {cosine} between the kept and GloVe's \"film\""
+    );
+}
+
 #[test]
 fn bad_data_gets_an_error_naming_file_and_line() {
     let tmp = tempfile::tempdir().unwrap();
