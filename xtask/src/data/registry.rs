@@ -4,6 +4,7 @@
 use anyhow::{Context, Result, bail, ensure};
 use flate2::read::GzDecoder;
 use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Downloads the source distribution `file` of the pip requirement `package`
@@ -55,23 +56,12 @@ pub fn hex(bytes: &[u8]) -> String {
 /// uses), as (path, bytes).
 pub fn deb_files(package: &str, version: &str, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
     let download = tempfile::tempdir()?;
-    eprintln!("apt-get download {package}={version} ...");
-    let output = Command::new("apt-get")
-        .args(["download", "-q"])
+    let mut apt = Command::new("apt-get");
+    apt.args(["download", "-q"])
         .arg(format!("{package}={version}"))
-        .current_dir(download.path())
-        .output()
-        .context("running `apt-get download` (is this a Debian machine?)")?;
-    ensure!(
-        output.status.success(),
-        "apt-get download {package}={version} failed: {}",
-        String::from_utf8_lossy(&output.stderr).trim()
-    );
-    let deb = std::fs::read_dir(download.path())?
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|x| x == "deb"))
-        .with_context(|| format!("apt-get download {package} wrote no .deb"))?;
+        .current_dir(download.path());
+    let what = format!("apt-get download {package}={version}");
+    let deb = fetch(apt, &what, download.path(), "deb").context("is this a Debian machine?")?;
     let tar = Command::new("dpkg-deb")
         .arg("--fsys-tarfile")
         .arg(&deb)
@@ -103,21 +93,28 @@ pub fn deb_files(package: &str, version: &str, prefix: &str) -> Result<Vec<(Stri
 /// returns its gzipped tarball (members under `package/`).
 pub fn npm_pack(package: &str) -> Result<Vec<u8>> {
     let download = tempfile::tempdir()?;
-    eprintln!("npm pack {package} ...");
-    let output = Command::new("npm")
-        .args(["pack", "--silent", package, "--pack-destination"])
-        .arg(download.path())
+    let mut npm = Command::new("npm");
+    npm.args(["pack", "--silent", package, "--pack-destination"])
+        .arg(download.path());
+    let tarball = fetch(npm, &format!("npm pack {package}"), download.path(), "tgz")?;
+    std::fs::read(&tarball).with_context(|| format!("reading {}", tarball.display()))
+}
+
+/// Runs the registry client `command` (`what`, for the messages), which
+/// downloads into `dir`, and returns the path of the `.ext` file it wrote.
+fn fetch(mut command: Command, what: &str, dir: &Path, ext: &str) -> Result<PathBuf> {
+    eprintln!("{what} ...");
+    let output = command
         .output()
-        .context("running `npm pack` (is npm installed?)")?;
+        .with_context(|| format!("running `{what}`"))?;
     ensure!(
         output.status.success(),
-        "npm pack {package} failed: {}",
+        "{what} failed: {}",
         String::from_utf8_lossy(&output.stderr).trim()
     );
-    let tarball = std::fs::read_dir(download.path())?
+    std::fs::read_dir(dir)?
         .flatten()
         .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|x| x == "tgz"))
-        .with_context(|| format!("npm pack {package} wrote no .tgz"))?;
-    std::fs::read(&tarball).with_context(|| format!("reading {}", tarball.display()))
+        .find(|p| p.extension().is_some_and(|x| x == ext))
+        .with_context(|| format!("{what} wrote no .{ext}"))
 }
