@@ -1,7 +1,8 @@
 //! `cargo xtask experiment encoders`: the MR classifier's default command
-//! with each encoder (rnn, gru, lstm, bilstm, transformer), over several
-//! seeds, through the release `train` binary; writes the table of mean and
-//! spread under `docs/experiments/encoders/`.
+//! with each encoder (rnn, gru, lstm, bilstm, transformer), from a random
+//! embedding and from GloVe's vectors (the default since 2026-12-05), over
+//! several seeds, through the release `train` binary; writes the table of
+//! mean and spread under `docs/experiments/encoders/`.
 
 use super::seeds::{SeedArgs, SeedRun, Variant, accuracy_table, run_and_tabulate};
 use anyhow::Result;
@@ -22,13 +23,40 @@ pub struct EncodersArgs {
 /// The encoders, as `train --encoder` names them, in the table's order.
 const ENCODERS: [&str; 5] = ["rnn", "gru", "lstm", "bilstm", "transformer"];
 
-pub fn run(args: &EncodersArgs) -> Result<()> {
-    let variants: Vec<Variant> = ENCODERS
-        .iter()
-        .map(|e| {
-            let options = ["--embeddings", "none", "--encoder", e];
-            (*e, options.iter().map(|o| o.to_string()).collect())
+/// A row's name: the encoder (a random embedding, as the table was first
+/// measured) or `glove-` and the encoder (the default's GloVe vectors).
+fn name(encoder: &str, glove: bool) -> String {
+    if glove {
+        format!("glove-{encoder}")
+    } else {
+        encoder.to_string()
+    }
+}
+
+/// Every row: each encoder from a random embedding, then from GloVe.
+fn rows() -> Vec<(String, Vec<String>)> {
+    [false, true]
+        .into_iter()
+        .flat_map(|glove| {
+            ENCODERS.iter().map(move |e| {
+                let embedding: &[&str] = if glove {
+                    &[]
+                } else {
+                    &["--embeddings", "none"]
+                };
+                let encoder = ["--encoder", e];
+                let options = embedding.iter().chain(&encoder);
+                (name(e, glove), options.map(|o| o.to_string()).collect())
+            })
         })
+        .collect()
+}
+
+pub fn run(args: &EncodersArgs) -> Result<()> {
+    let rows = rows();
+    let variants: Vec<Variant> = rows
+        .iter()
+        .map(|(name, options)| (name.as_str(), options.clone()))
         .collect();
     run_and_tabulate(
         &args.seeds,
@@ -41,12 +69,29 @@ pub fn run(args: &EncodersArgs) -> Result<()> {
 }
 
 fn markdown_table(results: &[SeedRun]) -> String {
-    let rows: Vec<(&str, String)> = ENCODERS.iter().map(|e| (*e, e.to_string())).collect();
+    let labels: Vec<(String, String)> = [false, true]
+        .into_iter()
+        .flat_map(|glove| {
+            ENCODERS.iter().map(move |e| {
+                let label = if glove {
+                    format!("{e}, GloVe")
+                } else {
+                    e.to_string()
+                };
+                (name(e, glove), label)
+            })
+        })
+        .collect();
+    let rows: Vec<(&str, String)> = labels
+        .iter()
+        .map(|(name, label)| (name.as_str(), label.clone()))
+        .collect();
     accuracy_table(
-        "MR, the default `train` command with `--embeddings none --encoder E` (the \
-         random embedding of the default before 2026-12-05; the epoch of best validation \
-         accuracy kept), seeds 1..=N; mean ± sample standard deviation over the seeds, in %. \
-         Command: `cargo xtask experiment encoders`.",
+        "MR, the default `train` command with `--encoder E` (the epoch of best validation \
+         accuracy kept), from a random embedding (`--embeddings none`, the default before \
+         2026-12-05; the first five rows) and from GloVe's vectors (the default since; the \
+         rows marked GloVe), seeds 1..=N; mean ± sample standard deviation over the seeds, \
+         in %. Command: `cargo xtask experiment encoders`.",
         &rows,
         results,
         true,
@@ -64,8 +109,8 @@ mod tests {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../docs/experiments/encoders/results.jsonl");
         let results = super::super::seeds::read_jsonl(&path).unwrap();
-        for encoder in ENCODERS {
-            assert!(results.iter().any(|r| r.variant == encoder), "{encoder}");
+        for (name, _) in rows() {
+            assert!(results.iter().any(|r| r.variant == name), "{name}");
         }
         assert!(markdown_table(&results).contains("| transformer | 1321219 |"));
     }
