@@ -1,9 +1,9 @@
 //! `train --embeddings`: the classifier's word embedding starts from
 //! pretrained word vectors (GloVe: `datasets/glove-mr`), and goes on learning
 //! with the rest of the model. Pretrained vectors bring what MR's 8,483
-//! training sentences cannot teach: that "superb" and "masterful" are alike,
-//! for words the training split has seen once (Kim 2014: +5 points on MR for
-//! a CNN).
+//! training sentences cannot teach: where a word the training split has
+//! seen once or twice ("vacuous", "tedium") stands among the others (Kim
+//! 2014: +5 points on MR for a CNN; +2.6 here, docs/generalization.md).
 
 use anyhow::{Result, bail};
 use burn::prelude::*;

@@ -23,30 +23,23 @@ pub struct EncodersArgs {
 /// The encoders, as `train --encoder` names them, in the table's order.
 const ENCODERS: [&str; 5] = ["rnn", "gru", "lstm", "bilstm", "transformer"];
 
-/// A row's name: the encoder (a random embedding, as the table was first
-/// measured) or `glove-` and the encoder (the default's GloVe vectors).
-fn name(encoder: &str, glove: bool) -> String {
-    if glove {
-        format!("glove-{encoder}")
-    } else {
-        encoder.to_string()
-    }
-}
-
-/// Every row: each encoder from a random embedding, then from GloVe.
-fn rows() -> Vec<(String, Vec<String>)> {
+/// Every row: each encoder from a random embedding (as the table was first
+/// measured), then from GloVe (the default's vectors), as its short name
+/// (`glove-` before the encoder for the second), the table's label and its
+/// `train` options.
+fn rows() -> Vec<(String, String, Vec<String>)> {
     [false, true]
         .into_iter()
         .flat_map(|glove| {
             ENCODERS.iter().map(move |e| {
-                let embedding: &[&str] = if glove {
-                    &[]
+                let (name, label, embedding): (String, String, &[&str]) = if glove {
+                    (format!("glove-{e}"), format!("{e}, GloVe"), &[])
                 } else {
-                    &["--embeddings", "none"]
+                    (e.to_string(), e.to_string(), &["--embeddings", "none"])
                 };
                 let encoder = ["--encoder", e];
                 let options = embedding.iter().chain(&encoder);
-                (name(e, glove), options.map(|o| o.to_string()).collect())
+                (name, label, options.map(|o| o.to_string()).collect())
             })
         })
         .collect()
@@ -56,7 +49,7 @@ pub fn run(args: &EncodersArgs) -> Result<()> {
     let rows = rows();
     let variants: Vec<Variant> = rows
         .iter()
-        .map(|(name, options)| (name.as_str(), options.clone()))
+        .map(|(name, _, options)| (name.as_str(), options.clone()))
         .collect();
     run_and_tabulate(
         &args.seeds,
@@ -69,22 +62,10 @@ pub fn run(args: &EncodersArgs) -> Result<()> {
 }
 
 fn markdown_table(results: &[SeedRun]) -> String {
-    let labels: Vec<(String, String)> = [false, true]
-        .into_iter()
-        .flat_map(|glove| {
-            ENCODERS.iter().map(move |e| {
-                let label = if glove {
-                    format!("{e}, GloVe")
-                } else {
-                    e.to_string()
-                };
-                (name(e, glove), label)
-            })
-        })
-        .collect();
-    let rows: Vec<(&str, String)> = labels
+    let rows = rows();
+    let rows: Vec<(&str, String)> = rows
         .iter()
-        .map(|(name, label)| (name.as_str(), label.clone()))
+        .map(|(name, label, _)| (name.as_str(), label.clone()))
         .collect();
     accuracy_table(
         "MR, the default `train` command with `--encoder E` (the epoch of best validation \
@@ -109,7 +90,7 @@ mod tests {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../docs/experiments/encoders/results.jsonl");
         let results = super::super::seeds::read_jsonl(&path).unwrap();
-        for (name, _) in rows() {
+        for (name, _, _) in rows() {
             assert!(results.iter().any(|r| r.variant == name), "{name}");
         }
         assert!(markdown_table(&results).contains("| transformer | 1321219 |"));
